@@ -1,0 +1,99 @@
+//! oneM2M timestamps: ISO 8601 basic format, `20250101T120000` with an optional `,ffffff`
+//! fraction (TS-0004 §6.3.3, as ACME and OpenMTC write them). Always UTC.
+
+use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
+
+const FORMAT: &str = "%Y%m%dT%H%M%S";
+
+/// Formats a time the way this CSE writes every timestamp: with microseconds, so that strings
+/// of this form sort in time order.
+pub fn format(t: DateTime<Utc>) -> String {
+    t.format("%Y%m%dT%H%M%S,%6f").to_string()
+}
+
+pub fn now() -> String {
+    format(Utc::now())
+}
+
+/// Parses `YYYYMMDDTHHMMSS` with an optional `,ffffff` (or `.ffffff`) fraction and an optional
+/// trailing `Z`.
+pub fn parse(s: &str) -> Option<DateTime<Utc>> {
+    let s = s.strip_suffix('Z').unwrap_or(s);
+    let (whole, frac) = match s.find([',', '.']) {
+        Some(i) => (&s[..i], Some(&s[i + 1..])),
+        None => (s, None),
+    };
+    if whole.len() != 15 {
+        return None;
+    }
+    let base = NaiveDateTime::parse_from_str(whole, FORMAT).ok()?;
+    let micros = match frac {
+        None => 0,
+        Some(f) if !f.is_empty() && f.len() <= 9 && f.bytes().all(|b| b.is_ascii_digit()) => {
+            // Scale to microseconds: "5" is 500000, "123456789" is 123456.
+            let digits: String = f.chars().chain(std::iter::repeat('0')).take(6).collect();
+            digits.parse::<u32>().ok()?
+        }
+        Some(_) => return None,
+    };
+    let t = base.and_utc() + chrono::Duration::microseconds(micros as i64);
+    Some(Utc.from_utc_datetime(&t.naive_utc()))
+}
+
+/// Brings a valid timestamp to the canonical form of [`format`], so that stored times compare
+/// correctly as strings.
+pub fn canonical(s: &str) -> Option<String> {
+    parse(s).map(format)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_with_microseconds() {
+        let t =
+            Utc.with_ymd_and_hms(2025, 1, 2, 3, 4, 5).unwrap() + chrono::Duration::microseconds(7);
+        assert_eq!(format(t), "20250102T030405,000007");
+    }
+
+    #[test]
+    fn parses_plain_fraction_and_zulu_forms() {
+        let t = Utc.with_ymd_and_hms(2025, 1, 2, 3, 4, 5).unwrap();
+        assert_eq!(parse("20250102T030405"), Some(t));
+        assert_eq!(parse("20250102T030405Z"), Some(t));
+        assert_eq!(
+            parse("20250102T030405,5"),
+            Some(t + chrono::Duration::milliseconds(500))
+        );
+        assert_eq!(
+            parse("20250102T030405.123456789"),
+            Some(t + chrono::Duration::microseconds(123456))
+        );
+    }
+
+    #[test]
+    fn rejects_what_is_not_a_timestamp() {
+        for bad in [
+            "",
+            "2025-01-02T03:04:05",
+            "20250102T0304",
+            "20251302T030405",
+            "20250102T030405,",
+            "20250102T030405,12a",
+            "20250102T250405",
+            "x20250102T03040",
+        ] {
+            assert_eq!(parse(bad), None, "{bad:?} should not parse");
+        }
+    }
+
+    #[test]
+    fn canonical_strings_sort_in_time_order() {
+        let a = canonical("20250102T030405").unwrap();
+        let b = canonical("20250102T030405,5").unwrap();
+        let c = canonical("20250102T030406").unwrap();
+        assert!(a < b && b < c);
+        assert_eq!(a, "20250102T030405,000000");
+    }
+}
