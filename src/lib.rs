@@ -1,1 +1,3 @@
+pub mod config;
 pub mod onem2m;
+pub mod store;

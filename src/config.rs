@@ -1,0 +1,320 @@
+//! Configuration: built-in defaults < `config.toml` < `M2MHUB_<SECTION>__<KEY>` environment
+//! variables, merged by figment. Unknown keys are errors, so a misspelt key is reported at
+//! start-up instead of being ignored.
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub cse: CseConfig,
+    pub storage: StorageConfig,
+    pub mqtt: MqttConfig,
+    pub http: HttpConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub enum CseKind {
+    IN,
+    MN,
+    ASN,
+}
+
+impl CseKind {
+    /// `cst` of the CSEBase: 1 IN, 2 MN, 3 ASN.
+    pub fn cst(self) -> u8 {
+        match self {
+            CseKind::IN => 1,
+            CseKind::MN => 2,
+            CseKind::ASN => 3,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CseConfig {
+    /// CSE-ID without the leading slash.
+    pub id: String,
+    /// Resource name of the CSEBase.
+    pub name: String,
+    /// Service provider ID, without slashes.
+    pub sp_id: String,
+    pub kind: CseKind,
+    /// Originator that may do everything (ACME's `CAdmin`).
+    pub admin: String,
+}
+
+impl Default for CseConfig {
+    fn default() -> Self {
+        CseConfig {
+            id: "id-in".into(),
+            name: "cse-in".into(),
+            sp_id: "m2mhub.example".into(),
+            kind: CseKind::IN,
+            admin: "CAdmin".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    pub path: PathBuf,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            path: PathBuf::from("./data/m2mhub.db"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MqttConfig {
+    pub enabled: bool,
+    /// MQTT 3.1.1 listener.
+    pub listen: SocketAddr,
+    /// MQTT 5 listener. rumqttd serves each protocol version on its own port; none by default.
+    pub listen_v5: Option<SocketAddr>,
+    pub max_connections: usize,
+    /// Largest PUBLISH payload accepted, in bytes.
+    pub max_payload_size: usize,
+    /// Unacknowledged QoS 1/2 messages per client.
+    pub max_inflight: usize,
+    /// Time a new TCP connection has to send CONNECT, in milliseconds.
+    pub connect_timeout_ms: u16,
+}
+
+impl Default for MqttConfig {
+    fn default() -> Self {
+        MqttConfig {
+            enabled: true,
+            listen: SocketAddr::from(([0, 0, 0, 0], 1883)),
+            listen_v5: None,
+            max_connections: 10_000,
+            max_payload_size: 256 * 1024,
+            max_inflight: 100,
+            connect_timeout_ms: 5_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    pub enabled: bool,
+    pub listen: SocketAddr,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            enabled: true,
+            listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// A tracing filter: `info`, `debug`, or per module such as `info,m2mhub::cse=debug`.
+    /// `RUST_LOG`, when set, wins.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: "info".into(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration file {0} does not exist")]
+    Missing(PathBuf),
+    #[error("{0}")]
+    Figment(#[from] Box<figment::Error>),
+    #[error("invalid value for {key}: {msg}")]
+    Invalid { key: &'static str, msg: String },
+}
+
+impl Config {
+    /// Loads the configuration. With an explicit path the file must exist; without one,
+    /// `./config.toml` is read if present.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let file = match path {
+            Some(p) if !p.exists() => return Err(ConfigError::Missing(p.to_path_buf())),
+            Some(p) => Some(p.to_path_buf()),
+            None => Some(PathBuf::from("config.toml")).filter(|p| p.exists()),
+        };
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(file) = file {
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        Self::from_figment(figment.merge(Env::prefixed("M2MHUB_").split("__")))
+    }
+
+    pub fn from_figment(figment: Figment) -> Result<Config, ConfigError> {
+        let config: Config = figment.extract().map_err(Box::new)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key, msg: &str| {
+            Err(ConfigError::Invalid {
+                key,
+                msg: msg.to_string(),
+            })
+        };
+        let plain = |s: &str| !s.is_empty() && !s.contains(['/', ' ', '#', '+', ':']);
+        if !plain(&self.cse.id) {
+            return invalid(
+                "cse.id",
+                "must be a non-empty name without '/', ':', '#', '+' or spaces",
+            );
+        }
+        if !plain(&self.cse.name) || self.cse.name == "-" {
+            return invalid(
+                "cse.name",
+                "must be a non-empty name without '/', ':', '#', '+' or spaces",
+            );
+        }
+        if !plain(&self.cse.sp_id.replace(':', "")) {
+            return invalid(
+                "cse.sp_id",
+                "must be a non-empty name without '/' or spaces",
+            );
+        }
+        if !(self.cse.admin.starts_with('C') || self.cse.admin.starts_with('S'))
+            || !plain(&self.cse.admin)
+        {
+            return invalid("cse.admin", "must be an AE-ID starting with 'C' or 'S'");
+        }
+        if self.storage.path.as_os_str().is_empty() {
+            return invalid("storage.path", "must not be empty");
+        }
+        if self.mqtt.max_connections == 0 {
+            return invalid("mqtt.max_connections", "must be at least 1");
+        }
+        if self.mqtt.max_payload_size < 1024 {
+            return invalid("mqtt.max_payload_size", "must be at least 1024 bytes");
+        }
+        if self.mqtt.max_inflight == 0 || self.mqtt.max_inflight > u16::MAX as usize {
+            return invalid("mqtt.max_inflight", "must be between 1 and 65535");
+        }
+        if self.mqtt.connect_timeout_ms == 0 {
+            return invalid("mqtt.connect_timeout_ms", "must be at least 1");
+        }
+        if Some(self.mqtt.listen) == self.mqtt.listen_v5 && self.mqtt.listen.port() != 0 {
+            return invalid("mqtt.listen_v5", "must differ from mqtt.listen");
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
+            return invalid("log.level", &e.to_string());
+        }
+        Ok(())
+    }
+
+    /// The configuration as TOML, for `m2mhub check-config`.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot print: {e}\n"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use figment::Jail;
+
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let c = Config::default();
+        assert_eq!(c.cse.id, "id-in");
+        assert_eq!(c.cse.name, "cse-in");
+        assert_eq!(c.cse.kind, CseKind::IN);
+        assert_eq!(c.mqtt.listen.to_string(), "0.0.0.0:1883");
+        assert_eq!(c.http.listen.to_string(), "0.0.0.0:8080");
+        assert_eq!(c.storage.path, PathBuf::from("./data/m2mhub.db"));
+        assert!(c.validate().is_ok());
+    }
+
+    #[test]
+    fn file_overrides_defaults_and_env_overrides_file() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "c.toml",
+                "[cse]\nid = \"id-file\"\n[mqtt]\nlisten = \"127.0.0.1:1999\"\n",
+            )?;
+            jail.set_env("M2MHUB_MQTT__LISTEN", "127.0.0.1:2999");
+            let c = Config::load(Some(Path::new("c.toml"))).map_err(|e| e.to_string())?;
+            assert_eq!(c.cse.id, "id-file");
+            assert_eq!(c.mqtt.listen.to_string(), "127.0.0.1:2999");
+            assert_eq!(c.cse.name, "cse-in");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_that_name_the_key() {
+        Jail::expect_with(|jail| {
+            jail.create_file("c.toml", "[mqtt]\nlisen = \"127.0.0.1:1\"\n")?;
+            let e = Config::load(Some(Path::new("c.toml")))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("lisen"), "{e}");
+            Ok(())
+        });
+        Jail::expect_with(|jail| {
+            jail.set_env("M2MHUB_CSE__COLOUR", "red");
+            let e = Config::load(None).unwrap_err().to_string();
+            assert!(e.contains("colour"), "{e}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        Jail::expect_with(|jail| {
+            jail.create_file("c.toml", "[cse]\nkind = \"XL\"\n")?;
+            let e = Config::load(Some(Path::new("c.toml")))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("kind"), "{e}");
+            jail.create_file("d.toml", "[cse]\nid = \"/id-in\"\n")?;
+            let e = Config::load(Some(Path::new("d.toml")))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("cse.id"), "{e}");
+            jail.create_file("e.toml", "[mqtt]\nlisten = \"nowhere\"\n")?;
+            let e = Config::load(Some(Path::new("e.toml")))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("listen"), "{e}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn an_explicit_missing_file_is_an_error() {
+        let e = Config::load(Some(Path::new("/nonexistent/m2mhub.toml"))).unwrap_err();
+        assert!(matches!(e, ConfigError::Missing(_)));
+    }
+
+    #[test]
+    fn printed_configuration_reads_back() {
+        let c = Config::default();
+        let again = Config::from_figment(Figment::from(Toml::string(&c.to_toml()))).unwrap();
+        assert_eq!(again, c);
+    }
+}

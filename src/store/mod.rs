@@ -1,0 +1,350 @@
+//! SQLite persistence behind a small interface.
+//!
+//! * Reads run on a pool of read-only connections, concurrently with writes (WAL).
+//! * Writes are closures sent to one writer thread, which runs everything queued at that moment
+//!   in one transaction (each closure inside its own savepoint, so one failing request does not
+//!   undo its neighbours) and commits once: group commit. A closure's result is handed back
+//!   only after that commit returned, with `synchronous=FULL`, so an acknowledged write is on
+//!   disk and survives a crash of the process or the machine.
+
+mod resource;
+mod schema;
+
+pub use resource::Resource;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::thread;
+
+/// Most closures committed together; bounds the latency one commit adds to the first of them.
+const MAX_BATCH: usize = 256;
+/// Idle read connections kept open.
+const MAX_IDLE_READERS: usize = 8;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("a resource named '{0}' already exists there")]
+    Conflict(String),
+    #[error("stored resource {0} is corrupt: {1}")]
+    Corrupt(String, String),
+    #[error("cannot create the database directory {0}: {1}")]
+    Directory(PathBuf, std::io::Error),
+    #[error("the store is shut down")]
+    Closed,
+    #[error("a write failed unexpectedly: {0}")]
+    Panicked(String),
+}
+
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    writer: flume::Sender<Box<dyn Job>>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+impl Store {
+    /// Opens (or creates) the database at `path`, creating its directory if needed, and starts
+    /// the writer thread.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError::Directory(dir.to_path_buf(), e))?;
+        }
+        let conn = Connection::open(path)?;
+        schema::prepare_writer(&conn)?;
+        let (tx, rx) = flume::unbounded::<Box<dyn Job>>();
+        thread::Builder::new()
+            .name("m2mhub-store".into())
+            .spawn(move || writer_loop(conn, rx))
+            .map_err(|e| StoreError::Panicked(e.to_string()))?;
+        Ok(Store {
+            inner: Arc::new(Inner {
+                path: path.to_path_buf(),
+                writer: tx,
+                readers: Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Runs `f` on a read connection. Sees every write acknowledged before the call.
+    pub fn read<T>(
+        &self,
+        f: impl FnOnce(&Reader) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let conn = match self.lock_readers().pop() {
+            Some(c) => c,
+            None => {
+                let c = Connection::open_with_flags(
+                    &self.inner.path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?;
+                schema::prepare_reader(&c)?;
+                c
+            }
+        };
+        let out = f(&Reader { conn: &conn });
+        let mut idle = self.lock_readers();
+        if idle.len() < MAX_IDLE_READERS {
+            idle.push(conn);
+        }
+        out
+    }
+
+    fn lock_readers(&self) -> std::sync::MutexGuard<'_, Vec<Connection>> {
+        // A panic while holding this lock cannot leave the Vec inconsistent.
+        self.inner.readers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `f` on the writer thread inside a transaction and returns its result once that
+    /// transaction is durably committed. If `f` returns an error, its changes are rolled back.
+    /// Blocks the calling thread: call it from blocking code (`spawn_blocking`).
+    pub fn write<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&Writer) -> Result<T, E> + Send + 'static,
+    {
+        let (reply, rx) = flume::bounded(1);
+        let job = Box::new(WriteJob {
+            f: Some(f),
+            out: None,
+            reply,
+        });
+        if self.inner.writer.send(job).is_err() {
+            return Err(StoreError::Closed.into());
+        }
+        rx.recv().unwrap_or_else(|_| Err(StoreError::Closed.into()))
+    }
+}
+
+/// Read access to the resource tree.
+pub struct Reader<'c> {
+    conn: &'c Connection,
+}
+
+/// Read and write access inside a write transaction.
+pub struct Writer<'c> {
+    reader: Reader<'c>,
+}
+
+impl<'c> std::ops::Deref for Writer<'c> {
+    type Target = Reader<'c>;
+    fn deref(&self) -> &Reader<'c> {
+        &self.reader
+    }
+}
+
+const COLUMNS: &str = "ri, pi, rn, ty, srn, owner, attrs";
+
+impl Reader<'_> {
+    fn one(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+    ) -> Result<Option<Resource>, StoreError> {
+        let row = self
+            .conn
+            .prepare_cached(sql)?
+            .query_row(params, resource::from_row)
+            .optional()?;
+        row.transpose()
+    }
+
+    fn many(&self, sql: &str, params: impl rusqlite::Params) -> Result<Vec<Resource>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(sql)?;
+        let rows = stmt.query_map(params, resource::from_row)?;
+        let mut out = Vec::new();
+        for r in rows {
+            out.push(r??);
+        }
+        Ok(out)
+    }
+
+    pub fn get(&self, ri: &str) -> Result<Option<Resource>, StoreError> {
+        self.one(
+            &format!("SELECT {COLUMNS} FROM resource WHERE ri = ?1"),
+            [ri],
+        )
+    }
+
+    /// Looks a resource up by its structured name (`cse-in/ae/cnt`).
+    pub fn get_by_srn(&self, srn: &str) -> Result<Option<Resource>, StoreError> {
+        self.one(
+            &format!("SELECT {COLUMNS} FROM resource WHERE srn = ?1"),
+            [srn],
+        )
+    }
+
+    /// Direct children, oldest first, at most `limit`.
+    pub fn children(&self, pi: &str, limit: usize) -> Result<Vec<Resource>, StoreError> {
+        self.many(
+            &format!("SELECT {COLUMNS} FROM resource WHERE pi = ?1 ORDER BY seq LIMIT ?2"),
+            rusqlite::params![pi, limit as i64],
+        )
+    }
+
+    /// The newest (`latest`) or oldest direct child of type `ty`: one index probe, whatever the
+    /// number of children.
+    pub fn edge_child(
+        &self,
+        pi: &str,
+        ty: u16,
+        latest: bool,
+    ) -> Result<Option<Resource>, StoreError> {
+        let order = if latest { "DESC" } else { "ASC" };
+        self.one(
+            &format!(
+                "SELECT {COLUMNS} FROM resource WHERE pi = ?1 AND ty = ?2 ORDER BY seq {order} LIMIT 1"
+            ),
+            rusqlite::params![pi, ty],
+        )
+    }
+
+    /// Resource IDs whose expiration time is at or before `now` (a canonical timestamp).
+    pub fn expired(&self, now: &str, limit: usize) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT ri FROM resource WHERE et IS NOT NULL AND et <= ?1 ORDER BY et LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(rusqlite::params![now, limit as i64], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+impl Writer<'_> {
+    /// Stores a new resource. A sibling with the same name gives [`StoreError::Conflict`].
+    pub fn insert(&self, r: &Resource) -> Result<(), StoreError> {
+        let attrs = serde_json::to_string(&r.attrs)
+            .map_err(|e| StoreError::Corrupt(r.ri.clone(), e.to_string()))?;
+        let res = self.reader.conn.prepare_cached(
+            "INSERT INTO resource (ri, pi, rn, ty, srn, owner, et, attrs) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )?
+        .execute(rusqlite::params![r.ri, r.pi, r.rn, r.ty.code(), r.srn, r.owner, r.et(), attrs]);
+        match res {
+            Ok(_) => Ok(()),
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                Err(StoreError::Conflict(r.rn.clone()))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Replaces the stored attributes of an existing resource.
+    pub fn update(&self, r: &Resource) -> Result<(), StoreError> {
+        let attrs = serde_json::to_string(&r.attrs)
+            .map_err(|e| StoreError::Corrupt(r.ri.clone(), e.to_string()))?;
+        self.reader
+            .conn
+            .prepare_cached("UPDATE resource SET attrs = ?2, et = ?3 WHERE ri = ?1")?
+            .execute(rusqlite::params![r.ri, attrs, r.et()])?;
+        Ok(())
+    }
+
+    /// Deletes a resource and everything below it; returns how many resources went.
+    pub fn delete_subtree(&self, r: &Resource) -> Result<usize, StoreError> {
+        let n = self
+            .reader
+            .conn
+            .prepare_cached("DELETE FROM resource WHERE ri = ?1 OR (srn > ?2 AND srn < ?3)")?
+            .execute(rusqlite::params![
+                r.ri,
+                format!("{}/", r.srn),
+                format!("{}0", r.srn)
+            ])?;
+        Ok(n)
+    }
+}
+
+/// A write waiting for the writer thread.
+trait Job: Send {
+    /// Runs inside a savepoint; `false` means roll the savepoint back.
+    fn run(&mut self, conn: &Connection) -> bool;
+    /// Called after the transaction ended; `commit` says whether it reached the disk.
+    fn finish(self: Box<Self>, commit: Result<(), String>);
+}
+
+struct WriteJob<F, T, E> {
+    f: Option<F>,
+    out: Option<Result<T, E>>,
+    reply: flume::Sender<Result<T, E>>,
+}
+
+impl<F, T, E> Job for WriteJob<F, T, E>
+where
+    T: Send,
+    E: From<StoreError> + Send,
+    F: FnOnce(&Writer) -> Result<T, E> + Send,
+{
+    fn run(&mut self, conn: &Connection) -> bool {
+        let Some(f) = self.f.take() else { return false };
+        let writer = Writer {
+            reader: Reader { conn },
+        };
+        let out = catch_unwind(AssertUnwindSafe(|| f(&writer))).unwrap_or_else(|p| {
+            let msg = p
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| p.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            Err(StoreError::Panicked(msg).into())
+        });
+        let ok = out.is_ok();
+        self.out = Some(out);
+        ok
+    }
+
+    fn finish(self: Box<Self>, commit: Result<(), String>) {
+        let out = match (commit, self.out) {
+            (Ok(()), Some(out)) => out,
+            (_, Some(Err(e))) => Err(e),
+            (Err(e), _) => Err(StoreError::Panicked(format!("commit failed: {e}")).into()),
+            (Ok(()), None) => Err(StoreError::Closed.into()),
+        };
+        // The requester may have gone away; nothing to do then.
+        let _ = self.reply.send(out);
+    }
+}
+
+fn writer_loop(mut conn: Connection, rx: flume::Receiver<Box<dyn Job>>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        batch.extend(rx.try_iter().take(MAX_BATCH - 1));
+        let commit = run_batch(&mut conn, &mut batch);
+        if let Err(e) = &commit {
+            tracing::error!(error = %e, jobs = batch.len(), "database commit failed");
+        }
+        for job in batch {
+            job.finish(commit.clone());
+        }
+    }
+}
+
+fn run_batch(conn: &mut Connection, batch: &mut [Box<dyn Job>]) -> Result<(), String> {
+    let mut tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(|e| e.to_string())?;
+    for job in batch.iter_mut() {
+        let sp = tx.savepoint().map_err(|e| e.to_string())?;
+        if job.run(&sp) {
+            sp.commit().map_err(|e| e.to_string())?;
+        }
+        // A savepoint dropped without commit rolls back.
+    }
+    tx.commit().map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,47 @@
+//! The table layout and connection settings.
+
+use rusqlite::Connection;
+
+const VERSION: i64 = 1;
+
+/// One table holds the whole tree. `seq` orders siblings by creation (latest/oldest instance),
+/// `srn` is the structured name (unique; a subtree is a range of it), `attrs` the resource's
+/// JSON representation.
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS resource (
+    seq   INTEGER PRIMARY KEY,
+    ri    TEXT NOT NULL UNIQUE,
+    pi    TEXT NOT NULL,
+    rn    TEXT NOT NULL,
+    ty    INTEGER NOT NULL,
+    srn   TEXT NOT NULL UNIQUE,
+    owner TEXT NOT NULL,
+    et    TEXT,
+    attrs TEXT NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS resource_parent_name ON resource (pi, rn);
+CREATE INDEX IF NOT EXISTS resource_parent_type ON resource (pi, ty, seq);
+CREATE INDEX IF NOT EXISTS resource_expiry ON resource (et) WHERE et IS NOT NULL;
+";
+
+pub fn prepare_writer(conn: &Connection) -> rusqlite::Result<()> {
+    // WAL lets readers run beside the writer; synchronous=FULL makes every commit durable
+    // before it returns (NORMAL would lose acknowledged writes on power loss).
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "busy_timeout", 5000)?;
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if version > VERSION {
+        return Err(rusqlite::Error::InvalidParameterName(format!(
+            "database schema version {version} is newer than this m2mhub understands ({VERSION})"
+        )));
+    }
+    conn.execute_batch(SCHEMA)?;
+    conn.pragma_update(None, "user_version", VERSION)?;
+    Ok(())
+}
+
+pub fn prepare_reader(conn: &Connection) -> rusqlite::Result<()> {
+    conn.pragma_update(None, "busy_timeout", 5000)?;
+    Ok(())
+}
