@@ -1,3 +1,15 @@
+//! m2mhub: a oneM2M CSE and an MQTT broker in one process.
+//!
+//! * [`onem2m`]: the protocol as data (pure).
+//! * [`cse`]: the dispatcher from request primitive to response primitive.
+//! * [`store`]: SQLite persistence.
+//! * [`binding`]: MQTT (embedded broker and in-process link).
+//! * [`config`]: defaults < `config.toml` < `M2MHUB_*` environment.
+//! * [`app`]: starting it all.
+
+pub mod app;
+pub mod binding;
 pub mod config;
+pub mod cse;
 pub mod onem2m;
 pub mod store;

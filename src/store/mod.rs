@@ -79,20 +79,13 @@ impl Store {
     }
 
     /// Runs `f` on a read connection. Sees every write acknowledged before the call.
-    pub fn read<T>(
+    pub fn read<T, E: From<StoreError>>(
         &self,
-        f: impl FnOnce(&Reader) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
+        f: impl FnOnce(&Reader) -> Result<T, E>,
+    ) -> Result<T, E> {
         let conn = match self.lock_readers().pop() {
             Some(c) => c,
-            None => {
-                let c = Connection::open_with_flags(
-                    &self.inner.path,
-                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-                )?;
-                schema::prepare_reader(&c)?;
-                c
-            }
+            None => self.open_reader().map_err(StoreError::from)?,
         };
         let out = f(&Reader { conn: &conn });
         let mut idle = self.lock_readers();
@@ -100,6 +93,15 @@ impl Store {
             idle.push(conn);
         }
         out
+    }
+
+    fn open_reader(&self) -> rusqlite::Result<Connection> {
+        let c = Connection::open_with_flags(
+            &self.inner.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        schema::prepare_reader(&c)?;
+        Ok(c)
     }
 
     fn lock_readers(&self) -> std::sync::MutexGuard<'_, Vec<Connection>> {

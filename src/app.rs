@@ -1,0 +1,59 @@
+//! Putting the appliance together: store, CSE, expiry, and the bindings the configuration
+//! enables.
+
+use crate::binding::mqtt::{self, EmbeddedBroker};
+use crate::config::Config;
+use crate::cse::{expiry, Cse};
+use crate::store::Store;
+use anyhow::Context;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// A started appliance.
+pub struct Appliance {
+    pub cse: Cse,
+    pub broker: Option<Arc<EmbeddedBroker>>,
+}
+
+impl Appliance {
+    pub async fn start(config: &Config) -> anyhow::Result<Appliance> {
+        let path = config.storage.path.clone();
+        let store = tokio::task::spawn_blocking(move || Store::open(&path))
+            .await?
+            .with_context(|| {
+                format!("cannot open the database {}", config.storage.path.display())
+            })?;
+        let cse = {
+            let (config, store) = (config.clone(), store.clone());
+            tokio::task::spawn_blocking(move || Cse::open(&config, store)).await??
+        };
+        expiry::spawn(cse.clone()).context("cannot start the expiry thread")?;
+
+        let broker = if config.mqtt.enabled {
+            let broker = Arc::new(EmbeddedBroker::start(&config.mqtt).await?);
+            mqtt::serve(broker.clone(), cse.clone()).await?;
+            Some(broker)
+        } else {
+            None
+        };
+        if config.http.enabled {
+            tracing::info!(listen = %config.http.listen,
+                "the HTTP binding is not in this build yet; [http] is accepted and nothing listens");
+        }
+        let app = Appliance { cse, broker };
+        tracing::info!(
+            cse = %app.cse.identity().csi,
+            name = %app.cse.identity().rn,
+            kind = ?config.cse.kind,
+            mqtt = %app.mqtt_addr().map_or("off".into(), |a| a.to_string()),
+            mqtt_v5 = %app.broker.as_ref().and_then(|b| b.v5_addr).map_or("off".into(), |a| a.to_string()),
+            database = %store.path().display(),
+            "m2mhub ready"
+        );
+        Ok(app)
+    }
+
+    pub fn mqtt_addr(&self) -> Option<SocketAddr> {
+        self.broker.as_ref().map(|b| b.v4_addr)
+    }
+}

@@ -1,0 +1,206 @@
+//! The embedded rumqttd broker: its router, its listeners, and links into it.
+//!
+//! We assemble rumqttd from its parts (router, servers, local links) instead of calling
+//! `Broker::start`, so that the listeners run on our runtime, a failed bind is reported to the
+//! caller, and new in-process links can be made at any time.
+//!
+//! rumqttd never sets TCP_NODELAY on the sockets it accepts. A QoS 1 request/response then
+//! waits on Nagle's algorithm and the peer's delayed ACK (23 round trips/s instead of 4,700/s
+//! measured on a bare echo). On Linux an accepted socket inherits TCP_NODELAY from its listening
+//! socket, so once a listener is bound we find its descriptor and set the option on it.
+
+use crate::config::MqttConfig;
+use anyhow::{anyhow, bail, Context};
+use rumqttd::local::{LinkBuilder, LinkRx, LinkTx};
+use rumqttd::{ConnectionSettings, LinkType, Router, RouterConfig, Server, ServerSettings};
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// In-memory backlog the router keeps per topic filter: segments of this size...
+const SEGMENT_SIZE: usize = 64 * 1024;
+/// ...and this many of them. Bounds what a slow or offline persistent-session subscriber can
+/// miss and what each filter can cost in memory.
+const SEGMENT_COUNT: usize = 2;
+/// Router connections kept for in-process links beyond `max_connections`.
+const LOCAL_LINKS: usize = 16;
+
+type Linker = dyn Fn(&str) -> anyhow::Result<(LinkTx, LinkRx)> + Send + Sync;
+
+pub struct EmbeddedBroker {
+    linker: Arc<Linker>,
+    /// MQTT 3.1.1 listener, as bound (the real port when the configured one was 0).
+    pub v4_addr: SocketAddr,
+    /// MQTT 5 listener, if configured.
+    pub v5_addr: Option<SocketAddr>,
+}
+
+impl EmbeddedBroker {
+    /// Starts the router and the listeners; returns once every listener is bound.
+    pub async fn start(cfg: &MqttConfig) -> anyhow::Result<EmbeddedBroker> {
+        let router_config = RouterConfig {
+            max_connections: cfg.max_connections + LOCAL_LINKS,
+            max_outgoing_packet_count: 200,
+            max_segment_size: SEGMENT_SIZE.max(cfg.max_payload_size),
+            max_segment_count: SEGMENT_COUNT,
+            custom_segment: None,
+            initialized_filters: None,
+            shared_subscriptions_strategy: Default::default(),
+        };
+        let router_tx = Router::new(0, router_config).spawn();
+        let connections = ConnectionSettings {
+            connection_timeout_ms: cfg.connect_timeout_ms,
+            max_payload_size: cfg.max_payload_size,
+            max_inflight_count: cfg.max_inflight,
+            auth: None,
+            external_auth: None,
+            // A publish to a topic nobody subscribes to is kept, not punished with a disconnect.
+            dynamic_filters: true,
+        };
+        let settings = |name: &str, listen: SocketAddr| ServerSettings {
+            name: name.into(),
+            listen,
+            tls: None,
+            next_connection_delay_ms: 0,
+            connections: connections.clone(),
+        };
+
+        let before = listening_sockets();
+        let v4 = Server::new(
+            settings("mqtt-v4", cfg.listen),
+            router_tx.clone(),
+            rumqttd::protocol::v4::V4,
+        );
+        let mut servers = vec![(cfg.listen, spawn_server(v4))];
+        if let Some(listen) = cfg.listen_v5 {
+            let v5 = Server::new(
+                settings("mqtt-v5", listen),
+                router_tx.clone(),
+                rumqttd::protocol::v5::V5,
+            );
+            servers.push((listen, spawn_server(v5)));
+        }
+        let bound = wait_for_listeners(&before, &mut servers).await?;
+
+        let linker: Arc<Linker> = Arc::new(move |client_id: &str| {
+            LinkBuilder::new(client_id, router_tx.clone())
+                // In-process links publish responses to topics that may have no subscriber yet.
+                .dynamic_filters(true)
+                .build()
+                .map(|(tx, rx, _ack)| (tx, rx))
+                .map_err(|e| anyhow!("cannot link to the broker: {e}"))
+        });
+        Ok(EmbeddedBroker {
+            linker,
+            v4_addr: bound[0],
+            v5_addr: bound.get(1).copied(),
+        })
+    }
+
+    /// A new in-process connection to the router.
+    pub fn link(&self, client_id: &str) -> anyhow::Result<(LinkTx, LinkRx)> {
+        (self.linker)(client_id)
+    }
+}
+
+fn spawn_server<P>(mut server: Server<P>) -> tokio::task::JoinHandle<anyhow::Error>
+where
+    P: rumqttd::protocol::Protocol + Clone + Send + Sync + 'static,
+{
+    tokio::spawn(async move {
+        match server.start(LinkType::Remote).await {
+            Ok(()) => anyhow!("listener stopped"),
+            Err(e) => anyhow!("{e}"),
+        }
+    })
+}
+
+/// Waits until each server's listener shows up among the process's listening sockets (or its
+/// task fails), and sets TCP_NODELAY on it. Returns the bound addresses in server order.
+async fn wait_for_listeners(
+    before: &HashSet<(i32, SocketAddr)>,
+    servers: &mut [(SocketAddr, tokio::task::JoinHandle<anyhow::Error>)],
+) -> anyhow::Result<Vec<SocketAddr>> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut bound: Vec<Option<SocketAddr>> = vec![None; servers.len()];
+    loop {
+        for (i, (want, task)) in servers.iter_mut().enumerate() {
+            if task.is_finished() {
+                let err = task.await.map_err(|e| anyhow!("{e}"))?;
+                return Err(err).with_context(|| format!("cannot listen for MQTT on {want}"));
+            }
+            if bound[i].is_some() {
+                continue;
+            }
+            let taken: Vec<SocketAddr> = bound.iter().flatten().copied().collect();
+            for (fd, addr) in listening_sockets().difference(before) {
+                let same_ip = addr.ip() == want.ip();
+                if same_ip
+                    && (want.port() == 0 || addr.port() == want.port())
+                    && !taken.contains(addr)
+                {
+                    set_nodelay(*fd)
+                        .with_context(|| format!("cannot set TCP_NODELAY on {addr}"))?;
+                    bound[i] = Some(*addr);
+                    break;
+                }
+            }
+        }
+        if bound.iter().all(Option::is_some) {
+            return Ok(bound.into_iter().flatten().collect());
+        }
+        if Instant::now() > deadline {
+            bail!("the MQTT listeners did not come up within 10 s");
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Listening TCP sockets of this process, by descriptor.
+#[cfg(target_os = "linux")]
+fn listening_sockets() -> HashSet<(i32, SocketAddr)> {
+    use std::os::fd::BorrowedFd;
+    let mut out = HashSet::new();
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return out;
+    };
+    for entry in dir.flatten() {
+        let Some(fd) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        // SAFETY: the descriptor is only borrowed for a few getsockopt/getsockname calls; if it
+        // was closed meanwhile these calls fail, which we ignore.
+        let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+        let sock = socket2::SockRef::from(&borrowed);
+        if sock.is_listener().unwrap_or(false) && sock.r#type().ok() == Some(socket2::Type::STREAM)
+        {
+            if let Some(addr) = sock.local_addr().ok().and_then(|a| a.as_socket()) {
+                out.insert((fd, addr));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(target_os = "linux")]
+fn set_nodelay(fd: i32) -> std::io::Result<()> {
+    use std::os::fd::BorrowedFd;
+    // SAFETY: as above; the listener lives as long as the server task.
+    let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+    socket2::SockRef::from(&borrowed).set_nodelay(true)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn listening_sockets() -> HashSet<(i32, SocketAddr)> {
+    HashSet::new()
+}
+
+#[cfg(not(target_os = "linux"))]
+fn set_nodelay(_fd: i32) -> std::io::Result<()> {
+    Ok(())
+}

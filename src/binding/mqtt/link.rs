@@ -1,0 +1,191 @@
+//! The CSE's in-process link to the embedded broker. It subscribes to the request topics of
+//! this CSE, hands each request to the dispatcher on a blocking thread (so a slow request does
+//! not hold up others), and publishes the answer on the matching response topic.
+
+use super::broker::EmbeddedBroker;
+use crate::binding::Serialization;
+use crate::cse::Cse;
+use crate::onem2m::address::originator_to_local;
+use crate::onem2m::topic::{id_from_topic, Topic, TopicKind};
+use crate::onem2m::{Error, Operation, RequestPrimitive, ResourceType, ResponsePrimitive, Rsc};
+use bytes::Bytes;
+use rand::Rng;
+use rumqttd::local::{LinkRx, LinkTx};
+use rumqttd::Notification;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::Semaphore;
+
+/// Requests being handled at once; beyond this the link stops reading and the broker buffers.
+const MAX_IN_FLIGHT: usize = 256;
+
+/// Subscribes the CSE to its request topics and serves them until the process ends. Returns
+/// once the subscriptions are in place.
+pub async fn serve(broker: Arc<EmbeddedBroker>, cse: Cse) -> anyhow::Result<()> {
+    let (tx, rx) = connect(&broker, &cse)?;
+    let tx = Arc::new(Mutex::new(tx));
+    tokio::spawn(run(broker, cse, tx, rx));
+    Ok(())
+}
+
+fn connect(broker: &EmbeddedBroker, cse: &Cse) -> anyhow::Result<(LinkTx, LinkRx)> {
+    // A device that connected with the link's client ID would take over its session, so the
+    // ID is not guessable.
+    let suffix: u64 = rand::thread_rng().gen();
+    let (mut tx, rx) = broker.link(&format!("m2mhub-cse-{suffix:016x}"))?;
+    let id = cse.identity().id();
+    // `#` also matches the parent level, so Release-1 topics without a serialization arrive too.
+    for kind in ["req", "reg_req"] {
+        tx.subscribe(format!("/oneM2M/{kind}/+/{id}/#"))?;
+    }
+    Ok((tx, rx))
+}
+
+async fn run(broker: Arc<EmbeddedBroker>, cse: Cse, tx: Arc<Mutex<LinkTx>>, mut rx: LinkRx) {
+    let limit = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    loop {
+        match rx.next().await {
+            Ok(Some(Notification::Forward(forward))) => {
+                let Ok(permit) = limit.clone().acquire_owned().await else {
+                    return;
+                };
+                let (cse, tx) = (cse.clone(), tx.clone());
+                let (topic, payload) = (forward.publish.topic, forward.publish.payload);
+                tokio::task::spawn_blocking(move || {
+                    if let Some((topic, body)) = handle(&cse, &topic, &payload) {
+                        publish(&tx, topic, body);
+                    }
+                    drop(permit);
+                });
+            }
+            // The router paused us because our buffer filled; we have drained it.
+            Ok(Some(Notification::Unschedule)) => {
+                if rx.wake().await.is_err() {
+                    tracing::warn!("in-process MQTT link lost its router");
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "in-process MQTT link failed; reconnecting");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                match connect(&broker, &cse) {
+                    Ok((new_tx, new_rx)) => {
+                        *lock(&tx) = new_tx;
+                        rx = new_rx;
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot reconnect the in-process MQTT link")
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn lock(tx: &Mutex<LinkTx>) -> std::sync::MutexGuard<'_, LinkTx> {
+    tx.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn publish(tx: &Mutex<LinkTx>, topic: String, body: Vec<u8>) {
+    if let Err(e) = lock(tx).publish(topic.clone(), body) {
+        tracing::error!(%topic, error = %e, "cannot publish response");
+    }
+}
+
+/// Turns one incoming publish into the topic and body of its answer, if one is due.
+fn handle(cse: &Cse, topic: &Bytes, payload: &Bytes) -> Option<(String, Vec<u8>)> {
+    let Ok(topic) = std::str::from_utf8(topic) else {
+        tracing::warn!("ignoring a publish whose topic is not UTF-8");
+        return None;
+    };
+    let Some(parsed) = Topic::parse(topic) else {
+        tracing::warn!(%topic, "ignoring a publish on a malformed oneM2M topic");
+        return None;
+    };
+    let (ser, rsp) = match Serialization::from_topic_level(parsed.serialization) {
+        Some(ser) => (ser, answer(cse, &parsed, ser, payload)),
+        None => {
+            let level = parsed.serialization.unwrap_or_default();
+            tracing::warn!(%topic, "request in an unsupported serialization");
+            let err = Error::new(
+                Rsc::UnsupportedMediaType,
+                format!("serialization '{level}' is not supported; publish to .../json"),
+            );
+            (
+                Serialization::Json,
+                Some(ResponsePrimitive::error(&err, "", None)),
+            )
+        }
+    };
+    let rsp = rsp?;
+    Some((
+        parsed.response_topic(ser.name()),
+        ser.encode(&rsp.to_value()),
+    ))
+}
+
+fn answer(
+    cse: &Cse,
+    topic: &Topic,
+    ser: Serialization,
+    payload: &[u8],
+) -> Option<ResponsePrimitive> {
+    let reject = |err: Error, rqi: Option<String>, rvi: Option<String>| {
+        tracing::warn!(originator = topic.originator, rsc = err.rsc.code(), dbg = %err.dbg, "request rejected");
+        Some(ResponsePrimitive::error(&err, rqi.unwrap_or_default(), rvi))
+    };
+    let body = match ser.decode(payload) {
+        Ok(v) => v,
+        Err(msg) => return reject(Error::bad_request(msg), None, None),
+    };
+    let mut req = match RequestPrimitive::from_value(body) {
+        Ok(r) => r,
+        Err(e) => return reject(e.error, e.rqi, None),
+    };
+    if let Err(err) = check_topic(cse, topic, &mut req) {
+        return reject(err, Some(req.rqi), req.rvi);
+    }
+    cse.handle(&req)
+}
+
+/// TS-0010 consistency between the topic and the primitive.
+/// * On `req` topics the originator level names the sender: `fr` must be the same entity
+///   (compared after bringing both to CSE-relative form); a request without `fr` takes it from
+///   the topic, as Mobius does. A mismatch is 4103 ORIGINATOR_HAS_NO_PRIVILEGE: the primitive
+///   claims an identity its topic does not carry.
+/// * On `reg_req` topics the originator level is a Credential-ID, not an AE-ID, so it is not
+///   compared; only registrations (CREATE of an AE or remoteCSE) are allowed there (4000 else).
+fn check_topic(cse: &Cse, topic: &Topic, req: &mut RequestPrimitive) -> Result<(), Error> {
+    let me = cse.identity();
+    match topic.kind {
+        TopicKind::Req => {
+            let in_topic = originator_to_local(&id_from_topic(topic.originator), me);
+            match &req.fr {
+                None => req.fr = Some(in_topic),
+                Some(fr) if originator_to_local(fr, me) == in_topic => {}
+                Some(fr) => {
+                    return Err(Error::no_privilege(format!(
+                        "originator '{fr}' does not match the topic's originator '{}'",
+                        topic.originator
+                    )))
+                }
+            }
+            Ok(())
+        }
+        TopicKind::RegReq => {
+            let registration = req.op == Operation::Create
+                && [ResourceType::Ae, ResourceType::RemoteCse]
+                    .iter()
+                    .any(|t| req.ty == Some(t.code() as u64));
+            if registration {
+                Ok(())
+            } else {
+                Err(Error::bad_request(
+                    "only registrations (CREATE of an AE or remoteCSE) may be sent on reg_req",
+                ))
+            }
+        }
+        // Not subscribed to; a response addressed to the CSE is not a request.
+        TopicKind::Resp | TopicKind::RegResp => Err(Error::bad_request("not a request topic")),
+    }
+}

@@ -1,0 +1,133 @@
+//! Access control until `<accessControlPolicy>` resources exist: ownership.
+//!
+//! As ACME does with the ACP it creates for every AE it registers, an AE has every right on its
+//! own subtree and on nothing else; the configured admin originator has every right everywhere;
+//! anyone may RETRIEVE the CSEBase (to learn the CSE's ID and capabilities) and register an AE.
+//! Everything directly under the CSEBase that is not an AE belongs to the admin.
+
+use super::Rules;
+use crate::onem2m::{Error, Operation, ResourceType};
+use crate::store::Resource;
+
+pub fn check(
+    rules: &Rules,
+    originator: &str,
+    op: Operation,
+    target: &Resource,
+) -> Result<(), Error> {
+    if originator == rules.admin {
+        return Ok(());
+    }
+    let allowed = match target.ty {
+        ResourceType::CseBase => op == Operation::Retrieve,
+        _ => !target.owner.is_empty() && target.owner == originator,
+    };
+    if allowed {
+        return Ok(());
+    }
+    let who = if originator.is_empty() {
+        "an anonymous originator"
+    } else {
+        originator
+    };
+    Err(Error::no_privilege(format!(
+        "{who} has no privilege to {} {}",
+        match op {
+            Operation::Create => "create under",
+            Operation::Retrieve => "retrieve",
+            Operation::Update => "update",
+            Operation::Delete => "delete",
+            Operation::Notify => "notify",
+        },
+        target.srn
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::CseKind;
+    use crate::onem2m::{CseIdentity, Rsc};
+
+    fn rules() -> Rules {
+        Rules {
+            me: CseIdentity {
+                csi: "/id-in".into(),
+                rn: "cse-in".into(),
+                sp_id: "sp".into(),
+            },
+            kind: CseKind::IN,
+            admin: "CAdmin".into(),
+        }
+    }
+
+    fn res(ty: ResourceType, owner: &str) -> Resource {
+        Resource {
+            ty,
+            ri: "r".into(),
+            pi: "p".into(),
+            rn: "r".into(),
+            srn: "cse-in/r".into(),
+            owner: owner.into(),
+            attrs: Default::default(),
+        }
+    }
+
+    #[test]
+    fn owners_and_admin_may_do_everything() {
+        let r = rules();
+        for op in [
+            Operation::Create,
+            Operation::Retrieve,
+            Operation::Update,
+            Operation::Delete,
+        ] {
+            check(&r, "Cme", op, &res(ResourceType::Container, "Cme")).unwrap();
+            check(&r, "CAdmin", op, &res(ResourceType::Container, "Cme")).unwrap();
+            check(&r, "CAdmin", op, &res(ResourceType::Container, "")).unwrap();
+        }
+    }
+
+    #[test]
+    fn others_get_4103() {
+        let r = rules();
+        let e = check(
+            &r,
+            "Cother",
+            Operation::Retrieve,
+            &res(ResourceType::Container, "Cme"),
+        )
+        .unwrap_err();
+        assert_eq!(e.rsc, Rsc::OriginatorHasNoPrivilege);
+        assert!(
+            e.dbg.contains("Cother") && e.dbg.contains("cse-in/r"),
+            "{}",
+            e.dbg
+        );
+        // CSE-owned resources are the admin's.
+        assert!(check(
+            &r,
+            "Cme",
+            Operation::Update,
+            &res(ResourceType::Container, "")
+        )
+        .is_err());
+        // An empty owner never matches an empty originator.
+        assert!(check(
+            &r,
+            "",
+            Operation::Retrieve,
+            &res(ResourceType::Container, "")
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn the_cse_base_is_readable_by_all_and_writable_by_the_admin() {
+        let r = rules();
+        let cb = res(ResourceType::CseBase, "");
+        check(&r, "Canyone", Operation::Retrieve, &cb).unwrap();
+        assert!(check(&r, "Canyone", Operation::Create, &cb).is_err());
+        check(&r, "CAdmin", Operation::Create, &cb).unwrap();
+    }
+}

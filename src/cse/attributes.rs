@@ -1,0 +1,316 @@
+//! Attribute policies: which attributes a request may carry for each resource type and
+//! operation, and of what JSON type (digest §3.2–3.3, after ACME's attributePolicies).
+
+use crate::onem2m::{time, Error, ResourceType};
+use serde_json::{Map, Value};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Str,
+    Bool,
+    Uint,
+    StrList,
+    Time,
+    /// Any JSON value (`con`).
+    Any,
+    /// Only `null` (`cr` on CREATE asks the CSE to fill in the creator).
+    Null,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OnCreate {
+    Mandatory,
+    Optional,
+}
+
+struct Policy {
+    name: &'static str,
+    kind: Kind,
+    create: OnCreate,
+    updatable: bool,
+}
+
+const fn p(name: &'static str, kind: Kind, create: OnCreate, updatable: bool) -> Policy {
+    Policy {
+        name,
+        kind,
+        create,
+        updatable,
+    }
+}
+
+use Kind::*;
+use OnCreate::*;
+
+const COMMON: &[Policy] = &[
+    p("rn", Str, Optional, false),
+    p("et", Time, Optional, true),
+    p("lbl", StrList, Optional, true),
+];
+
+const AE: &[Policy] = &[
+    p("api", Str, Mandatory, false),
+    p("apn", Str, Optional, true),
+    p("rr", Bool, Mandatory, true),
+    p("poa", StrList, Optional, true),
+    p("or", Str, Optional, true),
+    p("srv", StrList, Optional, true),
+    p("csz", StrList, Optional, true),
+    p("nl", Str, Optional, true),
+];
+
+const CONTAINER: &[Policy] = &[
+    p("cr", Null, Optional, false),
+    p("mni", Uint, Optional, true),
+    p("mbs", Uint, Optional, true),
+    p("mia", Uint, Optional, true),
+    p("li", Str, Optional, true),
+    p("or", Str, Optional, true),
+];
+
+const CONTENT_INSTANCE: &[Policy] = &[
+    p("cr", Null, Optional, false),
+    p("cnf", Str, Optional, false),
+    p("con", Any, Mandatory, false),
+    p("or", Str, Optional, false),
+];
+
+/// Attributes the CSE sets itself; a request that carries one is refused with a message that
+/// says so, rather than "unknown attribute".
+const READ_ONLY: &[&str] = &[
+    "ty", "ri", "pi", "ct", "lt", "st", "cni", "cbs", "cs", "aei", "csi", "cst", "srt", "cb",
+];
+
+fn policies(ty: ResourceType) -> &'static [Policy] {
+    match ty {
+        ResourceType::Ae => AE,
+        ResourceType::Container => CONTAINER,
+        ResourceType::ContentInstance => CONTENT_INSTANCE,
+        _ => &[],
+    }
+}
+
+fn find(ty: ResourceType, name: &str) -> Option<&'static Policy> {
+    COMMON.iter().chain(policies(ty)).find(|p| p.name == name)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Create,
+    Update,
+}
+
+/// Checks the attributes of a CREATE or UPDATE against the policies of `ty`. On UPDATE a
+/// `null` value deletes an optional attribute.
+pub fn validate(ty: ResourceType, op: Op, attrs: &Map<String, Value>) -> Result<(), Error> {
+    let root = ty.root_name();
+    for (name, value) in attrs {
+        let Some(policy) = find(ty, name) else {
+            if READ_ONLY.contains(&name.as_str()) {
+                return Err(Error::bad_request(format!(
+                    "attribute '{name}' of {root} is set by the CSE and cannot be given"
+                )));
+            }
+            return Err(Error::bad_request(format!(
+                "unknown attribute '{name}' for {root}"
+            )));
+        };
+        if op == Op::Update && !policy.updatable {
+            return Err(Error::bad_request(format!(
+                "attribute '{name}' of {root} cannot be updated"
+            )));
+        }
+        if op == Op::Update && value.is_null() {
+            if policy.create == Mandatory {
+                return Err(Error::bad_request(format!(
+                    "attribute '{name}' of {root} is mandatory and cannot be deleted"
+                )));
+            }
+            continue;
+        }
+        check_kind(root, name, policy.kind, value)?;
+    }
+    if op == Op::Create {
+        let all = COMMON.iter().chain(policies(ty));
+        if let Some(missing) = all
+            .filter(|p| p.create == Mandatory)
+            .find(|p| !attrs.contains_key(p.name))
+        {
+            return Err(Error::bad_request(format!(
+                "mandatory attribute '{}' is missing for {root}",
+                missing.name
+            )));
+        }
+    }
+    if let Some(rn) = attrs.get("rn").and_then(Value::as_str) {
+        check_resource_name(rn)?;
+    }
+    Ok(())
+}
+
+fn check_kind(root: &str, name: &str, kind: Kind, v: &Value) -> Result<(), Error> {
+    let ok = match kind {
+        Str => v.is_string(),
+        Bool => v.is_boolean(),
+        Uint => v.is_u64(),
+        StrList => v.as_array().is_some_and(|a| a.iter().all(Value::is_string)),
+        Time => v.as_str().is_some_and(|s| time::parse(s).is_some()),
+        Any => true,
+        Null => v.is_null(),
+    };
+    if ok {
+        return Ok(());
+    }
+    let expected = match kind {
+        Str => "a string",
+        Bool => "true or false",
+        Uint => "a non-negative integer",
+        StrList => "a list of strings",
+        Time => "a timestamp like 20250101T120000",
+        Any => "any value",
+        Null => "null",
+    };
+    Err(Error::bad_request(format!(
+        "attribute '{name}' of {root} must be {expected}, not {v}"
+    )))
+}
+
+/// Resource names become path segments and MQTT-safe identifiers.
+pub fn check_resource_name(rn: &str) -> Result<(), Error> {
+    let bad = rn.is_empty()
+        || rn.len() > 255
+        || matches!(rn, "-" | "la" | "ol" | "." | "..")
+        || rn
+            .chars()
+            .any(|c| c == '/' || c == '#' || c == '?' || c.is_control() || c.is_whitespace());
+    if bad {
+        return Err(Error::bad_request(format!(
+            "'{rn}' is not a valid resource name: 1 to 255 characters, no '/', '#', '?' or \
+             spaces, and not '-', 'la' or 'ol'"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::onem2m::Rsc;
+    use serde_json::json;
+
+    fn attrs(v: Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    fn err(ty: ResourceType, op: Op, v: Value) -> String {
+        let e = validate(ty, op, &attrs(v)).unwrap_err();
+        assert_eq!(e.rsc, Rsc::BadRequest);
+        e.dbg
+    }
+
+    #[test]
+    fn accepts_what_the_policies_allow() {
+        validate(
+            ResourceType::Ae,
+            Op::Create,
+            &attrs(json!({"api":"Napp","rr":true,"rn":"a","poa":["mqtt://x"],"srv":["3"]})),
+        )
+        .unwrap();
+        validate(
+            ResourceType::Container,
+            Op::Create,
+            &attrs(
+                json!({"mni":10,"mbs":100,"mia":60,"lbl":["a:b"],"et":"20991231T000000","cr":null}),
+            ),
+        )
+        .unwrap();
+        validate(
+            ResourceType::ContentInstance,
+            Op::Create,
+            &attrs(json!({"con":{"t":21.5},"cnf":"application/json:0"})),
+        )
+        .unwrap();
+        validate(
+            ResourceType::Container,
+            Op::Update,
+            &attrs(json!({"mni":null,"lbl":["x"]})),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn names_unknown_read_only_and_mistyped_attributes() {
+        assert!(err(ResourceType::Container, Op::Create, json!({"foo":1}))
+            .contains("unknown attribute 'foo' for m2m:cnt"));
+        assert!(
+            err(ResourceType::Container, Op::Create, json!({"cni":1})).contains("set by the CSE")
+        );
+        assert!(err(ResourceType::Container, Op::Create, json!({"mni":-1}))
+            .contains("non-negative integer"));
+        assert!(err(ResourceType::Container, Op::Create, json!({"mni":"5"})).contains("'mni'"));
+        assert!(
+            err(ResourceType::Ae, Op::Create, json!({"api":"N","rr":"yes"}))
+                .contains("true or false")
+        );
+        assert!(err(
+            ResourceType::Ae,
+            Op::Create,
+            json!({"api":"N","rr":true,"poa":"mqtt://x"})
+        )
+        .contains("list of strings"));
+        assert!(err(
+            ResourceType::Container,
+            Op::Create,
+            json!({"et":"tomorrow"})
+        )
+        .contains("timestamp"));
+        assert!(err(ResourceType::Container, Op::Create, json!({"cr":"Cme"})).contains("null"));
+    }
+
+    #[test]
+    fn mandatory_attributes() {
+        assert!(err(ResourceType::Ae, Op::Create, json!({"rr":true})).contains("'api' is missing"));
+        assert!(err(
+            ResourceType::ContentInstance,
+            Op::Create,
+            json!({"cnf":"text/plain:0"})
+        )
+        .contains("'con' is missing"));
+        assert!(err(ResourceType::Ae, Op::Update, json!({"rr":null})).contains("cannot be deleted"));
+    }
+
+    #[test]
+    fn update_rules() {
+        assert!(err(ResourceType::Container, Op::Update, json!({"rn":"x"}))
+            .contains("cannot be updated"));
+        assert!(err(
+            ResourceType::ContentInstance,
+            Op::Update,
+            json!({"con":"x"})
+        )
+        .contains("cannot be updated"));
+        assert!(err(ResourceType::Ae, Op::Update, json!({"api":"Nother"}))
+            .contains("cannot be updated"));
+    }
+
+    #[test]
+    fn resource_names() {
+        for ok in ["a", "my-container", "x_1.2", "Ünïcode"] {
+            check_resource_name(ok).unwrap();
+        }
+        for bad in [
+            "",
+            "a/b",
+            "la",
+            "ol",
+            "-",
+            "a b",
+            "a#",
+            "q?",
+            "..",
+            &"x".repeat(256),
+        ] {
+            assert!(check_resource_name(bad).is_err(), "{bad:?}");
+        }
+    }
+}

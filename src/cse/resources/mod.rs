@@ -1,0 +1,306 @@
+//! Resource handling shared by every type: resolving a target, creating, updating and deleting.
+//! What is particular to a type lives in its own module.
+
+mod ae;
+mod container;
+mod content_instance;
+
+use super::access;
+use super::attributes::{self, check_resource_name};
+use super::Rules;
+use crate::onem2m::{time, Base, Error, Operation, ResourceType, Rsc, Virtual};
+use crate::store::{Reader, Resource, Writer};
+use rand::Rng;
+use serde_json::{json, Map, Value};
+
+/// Children listed in one `rcn=4` response; a container with more lists its oldest ones.
+pub const MAX_CHILDREN_IN_RESPONSE: usize = 1000;
+
+pub fn creatable(ty: ResourceType) -> bool {
+    matches!(
+        ty,
+        ResourceType::Ae | ResourceType::Container | ResourceType::ContentInstance
+    )
+}
+
+/// Which types may be created under which (TS-0001 resource structure, as ACME allows).
+fn allowed_child(parent: ResourceType, child: ResourceType) -> bool {
+    use ResourceType::*;
+    matches!(
+        (parent, child),
+        (CseBase, Ae)
+            | (CseBase, Container)
+            | (Ae, Container)
+            | (Container, Container)
+            | (Container, ContentInstance)
+    )
+}
+
+/// Finds the resource a request addresses; `to` is only used in the error text.
+pub fn resolve(
+    r: &Reader,
+    base: &Base,
+    virt: Option<Virtual>,
+    to: &str,
+) -> Result<Resource, Error> {
+    let found = match base {
+        Base::Structured(srn) => r.get_by_srn(srn)?,
+        Base::Unstructured(ri) => r.get(ri)?,
+    };
+    let res = found.ok_or_else(|| Error::not_found(format!("no resource at '{to}'")))?;
+    let Some(virt) = virt else { return Ok(res) };
+    if res.ty != ResourceType::Container {
+        return Err(Error::not_found(format!(
+            "'{to}': la and ol exist only under a container"
+        )));
+    }
+    let latest = virt == Virtual::Latest;
+    r.edge_child(&res.ri, ResourceType::ContentInstance.code(), latest)?
+        .ok_or_else(|| Error::not_found(format!("'{to}': the container has no content instance")))
+}
+
+/// Takes the attributes out of `pc`, which must be `{"<root name of ty>": {...}}`.
+pub fn content(pc: Option<&Value>, ty: ResourceType) -> Result<Map<String, Value>, Error> {
+    let root = ty.root_name();
+    let obj = pc.and_then(Value::as_object).ok_or_else(|| {
+        Error::bad_request(format!("content (pc) must be {{\"{root}\": {{...}}}}"))
+    })?;
+    if obj.len() != 1 {
+        return Err(Error::bad_request(format!(
+            "content (pc) must hold exactly one resource, {{\"{root}\": {{...}}}}"
+        )));
+    }
+    match obj.get(root) {
+        Some(Value::Object(attrs)) => Ok(attrs.clone()),
+        Some(_) => Err(Error::bad_request(format!("{root} must be an object"))),
+        None => Err(Error::bad_request(format!(
+            "content holds {} but {} needs {root}",
+            obj.keys().next().map(String::as_str).unwrap_or(""),
+            ty.root_name()
+        ))),
+    }
+}
+
+/// `rcn=4`: the resource with its direct children nested by type, e.g. `"m2m:cin": [...]`.
+pub fn with_children(target: &Resource, children: &[Resource]) -> Value {
+    let mut attrs = target.attrs.clone();
+    for child in children {
+        let list = attrs
+            .entry(child.ty.root_name())
+            .or_insert_with(|| Value::Array(Vec::new()));
+        if let Value::Array(items) = list {
+            items.push(Value::Object(child.attrs.clone()));
+        }
+    }
+    json!({ target.ty.root_name(): attrs })
+}
+
+/// A new resource ID: the type's prefix and 12 random characters.
+fn new_id(prefix: &str) -> String {
+    const CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::thread_rng();
+    let suffix: String = (0..12)
+        .map(|_| CHARS[rng.gen_range(0..CHARS.len())] as char)
+        .collect();
+    format!("{prefix}{suffix}")
+}
+
+/// Checks a requested expiration time and brings it to the stored form.
+fn expiration(attrs: &mut Map<String, Value>, now: &str) -> Result<(), Error> {
+    if let Some(et) = attrs.get("et").and_then(Value::as_str) {
+        let et = time::canonical(et)
+            .ok_or_else(|| Error::bad_request(format!("et '{et}' is not a timestamp")))?;
+        if et.as_str() <= now {
+            return Err(Error::bad_request(format!("et {et} is in the past")));
+        }
+        attrs.insert("et".into(), json!(et));
+    }
+    Ok(())
+}
+
+pub fn create(
+    w: &Writer,
+    rules: &Rules,
+    originator: &str,
+    requested_id: Option<&str>,
+    parent: &Base,
+    ty: ResourceType,
+    mut attrs: Map<String, Value>,
+) -> Result<Resource, Error> {
+    let parent = resolve(w, parent, None, &describe(parent))?;
+    if !allowed_child(parent.ty, ty) {
+        return Err(Error::new(
+            Rsc::InvalidChildResourceType,
+            format!(
+                "a {} cannot be created under a {}",
+                ty.root_name(),
+                parent.ty.root_name()
+            ),
+        ));
+    }
+    let (ri, owner) = if ty == ResourceType::Ae {
+        let aei = ae::register(w, rules, originator, requested_id)?;
+        (aei.clone(), aei)
+    } else {
+        access::check(rules, originator, Operation::Create, &parent)?;
+        (new_id(ty.ri_prefix()), parent.owner.clone())
+    };
+    let rn = match attrs.remove("rn") {
+        Some(Value::String(rn)) => rn,
+        _ => ri.clone(),
+    };
+    check_resource_name(&rn)?;
+    let srn = format!("{}/{rn}", parent.srn);
+    if w.get_by_srn(&srn)?.is_some() {
+        return Err(Error::conflict(format!(
+            "a resource named '{rn}' already exists under {}",
+            parent.srn
+        )));
+    }
+    let now = time::now();
+    expiration(&mut attrs, &now)?;
+    if attrs.contains_key("cr") {
+        // `cr: null` asks the CSE to record the creator.
+        attrs.insert(
+            "cr".into(),
+            json!(if originator.is_empty() {
+                &ri
+            } else {
+                originator
+            }),
+        );
+    }
+    attrs.insert("ty".into(), json!(ty.code()));
+    attrs.insert("ri".into(), json!(ri));
+    attrs.insert("rn".into(), json!(rn));
+    attrs.insert("pi".into(), json!(parent.ri));
+    attrs.insert("ct".into(), json!(now));
+    attrs.insert("lt".into(), json!(now));
+    match ty {
+        ResourceType::Ae => ae::init(&mut attrs, &ri, rules)?,
+        ResourceType::Container => container::init(&mut attrs),
+        ResourceType::ContentInstance => content_instance::init(&parent, &mut attrs, &now)?,
+        _ => {}
+    }
+    let res = Resource {
+        ty,
+        ri,
+        pi: parent.ri.clone(),
+        rn,
+        srn,
+        owner,
+        attrs,
+    };
+    w.insert(&res)?;
+    if ty == ResourceType::ContentInstance {
+        container::instance_added(w, parent, &res, &now)?;
+    }
+    Ok(res)
+}
+
+pub fn update(
+    w: &Writer,
+    rules: &Rules,
+    originator: &str,
+    base: &Base,
+    to: &str,
+    pc: Value,
+) -> Result<Resource, Error> {
+    let target = resolve(w, base, None, to)?;
+    access::check(rules, originator, Operation::Update, &target)?;
+    match target.ty {
+        ResourceType::CseBase => return Err(Error::not_allowed("the CSEBase cannot be updated")),
+        ResourceType::ContentInstance => {
+            return Err(Error::not_allowed("a contentInstance cannot be updated"))
+        }
+        _ => {}
+    }
+    let mut attrs = content(Some(&pc), target.ty)?;
+    attributes::validate(target.ty, attributes::Op::Update, &attrs)?;
+    let now = time::now();
+    expiration(&mut attrs, &now)?;
+    let mut res = target;
+    for (name, value) in attrs {
+        if value.is_null() {
+            res.attrs.remove(&name);
+        } else {
+            res.attrs.insert(name, value);
+        }
+    }
+    res.attrs.insert("lt".into(), json!(now));
+    if res.ty == ResourceType::Container {
+        container::updated(w, &mut res, &now)?;
+    }
+    w.update(&res)?;
+    Ok(res)
+}
+
+/// Deletes a resource with its subtree, keeping the parent container's counters right when it
+/// is a content instance. Used by DELETE and by expiry.
+pub fn delete(w: &Writer, target: &Resource) -> Result<(), Error> {
+    if target.ty == ResourceType::ContentInstance {
+        container::instance_removed(w, target)?;
+    }
+    w.delete_subtree(target)?;
+    Ok(())
+}
+
+fn describe(base: &Base) -> String {
+    match base {
+        Base::Structured(s) | Base::Unstructured(s) => s.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parent_child_rules() {
+        use ResourceType::*;
+        assert!(allowed_child(CseBase, Ae));
+        assert!(allowed_child(Container, ContentInstance));
+        assert!(allowed_child(Container, Container));
+        assert!(!allowed_child(Ae, Ae));
+        assert!(!allowed_child(ContentInstance, Container));
+        assert!(!allowed_child(Ae, ContentInstance));
+        assert!(!allowed_child(CseBase, ContentInstance));
+    }
+
+    #[test]
+    fn ids_have_the_type_prefix_and_differ() {
+        let a = new_id("cnt");
+        let b = new_id("cnt");
+        assert!(a.starts_with("cnt") && a.len() == 15);
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn content_must_match_the_type() {
+        let pc = json!({"m2m:cnt": {"mni": 1}});
+        assert_eq!(
+            content(Some(&pc), ResourceType::Container).unwrap()["mni"],
+            1
+        );
+        let e = content(Some(&pc), ResourceType::ContentInstance).unwrap_err();
+        assert!(e.dbg.contains("m2m:cin"), "{}", e.dbg);
+        assert!(content(None, ResourceType::Container).is_err());
+        assert!(content(Some(&json!({"m2m:cnt": 1})), ResourceType::Container).is_err());
+        assert!(content(
+            Some(&json!({"m2m:cnt": {}, "x": {}})),
+            ResourceType::Container
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn expiration_is_canonical_and_in_the_future() {
+        let now = time::now();
+        let mut a = Map::new();
+        a.insert("et".into(), json!("20991231T235959"));
+        expiration(&mut a, &now).unwrap();
+        assert_eq!(a["et"], "20991231T235959,000000");
+        a.insert("et".into(), json!("20000101T000000"));
+        assert!(expiration(&mut a, &now).unwrap_err().dbg.contains("past"));
+    }
+}
