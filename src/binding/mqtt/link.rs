@@ -1,6 +1,11 @@
 //! The CSE's in-process link to the embedded broker. It subscribes to the request topics of
-//! this CSE, hands each request to the dispatcher on a blocking thread (so a slow request does
-//! not hold up others), and publishes the answer on the matching response topic.
+//! this CSE, hands each request to the dispatcher on a blocking thread, and publishes the
+//! answer on the matching response topic.
+//!
+//! Ordering: requests from one originator (one topic originator level) are handled one after
+//! another, in the order the broker delivered them, so a device that pipelines CREATEs finds
+//! its last one in `la`. Requests from different originators run concurrently, so a slow one
+//! holds up nobody else.
 
 use super::broker::EmbeddedBroker;
 use crate::binding::Serialization;
@@ -12,12 +17,16 @@ use bytes::Bytes;
 use rand::Rng;
 use rumqttd::local::{LinkRx, LinkTx};
 use rumqttd::Notification;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::Semaphore;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
-/// Requests being handled at once; beyond this the link stops reading and the broker buffers.
-const MAX_IN_FLIGHT: usize = 256;
+/// Requests queued or being handled at once; beyond this the link stops reading and the broker
+/// buffers.
+const MAX_PENDING: usize = 1024;
+/// An originator's queue ends after this long without requests.
+const IDLE: Duration = Duration::from_secs(30);
 
 /// Subscribes the CSE to its request topics and serves them until the process ends. Returns
 /// once the subscriptions are in place.
@@ -41,22 +50,43 @@ fn connect(broker: &EmbeddedBroker, cse: &Cse) -> anyhow::Result<(LinkTx, LinkRx
     Ok((tx, rx))
 }
 
+/// One incoming request: its topic and body, and its place in the pending budget.
+struct Job {
+    topic: Bytes,
+    payload: Bytes,
+    _permit: OwnedSemaphorePermit,
+}
+
 async fn run(broker: Arc<EmbeddedBroker>, cse: Cse, tx: Arc<Mutex<LinkTx>>, mut rx: LinkRx) {
-    let limit = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    let budget = Arc::new(Semaphore::new(MAX_PENDING));
+    let mut queues: HashMap<Bytes, mpsc::UnboundedSender<Job>> = HashMap::new();
     loop {
         match rx.next().await {
             Ok(Some(Notification::Forward(forward))) => {
-                let Ok(permit) = limit.clone().acquire_owned().await else {
+                let Ok(permit) = budget.clone().acquire_owned().await else {
                     return;
                 };
-                let (cse, tx) = (cse.clone(), tx.clone());
-                let (topic, payload) = (forward.publish.topic, forward.publish.payload);
-                tokio::task::spawn_blocking(move || {
-                    if let Some((topic, body)) = handle(&cse, &topic, &payload) {
-                        publish(&tx, topic, body);
+                let key = queue_key(&forward.publish.topic);
+                let mut job = Job {
+                    topic: forward.publish.topic,
+                    payload: forward.publish.payload,
+                    _permit: permit,
+                };
+                // The queue may have just ended for idleness; then start a new one.
+                if let Some(queue) = queues.get(&key) {
+                    match queue.send(job) {
+                        Ok(()) => continue,
+                        Err(mpsc::error::SendError(back)) => job = back,
                     }
-                    drop(permit);
-                });
+                }
+                if queues.len() >= 1024 {
+                    queues.retain(|_, q| !q.is_closed());
+                }
+                let (qtx, qrx) = mpsc::unbounded_channel();
+                // A fresh channel with a live receiver accepts the job.
+                let _ = qtx.send(job);
+                queues.insert(key, qtx);
+                tokio::spawn(serve_queue(cse.clone(), tx.clone(), qrx));
             }
             // The router paused us because our buffer filled; we have drained it.
             Ok(Some(Notification::Unschedule)) => {
@@ -78,6 +108,45 @@ async fn run(broker: Arc<EmbeddedBroker>, cse: Cse, tx: Arc<Mutex<LinkTx>>, mut 
                     }
                 }
             }
+        }
+    }
+}
+
+/// Requests are ordered per topic originator level (`/oneM2M/<kind>/<originator>/...`).
+fn queue_key(topic: &Bytes) -> Bytes {
+    let end = topic
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| **b == b'/')
+        .nth(4)
+        .map_or(topic.len(), |(i, _)| i);
+    topic.slice(..end)
+}
+
+/// Handles one originator's requests in order until it has been idle for a while.
+async fn serve_queue(cse: Cse, tx: Arc<Mutex<LinkTx>>, mut jobs: mpsc::UnboundedReceiver<Job>) {
+    loop {
+        let job = match tokio::time::timeout(IDLE, jobs.recv()).await {
+            Ok(Some(job)) => job,
+            Ok(None) => return,
+            Err(_) => {
+                // Refuse new jobs, then finish what was queued meanwhile.
+                jobs.close();
+                match jobs.try_recv() {
+                    Ok(job) => job,
+                    Err(_) => return,
+                }
+            }
+        };
+        let (cse, tx) = (cse.clone(), tx.clone());
+        let done = tokio::task::spawn_blocking(move || {
+            if let Some((topic, body)) = handle(&cse, &job.topic, &job.payload) {
+                publish(&tx, topic, body);
+            }
+        })
+        .await;
+        if let Err(e) = done {
+            tracing::error!(error = %e, "request handler panicked");
         }
     }
 }
@@ -151,7 +220,8 @@ fn answer(
 /// TS-0010 consistency between the topic and the primitive.
 /// * On `req` topics the originator level names the sender: `fr` must be the same entity
 ///   (compared after bringing both to CSE-relative form); a request without `fr` takes it from
-///   the topic, as Mobius does. A mismatch is 4103 ORIGINATOR_HAS_NO_PRIVILEGE: the primitive
+///   the topic, as Mobius does; an empty `fr` (an AE asking for an ID) is left to the CSE,
+///   which accepts it only for a registration. A mismatch is 4103 ORIGINATOR_HAS_NO_PRIVILEGE: the primitive
 ///   claims an identity its topic does not carry.
 /// * On `reg_req` topics the originator level is a Credential-ID, not an AE-ID, so it is not
 ///   compared; only registrations (CREATE of an AE or remoteCSE) are allowed there (4000 else).
@@ -162,6 +232,8 @@ fn check_topic(cse: &Cse, topic: &Topic, req: &mut RequestPrimitive) -> Result<(
             let in_topic = originator_to_local(&id_from_topic(topic.originator), me);
             match &req.fr {
                 None => req.fr = Some(in_topic),
+                // No identity yet: only a registration can succeed, the CSE decides.
+                Some(fr) if fr.is_empty() => {}
                 Some(fr) if originator_to_local(fr, me) == in_topic => {}
                 Some(fr) => {
                     return Err(Error::no_privilege(format!(
