@@ -1,0 +1,177 @@
+//! The embedded broker stays a plain MQTT broker for everyone else, and the CSE keeps up with
+//! many devices at once.
+
+mod common;
+use common::*;
+use rumqttc::QoS;
+use serde_json::json;
+use std::time::Duration;
+
+#[tokio::test]
+async fn plain_pub_sub_works_beside_onem2m_traffic() {
+    let hub = Hub::start();
+    let mut watcher = Device::connect(hub.mqtt, "plain-watcher").await;
+    watcher.subscribe("factory/+/temperature").await;
+    let publisher = Device::connect(hub.mqtt, "plain-publisher").await;
+
+    let mut dev = Device::connect(hub.mqtt, "Cbusy").await;
+    dev.listen_responses("Cbusy").await;
+    register(&mut dev, "Cbusy", "busy").await;
+    dev.request(
+        "Cbusy",
+        create("cse-in/busy", 3, json!({"m2m:cnt":{"rn":"c"}})),
+    )
+    .await;
+
+    const N: usize = 100;
+    let publishing = tokio::spawn(async move {
+        for i in 0..N {
+            publisher
+                .client
+                .publish(
+                    format!("factory/line{}/temperature", i % 3),
+                    QoS::AtLeastOnce,
+                    false,
+                    format!("{i}"),
+                )
+                .await
+                .unwrap();
+        }
+        publisher
+    });
+    for i in 0..20 {
+        let r = dev
+            .request(
+                "Cbusy",
+                create(
+                    "cse-in/busy/c",
+                    4,
+                    json!({"m2m:cin":{"con":format!("{i}")}}),
+                ),
+            )
+            .await;
+        assert_eq!(rsc(&r), 2001);
+    }
+    let _publisher = publishing.await.unwrap();
+    let mut got = Vec::new();
+    while got.len() < N {
+        let p = watcher.expect(|p| p.topic.starts_with("factory/")).await;
+        got.push(String::from_utf8(p.payload.to_vec()).unwrap());
+    }
+    let expected: Vec<String> = (0..N).map(|i| i.to_string()).collect();
+    assert_eq!(got, expected, "every plain message arrives once, in order");
+    // oneM2M responses are not broadcast to plain subscribers.
+    let stray = watcher.drain_for(Duration::from_millis(200)).await;
+    assert!(stray.is_empty(), "{stray:?}");
+}
+
+#[tokio::test]
+async fn pipelined_requests_from_one_device_keep_their_order() {
+    let hub = Hub::start();
+    let mut dev = Device::connect(hub.mqtt, "Cfast").await;
+    dev.listen_responses("Cfast").await;
+    register(&mut dev, "Cfast", "fast").await;
+    dev.request(
+        "Cfast",
+        create("cse-in/fast", 3, json!({"m2m:cnt":{"rn":"c"}})),
+    )
+    .await;
+
+    const N: u64 = 50;
+    for i in 0..N {
+        let body = json!({"op":1,"to":"cse-in/fast/c","fr":"Cfast","rqi":format!("p{i}"),"rvi":"3","ty":4,
+                          "pc":{"m2m:cin":{"con":i.to_string()}}});
+        dev.publish("/oneM2M/req/Cfast/id-in/json", body.to_string())
+            .await;
+    }
+    let mut seen = std::collections::HashMap::new();
+    while seen.len() < N as usize {
+        let p = dev.expect(|p| p.topic.starts_with("/oneM2M/resp/")).await;
+        let v: serde_json::Value = serde_json::from_slice(&p.payload).unwrap();
+        if let Some(i) = v["rqi"].as_str().and_then(|r| r.strip_prefix('p')) {
+            assert_eq!(rsc(&v), 2001, "{v}");
+            seen.insert(
+                i.parse::<u64>().unwrap(),
+                v["pc"]["m2m:cin"]["st"].as_u64().unwrap(),
+            );
+        }
+    }
+    for i in 0..N {
+        assert_eq!(seen[&i], i + 1, "instance {i} was created in its turn");
+    }
+    let la = dev.request("Cfast", retrieve("cse-in/fast/c/la")).await;
+    assert_eq!(la["pc"]["m2m:cin"]["con"], (N - 1).to_string());
+}
+
+#[tokio::test]
+async fn many_devices_at_once() {
+    let hub = Hub::start();
+    const DEVICES: usize = 8;
+    const EACH: usize = 25;
+    let mut tasks = Vec::new();
+    for d in 0..DEVICES {
+        let addr = hub.mqtt;
+        tasks.push(tokio::spawn(async move {
+            let id = format!("Cmany{d}");
+            let mut dev = Device::connect(addr, &id).await;
+            dev.listen_responses(&id).await;
+            assert_eq!(rsc(&register(&mut dev, &id, &id).await), 2001);
+            dev.request(
+                &id,
+                create(&format!("cse-in/{id}"), 3, json!({"m2m:cnt":{"rn":"c"}})),
+            )
+            .await;
+            for i in 0..EACH {
+                let r = dev
+                    .request(
+                        &id,
+                        create(
+                            &format!("cse-in/{id}/c"),
+                            4,
+                            json!({"m2m:cin":{"con":format!("{d}-{i}")}}),
+                        ),
+                    )
+                    .await;
+                assert_eq!(rsc(&r), 2001, "{r}");
+            }
+            let c = dev.request(&id, retrieve(&format!("cse-in/{id}/c"))).await;
+            assert_eq!(c["pc"]["m2m:cnt"]["cni"], EACH);
+            let la = dev
+                .request(&id, retrieve(&format!("cse-in/{id}/c/la")))
+                .await;
+            assert_eq!(la["pc"]["m2m:cin"]["con"], format!("{d}-{}", EACH - 1));
+        }));
+    }
+    for t in tasks {
+        t.await.expect("device task");
+    }
+}
+
+#[tokio::test]
+async fn offline_persistent_session_gets_its_responses_on_reconnect() {
+    // The broker keeps QoS 1 messages for a persistent session: a response published while the
+    // device was away arrives when it comes back (what notifications will rely on).
+    let hub = Hub::start();
+    let mut dev = Device::connect_with(hub.mqtt, "Cpersist", false).await;
+    dev.listen_responses("Cpersist").await;
+    register(&mut dev, "Cpersist", "p").await;
+    dev.client.disconnect().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let sender = Device::connect(hub.mqtt, "other-conn").await;
+    sender
+        .publish(
+            "/oneM2M/req/Cpersist/id-in/json",
+            json!({"op":2,"to":"cse-in/p","fr":"Cpersist","rqi":"while-away","rvi":"3"})
+                .to_string(),
+        )
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let mut back = Device::connect_with(hub.mqtt, "Cpersist", false).await;
+    let p = back
+        .expect(|p| String::from_utf8_lossy(&p.payload).contains("while-away"))
+        .await;
+    let v: serde_json::Value = serde_json::from_slice(&p.payload).unwrap();
+    assert_eq!(rsc(&v), 2000);
+}
