@@ -175,3 +175,77 @@ async fn offline_persistent_session_gets_its_responses_on_reconnect() {
     let v: serde_json::Value = serde_json::from_slice(&p.payload).unwrap();
     assert_eq!(rsc(&v), 2000);
 }
+
+#[tokio::test]
+async fn mqtt_5_devices_are_served_on_their_own_port() {
+    use rumqttc::v5::mqttbytes::v5::Packet as P5;
+    use rumqttc::v5::mqttbytes::QoS as Q5;
+    use rumqttc::v5::{AsyncClient, Event as E5, MqttOptions};
+
+    let hub = Hub::start_with(&[("M2MHUB_MQTT__LISTEN_V5", "127.0.0.1:0")]);
+    let v5 = hub
+        .mqtt_v5
+        .expect("the ready line names the MQTT 5 listener");
+    assert_ne!(v5, hub.mqtt);
+
+    let (client, mut eventloop) = AsyncClient::new(
+        MqttOptions::new("Cfive", v5.ip().to_string(), v5.port()),
+        10,
+    );
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok(ev) = eventloop.poll().await {
+            if let E5::Incoming(p) = ev {
+                if tx.send(p).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    client
+        .subscribe("/oneM2M/reg_resp/Cfive/+/#", Q5::AtLeastOnce)
+        .await
+        .unwrap();
+    // Wait for the SUBACK before publishing.
+    loop {
+        match tokio::time::timeout(WAIT, rx.recv())
+            .await
+            .expect("SUBACK in time")
+        {
+            Some(P5::SubAck(_)) => break,
+            Some(_) => continue,
+            None => panic!("MQTT 5 connection closed"),
+        }
+    }
+    let body = json!({"op":1,"to":"cse-in","fr":"Cfive","rqi":"v5reg","rvi":"3","ty":2,
+                      "pc":{"m2m:ae":{"rn":"five","api":"Nfive","rr":false}}});
+    client
+        .publish(
+            "/oneM2M/reg_req/Cfive/id-in/json",
+            Q5::AtLeastOnce,
+            false,
+            body.to_string(),
+        )
+        .await
+        .unwrap();
+    let rsp = loop {
+        match tokio::time::timeout(WAIT, rx.recv())
+            .await
+            .expect("response in time")
+        {
+            Some(P5::Publish(p)) => break p,
+            Some(_) => continue,
+            None => panic!("MQTT 5 connection closed"),
+        }
+    };
+    assert_eq!(&rsp.topic[..], b"/oneM2M/reg_resp/Cfive/id-in/json");
+    let v: serde_json::Value = serde_json::from_slice(&rsp.payload).unwrap();
+    assert_eq!(rsc(&v), 2001, "{v}");
+    assert_eq!(v["pc"]["m2m:ae"]["aei"], "Cfive");
+
+    // The MQTT 3.1.1 side sees the same tree.
+    let mut dev = Device::connect(hub.mqtt, "Cfive-v4").await;
+    dev.listen_responses("Cfive").await;
+    let r = dev.request("Cfive", retrieve("cse-in/five")).await;
+    assert_eq!(rsc(&r), 2000, "{r}");
+}

@@ -18,6 +18,8 @@ pub const WAIT: Duration = Duration::from_secs(10);
 pub struct Hub {
     child: Child,
     pub mqtt: SocketAddr,
+    /// The MQTT 5 listener, when M2MHUB_MQTT__LISTEN_V5 was given.
+    pub mqtt_v5: Option<SocketAddr>,
     pub dir: PathBuf,
     _tmp: Option<tempfile::TempDir>,
     /// Everything the process printed, for failure messages.
@@ -27,9 +29,14 @@ pub struct Hub {
 impl Hub {
     /// A fresh appliance in a new temporary directory.
     pub fn start() -> Hub {
+        Hub::start_with(&[])
+    }
+
+    /// A fresh appliance with extra `M2MHUB_*` settings.
+    pub fn start_with(env: &[(&str, &str)]) -> Hub {
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path().to_path_buf();
-        let mut hub = Hub::start_in(&dir, &[]);
+        let mut hub = Hub::start_in(&dir, env);
         hub._tmp = Some(tmp);
         hub
     }
@@ -83,9 +90,14 @@ impl Hub {
             .find_map(|w| w.strip_prefix("mqtt="))
             .and_then(|a| a.parse().ok())
             .unwrap_or_else(|| panic!("no mqtt= address in {line:?}"));
+        let mqtt_v5 = line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("mqtt_v5="))
+            .and_then(|a| a.parse().ok());
         Hub {
             child,
             mqtt,
+            mqtt_v5,
             dir: dir.to_path_buf(),
             _tmp: None,
             log,

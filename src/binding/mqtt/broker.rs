@@ -66,22 +66,25 @@ impl EmbeddedBroker {
             connections: connections.clone(),
         };
 
-        let before = listening_sockets();
+        // One listener after the other, so that each new listening socket is known to be the
+        // one just started, even when both ask for port 0.
         let v4 = Server::new(
             settings("mqtt-v4", cfg.listen),
             router_tx.clone(),
             rumqttd::protocol::v4::V4,
         );
-        let mut servers = vec![(cfg.listen, spawn_server(v4))];
-        if let Some(listen) = cfg.listen_v5 {
-            let v5 = Server::new(
-                settings("mqtt-v5", listen),
-                router_tx.clone(),
-                rumqttd::protocol::v5::V5,
-            );
-            servers.push((listen, spawn_server(v5)));
-        }
-        let bound = wait_for_listeners(&before, &mut servers).await?;
+        let v4_addr = bind(cfg.listen, v4).await?;
+        let v5_addr = match cfg.listen_v5 {
+            Some(listen) => {
+                let v5 = Server::new(
+                    settings("mqtt-v5", listen),
+                    router_tx.clone(),
+                    rumqttd::protocol::v5::V5,
+                );
+                Some(bind(listen, v5).await?)
+            }
+            None => None,
+        };
 
         let linker: Arc<Linker> = Arc::new(move |client_id: &str| {
             LinkBuilder::new(client_id, router_tx.clone())
@@ -93,8 +96,8 @@ impl EmbeddedBroker {
         });
         Ok(EmbeddedBroker {
             linker,
-            v4_addr: bound[0],
-            v5_addr: bound.get(1).copied(),
+            v4_addr,
+            v5_addr,
         })
     }
 
@@ -104,54 +107,36 @@ impl EmbeddedBroker {
     }
 }
 
-fn spawn_server<P>(mut server: Server<P>) -> tokio::task::JoinHandle<anyhow::Error>
+/// Starts `server` on our runtime and waits until its listener shows up among the process's
+/// listening sockets (or the server fails), then sets TCP_NODELAY on it. Returns the bound
+/// address, which tells the real port when `want` asked for port 0.
+async fn bind<P>(want: SocketAddr, mut server: Server<P>) -> anyhow::Result<SocketAddr>
 where
     P: rumqttd::protocol::Protocol + Clone + Send + Sync + 'static,
 {
-    tokio::spawn(async move {
+    let before = listening_sockets();
+    let task = tokio::spawn(async move {
         match server.start(LinkType::Remote).await {
             Ok(()) => anyhow!("listener stopped"),
             Err(e) => anyhow!("{e}"),
         }
-    })
-}
-
-/// Waits until each server's listener shows up among the process's listening sockets (or its
-/// task fails), and sets TCP_NODELAY on it. Returns the bound addresses in server order.
-async fn wait_for_listeners(
-    before: &HashSet<(i32, SocketAddr)>,
-    servers: &mut [(SocketAddr, tokio::task::JoinHandle<anyhow::Error>)],
-) -> anyhow::Result<Vec<SocketAddr>> {
+    });
     let deadline = Instant::now() + Duration::from_secs(10);
-    let mut bound: Vec<Option<SocketAddr>> = vec![None; servers.len()];
     loop {
-        for (i, (want, task)) in servers.iter_mut().enumerate() {
-            if task.is_finished() {
-                let err = task.await.map_err(|e| anyhow!("{e}"))?;
-                return Err(err).with_context(|| format!("cannot listen for MQTT on {want}"));
-            }
-            if bound[i].is_some() {
-                continue;
-            }
-            let taken: Vec<SocketAddr> = bound.iter().flatten().copied().collect();
-            for (fd, addr) in listening_sockets().difference(before) {
-                let same_ip = addr.ip() == want.ip();
-                if same_ip
-                    && (want.port() == 0 || addr.port() == want.port())
-                    && !taken.contains(addr)
-                {
-                    set_nodelay(*fd)
-                        .with_context(|| format!("cannot set TCP_NODELAY on {addr}"))?;
-                    bound[i] = Some(*addr);
-                    break;
-                }
-            }
+        if task.is_finished() {
+            let err = task.await.map_err(|e| anyhow!("{e}"))?;
+            return Err(err).with_context(|| format!("cannot listen for MQTT on {want}"));
         }
-        if bound.iter().all(Option::is_some) {
-            return Ok(bound.into_iter().flatten().collect());
+        let new = listening_sockets();
+        let found = new.difference(&before).find(|(_, addr)| {
+            addr.ip() == want.ip() && (want.port() == 0 || addr.port() == want.port())
+        });
+        if let Some((fd, addr)) = found {
+            set_nodelay(*fd).with_context(|| format!("cannot set TCP_NODELAY on {addr}"))?;
+            return Ok(*addr);
         }
         if Instant::now() > deadline {
-            bail!("the MQTT listeners did not come up within 10 s");
+            bail!("the MQTT listener on {want} did not come up within 10 s");
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
