@@ -98,7 +98,7 @@ mod tests {
             &res(ResourceType::Container, "Cme"),
         )
         .unwrap_err();
-        assert_eq!(e.rsc, Rsc::OriginatorHasNoPrivilege);
+        assert_eq!(e.rsc, Rsc::ORIGINATOR_HAS_NO_PRIVILEGE);
         assert!(
             e.dbg.contains("Cother") && e.dbg.contains("cse-in/r"),
             "{}",

@@ -204,7 +204,7 @@ mod tests {
 
     fn err(ty: ResourceType, op: Op, v: Value) -> String {
         let e = validate(ty, op, &attrs(v)).unwrap_err();
-        assert_eq!(e.rsc, Rsc::BadRequest);
+        assert_eq!(e.rsc, Rsc::BAD_REQUEST);
         e.dbg
     }
 

@@ -90,7 +90,7 @@ impl Cse {
         let rsp = match self.process(req) {
             Ok(ok) => ResponsePrimitive::new(ok.rsc, &req.rqi, req.rvi.clone(), ok.pc),
             Err(e) => {
-                if e.rsc == Rsc::InternalServerError {
+                if e.rsc == Rsc::INTERNAL_SERVER_ERROR {
                     tracing::error!(rqi = %req.rqi, to = %req.to, dbg = %e.dbg, "request failed");
                 } else {
                     tracing::warn!(op = ?req.op, to = %req.to, fr = ?req.fr, rqi = %req.rqi,
@@ -108,7 +108,7 @@ impl Cse {
         if let Some(rvi) = &req.rvi {
             if !SUPPORTED_RELEASES.contains(&rvi.as_str()) {
                 return Err(Error::new(
-                    Rsc::ReleaseVersionNotSupported,
+                    Rsc::RELEASE_VERSION_NOT_SUPPORTED,
                     format!("release version '{rvi}' is not supported; use one of {SUPPORTED_RELEASES:?}"),
                 ));
             }
@@ -116,7 +116,7 @@ impl Cse {
         match req.rt {
             ResponseType::NonBlockingSync | ResponseType::NonBlockingAsync => {
                 return Err(Error::new(
-                    Rsc::NonBlockingRequestNotSupported,
+                    Rsc::NON_BLOCKING_REQUEST_NOT_SUPPORTED,
                     "non-blocking requests are not supported; send rt 3 (blocking) or leave rt out",
                 ))
             }
@@ -127,7 +127,7 @@ impl Cse {
         }
         if req.fc.is_some() {
             return Err(Error::new(
-                Rsc::NotImplemented,
+                Rsc::NOT_IMPLEMENTED,
                 "filter criteria and discovery are not supported yet",
             ));
         }
@@ -142,7 +142,7 @@ impl Cse {
             Target::Local { base, virt } => (base, virt),
             Target::Remote { csi } => {
                 return Err(Error::new(
-                    Rsc::TargetNotReachable,
+                    Rsc::TARGET_NOT_REACHABLE,
                     format!("'{}' is on CSE {csi}, which this CSE does not know", req.to),
                 ))
             }
@@ -177,9 +177,9 @@ impl Cse {
         if !resources::creatable(ty) {
             return Err(Error::new(
                 if ty == ResourceType::CseBase {
-                    Rsc::OperationNotAllowed
+                    Rsc::OPERATION_NOT_ALLOWED
                 } else {
-                    Rsc::NotImplemented
+                    Rsc::NOT_IMPLEMENTED
                 },
                 format!(
                     "creating {} (ty {}) is not supported",
@@ -217,7 +217,7 @@ impl Cse {
             _ => Some(created.to_pc()),
         };
         Ok(Success {
-            rsc: Rsc::Created,
+            rsc: Rsc::CREATED,
             pc,
         })
     }
@@ -240,7 +240,7 @@ impl Cse {
             Ok(target.to_pc())
         })?;
         Ok(Success {
-            rsc: Rsc::Ok,
+            rsc: Rsc::OK,
             pc: Some(pc),
         })
     }
@@ -266,7 +266,7 @@ impl Cse {
             .store
             .write(move |w| resources::update(w, &rules, &originator, &base, &to, pc))?;
         Ok(Success {
-            rsc: Rsc::Updated,
+            rsc: Rsc::UPDATED,
             pc: (rcn == 1).then(|| updated.to_pc()),
         })
     }
@@ -291,7 +291,7 @@ impl Cse {
             Ok::<_, Error>(target)
         })?;
         Ok(Success {
-            rsc: Rsc::Deleted,
+            rsc: Rsc::DELETED,
             pc: (rcn == 1).then(|| deleted.to_pc()),
         })
     }

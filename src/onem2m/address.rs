@@ -241,15 +241,15 @@ mod tests {
         let me = me();
         assert_eq!(
             parse_target("cse-in//x", &me).unwrap_err().rsc,
-            super::super::Rsc::BadRequest
+            super::super::Rsc::BAD_REQUEST
         );
         assert_eq!(
             parse_target("/", &me).unwrap_err().rsc,
-            super::super::Rsc::BadRequest
+            super::super::Rsc::BAD_REQUEST
         );
         assert_eq!(
             parse_target("abc/def", &me).unwrap_err().rsc,
-            super::super::Rsc::NotFound
+            super::super::Rsc::NOT_FOUND
         );
     }
 

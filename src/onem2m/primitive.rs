@@ -316,7 +316,7 @@ mod tests {
     #[test]
     fn missing_mandatory_parameters_are_named() {
         let e = parse(json!({"to":"x","rqi":"r"})).unwrap_err();
-        assert_eq!(e.error.rsc, Rsc::BadRequest);
+        assert_eq!(e.error.rsc, Rsc::BAD_REQUEST);
         assert!(e.error.dbg.contains("op"), "{}", e.error.dbg);
         assert_eq!(e.rqi.as_deref(), Some("r"));
 
@@ -345,7 +345,7 @@ mod tests {
             (json!({"m2m:rqp":"x"}), "m2m:rqp"),
         ] {
             let e = parse(body.clone()).unwrap_err();
-            assert_eq!(e.error.rsc, Rsc::BadRequest, "{body}");
+            assert_eq!(e.error.rsc, Rsc::BAD_REQUEST, "{body}");
             assert!(e.error.dbg.contains(needle), "{body}: {}", e.error.dbg);
         }
     }
@@ -382,7 +382,7 @@ mod tests {
             .as_str()
             .is_some_and(|t| crate::onem2m::time::parse(t).is_some()));
         assert!(v.get("m2m:rsp").is_none());
-        let v = ResponsePrimitive::new(Rsc::Ok, "q", None, None).to_value();
+        let v = ResponsePrimitive::new(Rsc::OK, "q", None, None).to_value();
         assert!(v.get("rvi").is_none() && v.get("pc").is_none());
     }
 }

@@ -2,78 +2,68 @@
 
 use std::fmt;
 
-/// A oneM2M response status code. Kept as a closed enum so that every code the
-/// CSE can emit is listed here; codes received from peers are read with [`Rsc::from_u16`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[repr(u16)]
-pub enum Rsc {
-    Accepted = 1000,
-    Ok = 2000,
-    Created = 2001,
-    Deleted = 2002,
-    Updated = 2004,
-    BadRequest = 4000,
-    ReleaseVersionNotSupported = 4001,
-    NotFound = 4004,
-    OperationNotAllowed = 4005,
-    RequestTimeout = 4008,
-    UnsupportedMediaType = 4015,
-    SubscriptionCreatorHasNoPrivilege = 4101,
-    ContentsUnacceptable = 4102,
-    OriginatorHasNoPrivilege = 4103,
-    Conflict = 4105,
-    InvalidChildResourceType = 4108,
-    OriginatorHasAlreadyRegistered = 4117,
-    InternalServerError = 5000,
-    NotImplemented = 5001,
-    TargetNotReachable = 5103,
-    NonBlockingRequestNotSupported = 5206,
-    NotAcceptable = 5207,
+/// A oneM2M response status code. Open: a code received from a peer that this CSE never
+/// emits is still a value; the constants name the ones m2mhub uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Rsc(pub u16);
+
+macro_rules! codes {
+    ($($name:ident = $code:literal),* $(,)?) => {
+        impl Rsc {
+            $(pub const $name: Rsc = Rsc($code);)*
+            const NAMED: &'static [(Rsc, &'static str)] = &[$((Rsc($code), stringify!($name))),*];
+        }
+    };
+}
+
+codes! {
+    ACCEPTED = 1000,
+    OK = 2000,
+    CREATED = 2001,
+    DELETED = 2002,
+    UPDATED = 2004,
+    BAD_REQUEST = 4000,
+    RELEASE_VERSION_NOT_SUPPORTED = 4001,
+    NOT_FOUND = 4004,
+    OPERATION_NOT_ALLOWED = 4005,
+    REQUEST_TIMEOUT = 4008,
+    UNSUPPORTED_MEDIA_TYPE = 4015,
+    SUBSCRIPTION_CREATOR_HAS_NO_PRIVILEGE = 4101,
+    CONTENTS_UNACCEPTABLE = 4102,
+    ORIGINATOR_HAS_NO_PRIVILEGE = 4103,
+    CONFLICT = 4105,
+    INVALID_CHILD_RESOURCE_TYPE = 4108,
+    ORIGINATOR_HAS_ALREADY_REGISTERED = 4117,
+    INTERNAL_SERVER_ERROR = 5000,
+    NOT_IMPLEMENTED = 5001,
+    TARGET_NOT_REACHABLE = 5103,
+    SUBSCRIPTION_VERIFICATION_INITIATION_FAILED = 5204,
+    NON_BLOCKING_REQUEST_NOT_SUPPORTED = 5206,
+    NOT_ACCEPTABLE = 5207,
 }
 
 impl Rsc {
-    const ALL: [Rsc; 22] = [
-        Rsc::Accepted,
-        Rsc::Ok,
-        Rsc::Created,
-        Rsc::Deleted,
-        Rsc::Updated,
-        Rsc::BadRequest,
-        Rsc::ReleaseVersionNotSupported,
-        Rsc::NotFound,
-        Rsc::OperationNotAllowed,
-        Rsc::RequestTimeout,
-        Rsc::UnsupportedMediaType,
-        Rsc::SubscriptionCreatorHasNoPrivilege,
-        Rsc::ContentsUnacceptable,
-        Rsc::OriginatorHasNoPrivilege,
-        Rsc::Conflict,
-        Rsc::InvalidChildResourceType,
-        Rsc::OriginatorHasAlreadyRegistered,
-        Rsc::InternalServerError,
-        Rsc::NotImplemented,
-        Rsc::TargetNotReachable,
-        Rsc::NonBlockingRequestNotSupported,
-        Rsc::NotAcceptable,
-    ];
-
     pub fn code(self) -> u16 {
-        self as u16
-    }
-
-    pub fn from_u16(code: u16) -> Option<Rsc> {
-        Self::ALL.into_iter().find(|r| r.code() == code)
+        self.0
     }
 
     /// Clients treat every code from 4000 on as an error (OpenMTC's ERROR_MIN).
     pub fn is_error(self) -> bool {
-        self.code() >= 4000
+        self.0 >= 4000
+    }
+
+    /// The constant's name for codes this crate knows.
+    pub fn name(self) -> Option<&'static str> {
+        Self::NAMED.iter().find(|(r, _)| *r == self).map(|(_, n)| *n)
     }
 }
 
 impl fmt::Display for Rsc {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({:?})", self.code(), self)
+        match self.name() {
+            Some(name) => write!(f, "{} ({name})", self.0),
+            None => write!(f, "{}", self.0),
+        }
     }
 }
 
@@ -94,22 +84,22 @@ impl Error {
         }
     }
     pub fn bad_request(dbg: impl Into<String>) -> Self {
-        Self::new(Rsc::BadRequest, dbg)
+        Self::new(Rsc::BAD_REQUEST, dbg)
     }
     pub fn not_found(dbg: impl Into<String>) -> Self {
-        Self::new(Rsc::NotFound, dbg)
+        Self::new(Rsc::NOT_FOUND, dbg)
     }
     pub fn not_allowed(dbg: impl Into<String>) -> Self {
-        Self::new(Rsc::OperationNotAllowed, dbg)
+        Self::new(Rsc::OPERATION_NOT_ALLOWED, dbg)
     }
     pub fn conflict(dbg: impl Into<String>) -> Self {
-        Self::new(Rsc::Conflict, dbg)
+        Self::new(Rsc::CONFLICT, dbg)
     }
     pub fn no_privilege(dbg: impl Into<String>) -> Self {
-        Self::new(Rsc::OriginatorHasNoPrivilege, dbg)
+        Self::new(Rsc::ORIGINATOR_HAS_NO_PRIVILEGE, dbg)
     }
     pub fn internal(dbg: impl Into<String>) -> Self {
-        Self::new(Rsc::InternalServerError, dbg)
+        Self::new(Rsc::INTERNAL_SERVER_ERROR, dbg)
     }
 }
 
@@ -118,24 +108,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_code_round_trips() {
-        for rsc in Rsc::ALL {
-            assert_eq!(Rsc::from_u16(rsc.code()), Some(rsc));
+    fn named_codes_are_unique() {
+        let mut seen = std::collections::HashSet::new();
+        for (rsc, name) in Rsc::NAMED {
+            assert!(seen.insert(rsc.0), "{name} repeats {}", rsc.0);
+            assert_eq!(rsc.name(), Some(*name));
         }
-        assert_eq!(Rsc::from_u16(4999), None);
+        assert_eq!(Rsc(4999).name(), None);
     }
 
     #[test]
     fn errors_start_at_4000() {
-        assert!(!Rsc::Updated.is_error());
-        assert!(Rsc::BadRequest.is_error());
-        assert!(Rsc::TargetNotReachable.is_error());
+        assert!(!Rsc::UPDATED.is_error());
+        assert!(!Rsc(3999).is_error());
+        assert!(Rsc::BAD_REQUEST.is_error());
+        assert!(Rsc::TARGET_NOT_REACHABLE.is_error());
+        assert!(Rsc(6010).is_error());
     }
 
     #[test]
     fn display_names_code_and_meaning() {
-        assert_eq!(Rsc::NotFound.to_string(), "4004 (NotFound)");
+        assert_eq!(Rsc::NOT_FOUND.to_string(), "4004 (NOT_FOUND)");
+        assert_eq!(Rsc(4999).to_string(), "4999");
         let e = Error::not_found("no resource 'x'");
-        assert_eq!(e.to_string(), "4004 (NotFound): no resource 'x'");
+        assert_eq!(e.to_string(), "4004 (NOT_FOUND): no resource 'x'");
     }
 }

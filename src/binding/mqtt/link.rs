@@ -177,7 +177,7 @@ fn handle(cse: &Cse, topic: &Bytes, payload: &Bytes) -> Option<(String, Vec<u8>)
             let level = parsed.serialization.unwrap_or_default();
             tracing::warn!(%topic, "request in an unsupported serialization");
             let err = Error::new(
-                Rsc::UnsupportedMediaType,
+                Rsc::UNSUPPORTED_MEDIA_TYPE,
                 format!("serialization '{level}' is not supported; publish to .../json"),
             );
             (

@@ -16,7 +16,7 @@ pub fn init(cnt: &Resource, attrs: &mut Map<String, Value>, now: &str) -> Result
     if let Some(mbs) = cnt.int("mbs") {
         if cs > mbs {
             return Err(Error::new(
-                Rsc::NotAcceptable,
+                Rsc::NOT_ACCEPTABLE,
                 format!("content of {cs} bytes exceeds the container's maximum byte size (mbs) of {mbs}"),
             ));
         }

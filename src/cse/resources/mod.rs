@@ -130,7 +130,7 @@ pub fn create(
     let parent = resolve(w, parent, None, &describe(parent))?;
     if !allowed_child(parent.ty, ty) {
         return Err(Error::new(
-            Rsc::InvalidChildResourceType,
+            Rsc::INVALID_CHILD_RESOURCE_TYPE,
             format!(
                 "a {} cannot be created under a {}",
                 ty.root_name(),
