@@ -1,6 +1,7 @@
 //! Putting the appliance together: store, CSE, expiry, and the bindings the configuration
 //! enables.
 
+use crate::binding::http;
 use crate::binding::mqtt::{self, EmbeddedBroker};
 use crate::config::Config;
 use crate::cse::{expiry, Cse};
@@ -13,6 +14,8 @@ use std::sync::Arc;
 pub struct Appliance {
     pub cse: Cse,
     pub broker: Option<Arc<EmbeddedBroker>>,
+    /// The HTTP listener as bound.
+    pub http: Option<SocketAddr>,
 }
 
 impl Appliance {
@@ -36,17 +39,19 @@ impl Appliance {
         } else {
             None
         };
-        if config.http.enabled {
-            tracing::info!(listen = %config.http.listen,
-                "the HTTP binding is not in this build yet; [http] is accepted and nothing listens");
-        }
-        let app = Appliance { cse, broker };
+        let http = if config.http.enabled {
+            Some(http::serve(config.http.listen, cse.clone()).await?)
+        } else {
+            None
+        };
+        let app = Appliance { cse, broker, http };
         tracing::info!(
             cse = %app.cse.identity().csi,
             name = %app.cse.identity().rn,
             kind = ?config.cse.kind,
             mqtt = %app.mqtt_addr().map_or("off".into(), |a| a.to_string()),
             mqtt_v5 = %app.broker.as_ref().and_then(|b| b.v5_addr).map_or("off".into(), |a| a.to_string()),
+            http = %app.http.map_or("off".into(), |a| a.to_string()),
             database = %store.path().display(),
             "m2mhub ready"
         );

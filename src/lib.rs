@@ -3,12 +3,14 @@
 //! * [`onem2m`]: the protocol as data (pure).
 //! * [`cse`]: the dispatcher from request primitive to response primitive.
 //! * [`store`]: SQLite persistence.
-//! * [`binding`]: MQTT (embedded broker and in-process link).
+//! * [`binding`]: MQTT (embedded broker and in-process link) and HTTP.
+//! * [`client`]: the AE-side library, one API over MQTT and HTTP.
 //! * [`config`]: defaults < `config.toml` < `M2MHUB_*` environment.
 //! * [`app`]: starting it all.
 
 pub mod app;
 pub mod binding;
+pub mod client;
 pub mod config;
 pub mod cse;
 pub mod onem2m;

@@ -1,3 +1,5 @@
+mod request;
+
 use clap::{Parser, Subcommand};
 use m2mhub::app::Appliance;
 use m2mhub::config::Config;
@@ -11,7 +13,7 @@ use tracing_subscriber::EnvFilter;
 #[command(name = "m2mhub", version, about)]
 struct Cli {
     /// Configuration file (default: ./config.toml if present, else built-in defaults).
-    #[arg(long, short, global = true, value_name = "PATH")]
+    #[arg(long, global = true, value_name = "PATH")]
     config: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
@@ -23,10 +25,17 @@ enum Command {
     Run,
     /// Print the effective configuration, or say which key or value is wrong.
     CheckConfig,
+    /// Send one oneM2M request over MQTT or HTTP and print the response primitive (the curl
+    /// of oneM2M). Exits 1 when the response is an error (rsc >= 4000), 3 when none came.
+    Request(Box<request::Args>),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Request(args)) = cli.command {
+        // A client: the appliance's configuration plays no part.
+        return request::run(*args);
+    }
     let config = match Config::load(cli.config.as_deref()) {
         Ok(c) => c,
         Err(e) => {
@@ -40,6 +49,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Run => run(config),
+        Command::Request(args) => request::run(*args),
     }
 }
 
@@ -95,5 +105,14 @@ async fn wait_for_signal() {
         Err(_) => {
             let _ = tokio::signal::ctrl_c().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
     }
 }

@@ -182,9 +182,24 @@ async fn resource_errors_have_their_own_codes() {
             "non-blocking",
         ),
         (
-            json!({"op":2,"to":"cse-in","fc":{"fu":1}}),
+            json!({"op":2,"to":"cse-in","fc":{"fu":1,"smf":"x"}}),
             5001,
-            "discovery",
+            "'smf' is not supported",
+        ),
+        (
+            json!({"op":2,"to":"cse-in","fc":{"ty":[3]}}),
+            5001,
+            "conditional retrieval",
+        ),
+        (
+            json!({"op":4,"to":"cse-in/app","fc":{"fu":1}}),
+            4000,
+            "is a RETRIEVE",
+        ),
+        (
+            json!({"op":2,"to":"cse-in","fc":{"fu":1},"drt":7}),
+            4000,
+            "drt 7",
         ),
     ];
     for (body, code, needle) in cases {

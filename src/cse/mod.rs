@@ -5,6 +5,7 @@
 mod access;
 mod attributes;
 mod bootstrap;
+mod discovery;
 pub mod expiry;
 mod resources;
 
@@ -125,12 +126,18 @@ impl Cse {
         if req.ty.is_some() && req.op != Operation::Create {
             return Err(Error::bad_request("ty is only allowed in a CREATE request"));
         }
-        if req.fc.is_some() {
-            return Err(Error::new(
-                Rsc::NOT_IMPLEMENTED,
-                "filter criteria and discovery are not supported yet",
-            ));
-        }
+        let discovery =
+            match &req.fc {
+                None => None,
+                Some(fc) => match discovery::Filter::from_fc(fc)? {
+                    Some(f) if req.op == Operation::Retrieve => Some(f),
+                    Some(_) => return Err(Error::bad_request("discovery (fu 1) is a RETRIEVE")),
+                    None => return Err(Error::new(
+                        Rsc::NOT_IMPLEMENTED,
+                        "conditional retrieval (filter criteria without fu 1) is not supported yet",
+                    )),
+                },
+            };
         let registering =
             req.op == Operation::Create && req.ty == Some(ResourceType::Ae.code() as u64);
         let originator = match req.fr.as_deref() {
@@ -147,6 +154,9 @@ impl Cse {
                 ))
             }
         };
+        if let Some(filter) = discovery {
+            return self.discover(req, &originator, &base, virt, &filter);
+        }
         match req.op {
             Operation::Create => self.create(req, originator, base, virt),
             Operation::Retrieve => self.retrieve(req, &originator, &base, virt),
@@ -238,6 +248,37 @@ impl Cse {
                 return Ok(resources::with_children(&target, &children));
             }
             Ok(target.to_pc())
+        })?;
+        Ok(Success {
+            rsc: Rsc::OK,
+            pc: Some(pc),
+        })
+    }
+
+    fn discover(
+        &self,
+        req: &RequestPrimitive,
+        originator: &str,
+        base: &Base,
+        virt: Option<address::Virtual>,
+        filter: &discovery::Filter,
+    ) -> Result<Success, Error> {
+        if virt.is_some() {
+            return Err(Error::bad_request(
+                "discovery under la or ol is not possible",
+            ));
+        }
+        result_content(req.rcn, 11, &[11], "discovery")?;
+        let drt = match req.drt.unwrap_or(1) {
+            d @ (1 | 2) => d,
+            d => {
+                return Err(Error::bad_request(format!(
+                    "drt {d} is not 1 (structured) or 2 (unstructured)"
+                )))
+            }
+        };
+        let pc = self.store.read(|r| {
+            discovery::discover(r, &self.rules, originator, base, &req.to, filter, drt)
         })?;
         Ok(Success {
             rsc: Rsc::OK,

@@ -2,6 +2,7 @@
 //! and timestamps. Pure: nothing here does I/O.
 
 pub mod address;
+pub mod http;
 pub mod primitive;
 pub mod rsc;
 pub mod time;

@@ -265,6 +265,44 @@ impl ResponsePrimitive {
         )
     }
 
+    /// Reads a response, bare or wrapped in `{"m2m:rsp": {...}}`, as a client receives it from
+    /// any CSE: unknown parameters are ignored, `rsc` may be any code.
+    pub fn from_value(body: Value) -> Result<Self, Error> {
+        let body = match body {
+            Value::Object(mut o) if o.len() == 1 && o.contains_key("m2m:rsp") => {
+                o.remove("m2m:rsp").unwrap_or_default()
+            }
+            other => other,
+        };
+        let Value::Object(mut o) = body else {
+            return Err(Error::bad_request(
+                "a response primitive must be a JSON object",
+            ));
+        };
+        let rsc = o
+            .get("rsc")
+            .and_then(Value::as_u64)
+            .and_then(|c| u16::try_from(c).ok())
+            .ok_or_else(|| Error::bad_request("response without a numeric rsc"))?;
+        let text = |v: Option<&Value>| match v {
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(Value::Number(n)) => Some(n.to_string()),
+            _ => None,
+        };
+        Ok(ResponsePrimitive {
+            rsc: Rsc(rsc),
+            rqi: text(o.get("rqi")).unwrap_or_default(),
+            rvi: text(o.get("rvi")),
+            ot: text(o.get("ot")).unwrap_or_default(),
+            pc: o.remove("pc"),
+        })
+    }
+
+    /// The `m2m:dbg` text of an error response.
+    pub fn dbg(&self) -> Option<&str> {
+        self.pc.as_ref()?.get("m2m:dbg")?.as_str()
+    }
+
     /// The response as a bare JSON primitive (no `m2m:rsp` wrapper).
     pub fn to_value(&self) -> Value {
         let mut m = Map::new();
@@ -367,6 +405,25 @@ mod tests {
         r.rt = ResponseType::NoResponse;
         r.pc = Some(json!({"m2m:cin":{"con":"1"}}));
         assert_eq!(parse(r.to_value()).unwrap(), r);
+    }
+
+    #[test]
+    fn responses_read_back_bare_or_wrapped_with_any_code() {
+        let rsp = ResponsePrimitive::new(
+            Rsc::CREATED,
+            "q",
+            Some("3".into()),
+            Some(json!({"m2m:cnt":{}})),
+        );
+        assert_eq!(ResponsePrimitive::from_value(rsp.to_value()).unwrap(), rsp);
+        let r = ResponsePrimitive::from_value(
+            json!({"m2m:rsp":{"rsc":6010,"rqi":"x","to":"y","pc":{"m2m:dbg":"d"}}}),
+        )
+        .unwrap();
+        assert_eq!(r.rsc, Rsc(6010));
+        assert_eq!(r.dbg(), Some("d"));
+        assert!(ResponsePrimitive::from_value(json!({"rqi":"x"})).is_err());
+        assert!(ResponsePrimitive::from_value(json!("x")).is_err());
     }
 
     #[test]

@@ -52,9 +52,36 @@ impl Rsc {
         self.0 >= 4000
     }
 
+    /// The HTTP status that carries this code (TS-0009 §6.3, as ACME maps it; OpenMTC agrees
+    /// where both have the code). Clients should read `X-M2M-RSC`, not the status.
+    pub fn http_status(self) -> u16 {
+        match self.0 {
+            1000..=1999 => 202,
+            2001 => 201,
+            2000..=2999 => 200,
+            4001 => 501,
+            4004 => 404,
+            4005 => 405,
+            4008 => 504,
+            4015 => 415,
+            4101 | 4103 | 4107 | 4108 | 4117 | 4126 | 4127 | 4128 => 403,
+            4104 | 4105 => 409,
+            5001 | 5206 => 501,
+            5103 | 5107 => 404,
+            5105 | 5203 | 5205 => 403,
+            5106 => 409,
+            5207 => 406,
+            4000..=4999 | 6000..=6999 => 400,
+            _ => 500,
+        }
+    }
+
     /// The constant's name for codes this crate knows.
     pub fn name(self) -> Option<&'static str> {
-        Self::NAMED.iter().find(|(r, _)| *r == self).map(|(_, n)| *n)
+        Self::NAMED
+            .iter()
+            .find(|(r, _)| *r == self)
+            .map(|(_, n)| *n)
     }
 }
 
@@ -124,6 +151,35 @@ mod tests {
         assert!(Rsc::BAD_REQUEST.is_error());
         assert!(Rsc::TARGET_NOT_REACHABLE.is_error());
         assert!(Rsc(6010).is_error());
+    }
+
+    #[test]
+    fn http_statuses_follow_ts_0009() {
+        for (rsc, status) in [
+            (Rsc::ACCEPTED, 202),
+            (Rsc::OK, 200),
+            (Rsc::CREATED, 201),
+            (Rsc::DELETED, 200),
+            (Rsc::UPDATED, 200),
+            (Rsc::BAD_REQUEST, 400),
+            (Rsc::RELEASE_VERSION_NOT_SUPPORTED, 501),
+            (Rsc::NOT_FOUND, 404),
+            (Rsc::OPERATION_NOT_ALLOWED, 405),
+            (Rsc::REQUEST_TIMEOUT, 504),
+            (Rsc::UNSUPPORTED_MEDIA_TYPE, 415),
+            (Rsc::CONTENTS_UNACCEPTABLE, 400),
+            (Rsc::ORIGINATOR_HAS_NO_PRIVILEGE, 403),
+            (Rsc::CONFLICT, 409),
+            (Rsc::INVALID_CHILD_RESOURCE_TYPE, 403),
+            (Rsc::INTERNAL_SERVER_ERROR, 500),
+            (Rsc::NOT_IMPLEMENTED, 501),
+            (Rsc::TARGET_NOT_REACHABLE, 404),
+            (Rsc::SUBSCRIPTION_VERIFICATION_INITIATION_FAILED, 500),
+            (Rsc::NOT_ACCEPTABLE, 406),
+            (Rsc(6010), 400),
+        ] {
+            assert_eq!(rsc.http_status(), status, "{rsc}");
+        }
     }
 
     #[test]

@@ -214,6 +214,30 @@ impl Reader<'_> {
         )
     }
 
+    /// Visits the descendants of the resource named `srn` in tree order (by structured name),
+    /// only those of the types in `tys` when it is not empty, until `visit` returns `false`.
+    pub fn walk_subtree(
+        &self,
+        srn: &str,
+        tys: &[u16],
+        mut visit: impl FnMut(Resource) -> bool,
+    ) -> Result<(), StoreError> {
+        let mut sql = format!("SELECT {COLUMNS} FROM resource WHERE srn > ?1 AND srn < ?2");
+        if !tys.is_empty() {
+            let list: Vec<String> = tys.iter().map(u16::to_string).collect();
+            sql.push_str(&format!(" AND ty IN ({})", list.join(",")));
+        }
+        sql.push_str(" ORDER BY srn");
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let mut rows = stmt.query(rusqlite::params![format!("{srn}/"), format!("{srn}0")])?;
+        while let Some(row) = rows.next()? {
+            if !visit(resource::from_row(row)??) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     /// Resource IDs whose expiration time is at or before `now` (a canonical timestamp).
     pub fn expired(&self, now: &str, limit: usize) -> Result<Vec<String>, StoreError> {
         let mut stmt = self.conn.prepare_cached(

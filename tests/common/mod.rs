@@ -20,6 +20,8 @@ pub struct Hub {
     pub mqtt: SocketAddr,
     /// The MQTT 5 listener, when M2MHUB_MQTT__LISTEN_V5 was given.
     pub mqtt_v5: Option<SocketAddr>,
+    /// The HTTP listener (on by default in tests).
+    pub http: Option<SocketAddr>,
     pub dir: PathBuf,
     _tmp: Option<tempfile::TempDir>,
     /// Everything the process printed, for failure messages.
@@ -54,7 +56,7 @@ impl Hub {
         cmd.current_dir(dir)
             .env_remove("RUST_LOG")
             .env("M2MHUB_MQTT__LISTEN", "127.0.0.1:0")
-            .env("M2MHUB_HTTP__ENABLED", "false")
+            .env("M2MHUB_HTTP__LISTEN", "127.0.0.1:0")
             .env("M2MHUB_STORAGE__PATH", dir.join("data/m2mhub.db"))
             .env("M2MHUB_LOG__LEVEL", "info")
             .stdout(Stdio::null())
@@ -90,6 +92,10 @@ impl Hub {
             .find_map(|w| w.strip_prefix("mqtt="))
             .and_then(|a| a.parse().ok())
             .unwrap_or_else(|| panic!("no mqtt= address in {line:?}"));
+        let http = line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("http="))
+            .and_then(|a| a.parse().ok());
         let mqtt_v5 = line
             .split_whitespace()
             .find_map(|w| w.strip_prefix("mqtt_v5="))
@@ -98,6 +104,7 @@ impl Hub {
             child,
             mqtt,
             mqtt_v5,
+            http,
             dir: dir.to_path_buf(),
             _tmp: None,
             log,

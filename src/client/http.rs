@@ -1,0 +1,213 @@
+//! The HTTP transport (TS-0009), and an HTTP receiver for notifications.
+
+use super::notify::{Incoming, Notifications};
+use super::{ClientError, Endpoint, Options, Transport};
+use crate::binding::http::{to_request, to_response};
+use crate::onem2m::http::{self as h, path_from_to, query_pairs};
+use crate::onem2m::{Error, Operation, RequestPrimitive, ResponsePrimitive, Rsc};
+use axum::body::Bytes;
+use axum::http::{HeaderMap, Method, Uri};
+use axum::response::Response;
+use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
+use serde_json::Value;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// Characters escaped in a path; `/` stays as it is.
+const PATH: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'`')
+    .add(b'{')
+    .add(b'}');
+
+/// How long a notification may wait for the application's answer.
+const ANSWER_WITHIN: Duration = Duration::from_secs(30);
+
+pub struct HttpTransport {
+    http: reqwest::Client,
+    base: String,
+    timeout: Duration,
+}
+
+impl HttpTransport {
+    pub fn new(endpoint: &Endpoint, opts: &Options) -> Result<Self, ClientError> {
+        let Endpoint::Http { base, .. } = endpoint else {
+            return Err(ClientError::Endpoint(
+                format!("{endpoint:?}"),
+                "not an HTTP endpoint".into(),
+            ));
+        };
+        let http = reqwest::Client::builder()
+            .timeout(opts.timeout)
+            .tcp_nodelay(true)
+            .build()
+            .map_err(|e| ClientError::Transport(e.to_string()))?;
+        Ok(HttpTransport {
+            http,
+            base: base.clone(),
+            timeout: opts.timeout,
+        })
+    }
+}
+
+impl Transport for HttpTransport {
+    async fn send(&self, req: RequestPrimitive) -> Result<ResponsePrimitive, ClientError> {
+        let mut url = format!(
+            "{}{}",
+            self.base,
+            utf8_percent_encode(&path_from_to(&req.to), PATH)
+        );
+        let pairs = query_pairs(req.rcn, req.rt, req.drt, req.fc.as_ref());
+        if !pairs.is_empty() {
+            url.push('?');
+            url.push_str(
+                &url::form_urlencoded::Serializer::new(String::new())
+                    .extend_pairs(pairs)
+                    .finish(),
+            );
+        }
+        let method = match req.op {
+            Operation::Create | Operation::Notify => reqwest::Method::POST,
+            Operation::Retrieve => reqwest::Method::GET,
+            Operation::Update => reqwest::Method::PUT,
+            Operation::Delete => reqwest::Method::DELETE,
+        };
+        let mut b = self.http.request(method, &url).header(h::RI, &req.rqi);
+        if let Some(fr) = &req.fr {
+            b = b.header(h::ORIGIN, fr);
+        }
+        if let Some(rvi) = &req.rvi {
+            b = b.header(h::RVI, rvi);
+        }
+        if let Some(pc) = &req.pc {
+            let ctype = match req.ty {
+                Some(ty) => format!("application/json;ty={ty}"),
+                None => "application/json".to_string(),
+            };
+            b = b
+                .header("content-type", ctype)
+                .body(serde_json::to_vec(pc).unwrap_or_default());
+        } else if let Some(ty) = req.ty {
+            b = b.header("content-type", format!("application/json;ty={ty}"));
+        }
+        let rsp = b.send().await.map_err(|e| {
+            if e.is_timeout() {
+                ClientError::Timeout(self.timeout)
+            } else if e.is_connect() {
+                ClientError::Connect(self.base.clone(), e.to_string())
+            } else {
+                ClientError::Transport(e.to_string())
+            }
+        })?;
+        let header = |name: &str| {
+            rsp.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let rsc = header(h::RSC)
+            .and_then(|v| v.trim().parse::<u16>().ok())
+            .ok_or_else(|| {
+                ClientError::Response(format!(
+                    "HTTP {} without an X-M2M-RSC header: is {} a oneM2M CSE?",
+                    rsp.status(),
+                    self.base
+                ))
+            })?;
+        let rqi = header(h::RI).unwrap_or_else(|| req.rqi.clone());
+        let rvi = header(h::RVI);
+        let ot = header(h::OT).unwrap_or_default();
+        let body = rsp
+            .bytes()
+            .await
+            .map_err(|e| ClientError::Transport(e.to_string()))?;
+        let pc = if body.iter().all(u8::is_ascii_whitespace) {
+            None
+        } else {
+            Some(
+                serde_json::from_slice::<Value>(&body)
+                    .map_err(|e| ClientError::Response(format!("body is not JSON: {e}")))?,
+            )
+        };
+        Ok(ResponsePrimitive {
+            rsc: Rsc(rsc),
+            rqi,
+            rvi,
+            ot,
+            pc,
+        })
+    }
+
+    /// Serves NOTIFY requests over HTTP on `listen` (default: 127.0.0.1, a free port).
+    async fn notifications(
+        &self,
+        _originator: &str,
+        listen: Option<SocketAddr>,
+    ) -> Result<(Notifications, String), ClientError> {
+        let listen = listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|e| ClientError::Connect(listen.to_string(), e.to_string()))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| ClientError::Transport(e.to_string()))?;
+        let (tx, rx) = mpsc::channel(1024);
+        let app = axum::Router::new().fallback(receive).with_state(tx);
+        let server = tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::warn!(error = %e, "notification receiver stopped");
+            }
+        });
+        Ok((
+            Notifications {
+                rx,
+                server: Some(server.abort_handle()),
+            },
+            format!("http://{addr}"),
+        ))
+    }
+}
+
+async fn receive(
+    axum::extract::State(tx): axum::extract::State<mpsc::Sender<Incoming>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let rqi = headers
+        .get(h::RI)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let req = match to_request(&method, &uri, &headers, &body) {
+        Ok(req) if req.op == Operation::Notify => req,
+        Ok(_) => {
+            let err = Error::not_allowed("this receiver accepts NOTIFY requests only");
+            return to_response(&ResponsePrimitive::error(&err, rqi, None));
+        }
+        Err(err) => return to_response(&ResponsePrimitive::error(&err, rqi, None)),
+    };
+    let rvi = req.rvi.clone();
+    let (incoming, answer) = Incoming::new(req);
+    if tx.send(incoming).await.is_err() {
+        let err = Error::new(
+            Rsc::TARGET_NOT_REACHABLE,
+            "nobody is receiving notifications here",
+        );
+        return to_response(&ResponsePrimitive::error(&err, rqi, rvi));
+    }
+    let rsc = tokio::time::timeout(ANSWER_WITHIN, answer)
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or(Rsc::OK);
+    to_response(&ResponsePrimitive::new(rsc, rqi, rvi, None))
+}

@@ -1,0 +1,251 @@
+//! Discovery: a RETRIEVE with filter usage 1 (`fc.fu = 1`) lists the addresses of the
+//! resources below the target that match the filter criteria and that the originator may see
+//! (TS-0001 §10.2.6, digest §5.3). The result is `{"m2m:uril": [...]}`, structured addresses
+//! by default (`drt` 1) or resource IDs (`drt` 2). Results come in tree order.
+
+use super::{access, resources, Rules};
+use crate::onem2m::{time, Base, Error, Operation, Rsc};
+use crate::store::{Reader, Resource};
+use serde_json::{json, Map, Value};
+
+/// Most results one discovery returns when `lim` does not say fewer.
+pub const MAX_RESULTS: usize = 10_000;
+
+/// The filter criteria this CSE evaluates.
+#[derive(Debug, Default)]
+pub struct Filter {
+    tys: Vec<u16>,
+    labels: Vec<String>,
+    limit: usize,
+    level: Option<usize>,
+    offset: usize,
+    created_after: Option<String>,
+    created_before: Option<String>,
+    modified_since: Option<String>,
+    unmodified_since: Option<String>,
+}
+
+impl Filter {
+    /// Reads `fc`; `Ok(None)` when it asks for conditional retrieval rather than discovery.
+    pub fn from_fc(fc: &Map<String, Value>) -> Result<Option<Filter>, Error> {
+        let mut f = Filter {
+            limit: MAX_RESULTS,
+            ..Filter::default()
+        };
+        let uint = |k: &str, v: &Value| {
+            v.as_u64().ok_or_else(|| {
+                Error::bad_request(format!(
+                    "filter criterion {k} must be a non-negative integer"
+                ))
+            })
+        };
+        let stamp = |k: &str, v: &Value| {
+            v.as_str().and_then(time::canonical).ok_or_else(|| {
+                Error::bad_request(format!("filter criterion {k} must be a timestamp"))
+            })
+        };
+        let mut fu = 2;
+        for (k, v) in fc {
+            match k.as_str() {
+                "fu" => fu = uint(k, v)?,
+                "fo" => {
+                    if uint(k, v)? != 1 {
+                        return Err(Error::new(
+                            Rsc::NOT_IMPLEMENTED,
+                            "only filterOperation 1 (AND) is supported",
+                        ));
+                    }
+                }
+                "ty" => {
+                    let list = v.as_array().cloned().unwrap_or_else(|| vec![v.clone()]);
+                    for t in &list {
+                        let t = uint(k, t)?;
+                        f.tys.push(u16::try_from(t).map_err(|_| {
+                            Error::bad_request(format!("ty {t} is not a resource type"))
+                        })?);
+                    }
+                }
+                "lbl" => {
+                    let list = v.as_array().cloned().unwrap_or_else(|| vec![v.clone()]);
+                    for l in list {
+                        let l = l.as_str().ok_or_else(|| {
+                            Error::bad_request("filter criterion lbl must be strings")
+                        })?;
+                        f.labels.push(l.to_string());
+                    }
+                }
+                "lim" => f.limit = (uint(k, v)? as usize).min(MAX_RESULTS),
+                "lvl" => f.level = Some(uint(k, v)? as usize),
+                "ofst" => f.offset = uint(k, v)? as usize,
+                "cra" => f.created_after = Some(stamp(k, v)?),
+                "crb" => f.created_before = Some(stamp(k, v)?),
+                "ms" => f.modified_since = Some(stamp(k, v)?),
+                "us" => f.unmodified_since = Some(stamp(k, v)?),
+                other => {
+                    return Err(Error::new(
+                        Rsc::NOT_IMPLEMENTED,
+                        format!("filter criterion '{other}' is not supported"),
+                    ))
+                }
+            }
+        }
+        match fu {
+            1 => Ok(Some(f)),
+            2 => Ok(None),
+            other => Err(Error::new(
+                Rsc::NOT_IMPLEMENTED,
+                format!("filter usage {other} is not supported"),
+            )),
+        }
+    }
+
+    fn matches(&self, r: &Resource) -> bool {
+        let attr = |name: &str| r.str(name).unwrap_or_default().to_string();
+        if !self.labels.is_empty() {
+            let has = r
+                .attrs
+                .get("lbl")
+                .and_then(Value::as_array)
+                .is_some_and(|l| {
+                    l.iter().any(|x| {
+                        x.as_str()
+                            .is_some_and(|x| self.labels.iter().any(|w| w == x))
+                    })
+                });
+            if !has {
+                return false;
+            }
+        }
+        let ct = attr("ct");
+        let lt = attr("lt");
+        self.created_after.as_ref().is_none_or(|t| &ct > t)
+            && self.created_before.as_ref().is_none_or(|t| &ct < t)
+            && self.modified_since.as_ref().is_none_or(|t| &lt > t)
+            && self.unmodified_since.as_ref().is_none_or(|t| &lt < t)
+    }
+}
+
+fn depth(srn: &str) -> usize {
+    srn.matches('/').count()
+}
+
+/// Runs a discovery under `base` for `originator`.
+pub fn discover(
+    r: &Reader,
+    rules: &Rules,
+    originator: &str,
+    base: &Base,
+    to: &str,
+    filter: &Filter,
+    drt: u64,
+) -> Result<Value, Error> {
+    let root = resources::resolve(r, base, None, to)?;
+    access::check(rules, originator, Operation::Retrieve, &root)?;
+    let max_depth = filter.level.map(|l| depth(&root.srn) + l);
+    let mut skipped = 0;
+    let mut found = Vec::new();
+    r.walk_subtree(&root.srn, &filter.tys, |res| {
+        if max_depth.is_some_and(|d| depth(&res.srn) > d) || !filter.matches(&res) {
+            return true;
+        }
+        if access::check(rules, originator, Operation::Retrieve, &res).is_err() {
+            return true;
+        }
+        if skipped < filter.offset {
+            skipped += 1;
+            return true;
+        }
+        found.push(if drt == 2 { res.ri } else { res.srn });
+        found.len() < filter.limit
+    })?;
+    Ok(json!({ "m2m:uril": found }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fc(v: Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn reads_discovery_criteria() {
+        let f = Filter::from_fc(&fc(
+            json!({"fu":1,"ty":[3,4],"lbl":["a"],"lim":5,"lvl":2,"ofst":1,"cra":"20250101T000000"}),
+        ))
+        .unwrap()
+        .unwrap();
+        assert_eq!(f.tys, vec![3, 4]);
+        assert_eq!(f.labels, vec!["a".to_string()]);
+        assert_eq!((f.limit, f.level, f.offset), (5, Some(2), 1));
+        assert_eq!(f.created_after.as_deref(), Some("20250101T000000,000000"));
+        assert!(
+            Filter::from_fc(&fc(json!({"ty":[3]}))).unwrap().is_none(),
+            "fu defaults to 2"
+        );
+        assert_eq!(
+            Filter::from_fc(&fc(json!({"fu":1,"lim":1_000_000})))
+                .unwrap()
+                .unwrap()
+                .limit,
+            MAX_RESULTS
+        );
+    }
+
+    #[test]
+    fn refuses_what_it_cannot_evaluate() {
+        assert_eq!(
+            Filter::from_fc(&fc(json!({"fu":1,"fo":2})))
+                .unwrap_err()
+                .rsc,
+            Rsc::NOT_IMPLEMENTED
+        );
+        assert_eq!(
+            Filter::from_fc(&fc(json!({"fu":1,"smf":"x"})))
+                .unwrap_err()
+                .rsc,
+            Rsc::NOT_IMPLEMENTED
+        );
+        assert_eq!(
+            Filter::from_fc(&fc(json!({"fu":1,"lim":"x"})))
+                .unwrap_err()
+                .rsc,
+            Rsc::BAD_REQUEST
+        );
+        assert_eq!(
+            Filter::from_fc(&fc(json!({"fu":1,"cra":"yesterday"})))
+                .unwrap_err()
+                .rsc,
+            Rsc::BAD_REQUEST
+        );
+        assert_eq!(
+            Filter::from_fc(&fc(json!({"fu":3}))).unwrap_err().rsc,
+            Rsc::NOT_IMPLEMENTED
+        );
+    }
+
+    #[test]
+    fn label_and_time_matching() {
+        let f = Filter::from_fc(&fc(
+            json!({"fu":1,"lbl":["room:1","room:2"],"crb":"20300101T000000"}),
+        ))
+        .unwrap()
+        .unwrap();
+        let mut r = Resource {
+            ty: crate::onem2m::ResourceType::Container,
+            ri: "c".into(),
+            pi: "p".into(),
+            rn: "c".into(),
+            srn: "cb/c".into(),
+            owner: String::new(),
+            attrs: Map::new(),
+        };
+        r.attrs.insert("ct".into(), json!("20250101T000000,000000"));
+        assert!(!f.matches(&r), "no labels");
+        r.attrs.insert("lbl".into(), json!(["room:2", "x"]));
+        assert!(f.matches(&r));
+        r.attrs.insert("ct".into(), json!("20310101T000000,000000"));
+        assert!(!f.matches(&r), "created too late");
+    }
+}
