@@ -240,3 +240,45 @@ async fn client_errors_are_clear() {
     let e = quiet.retrieve("cse-in").await.unwrap_err();
     assert!(e.to_string().contains("no response"), "{e}");
 }
+
+/// Starts the binary with `env` and returns its ready line (then stops it).
+fn ready_line(env: &[(&str, &str)]) -> String {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_m2mhub"));
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("M2MHUB_")) {
+        cmd.env_remove(k);
+    }
+    let mut child = cmd
+        .current_dir(dir.path())
+        .env_remove("RUST_LOG")
+        .env("M2MHUB_MQTT__LISTEN", "127.0.0.1:0")
+        .env("M2MHUB_HTTP__LISTEN", "127.0.0.1:0")
+        .envs(env.iter().copied())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let line = BufReader::new(stderr)
+        .lines()
+        .map_while(Result::ok)
+        .find(|l| l.contains("m2mhub ready"))
+        .unwrap_or_default();
+    let _ = child.kill();
+    let _ = child.wait();
+    line
+}
+
+#[test]
+fn either_binding_can_be_switched_off() {
+    let no_http = ready_line(&[("M2MHUB_HTTP__ENABLED", "false")]);
+    assert!(
+        no_http.contains("http=off") && no_http.contains("mqtt=127.0.0.1:"),
+        "{no_http}"
+    );
+    let no_mqtt = ready_line(&[("M2MHUB_MQTT__ENABLED", "false")]);
+    assert!(
+        no_mqtt.contains("mqtt=off") && no_mqtt.contains("http=127.0.0.1:"),
+        "{no_mqtt}"
+    );
+}
