@@ -1,6 +1,7 @@
 //! Putting the appliance together: store, CSE, expiry, and the bindings the configuration
 //! enables.
 
+use crate::binding::delivery::Deliverer;
 use crate::binding::http;
 use crate::binding::mqtt::{self, EmbeddedBroker};
 use crate::config::Config;
@@ -32,13 +33,22 @@ impl Appliance {
         };
         expiry::spawn(cse.clone()).context("cannot start the expiry thread")?;
 
-        let broker = if config.mqtt.enabled {
+        let (broker, local) = if config.mqtt.enabled {
             let broker = Arc::new(EmbeddedBroker::start(&config.mqtt).await?);
-            mqtt::serve(broker.clone(), cse.clone()).await?;
-            Some(broker)
+            let link = mqtt::serve(broker.clone(), cse.clone()).await?;
+            let addrs = std::iter::once(broker.v4_addr)
+                .chain(broker.v5_addr)
+                .collect();
+            (Some(broker), Some((link, addrs)))
         } else {
-            None
+            (None, None)
         };
+        let delivery = Deliverer::new(
+            tokio::runtime::Handle::current(),
+            cse.identity().id(),
+            local,
+        )?;
+        cse.set_delivery(Arc::new(delivery));
         let http = if config.http.enabled {
             Some(http::serve(config.http.listen, cse.clone()).await?)
         } else {

@@ -249,3 +249,34 @@ async fn mqtt_5_devices_are_served_on_their_own_port() {
     let r = dev.request("Cfive", retrieve("cse-in/five")).await;
     assert_eq!(rsc(&r), 2000, "{r}");
 }
+
+#[tokio::test]
+async fn quick_reconnects_with_one_client_id_keep_the_broker_up() {
+    // rumqttd 0.20.0 poisoned a mutex here and then refused every new connection on the
+    // listener; see vendor/rumqttd/PATCHED.md.
+    let hub = Hub::start();
+    let endpoint = format!("mqtt://{}#id-in", hub.mqtt);
+    for i in 0..30 {
+        let c = m2mhub::client::Client::connect(
+            &endpoint,
+            "CAdmin",
+            m2mhub::client::Options::default(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("cycle {i}: {e}"));
+        let r = c
+            .retrieve("cse-in")
+            .await
+            .unwrap_or_else(|e| panic!("cycle {i}: {e}"));
+        assert_eq!(r.rsc.code(), 2000);
+        drop(c);
+    }
+    // Everyone else still gets in.
+    let mut fresh = Device::connect(hub.mqtt, "Cfresh").await;
+    fresh.listen_responses("Cfresh").await;
+    assert_eq!(
+        rsc(&fresh.request("Cfresh", retrieve("cse-in")).await),
+        2000
+    );
+    assert!(!hub.logs().contains("panicked"), "{}", hub.logs());
+}

@@ -87,7 +87,6 @@ pub(crate) fn to_request(
     let path = percent_encoding::percent_decode_str(uri.path())
         .decode_utf8()
         .map_err(|_| Error::bad_request("the path is not UTF-8"))?;
-    let to = to_from_path(&path).ok_or_else(|| Error::bad_request("the path names no target"))?;
     let ctype = header(headers, "content-type");
     let op = match *method {
         Method::GET => Operation::Retrieve,
@@ -103,6 +102,12 @@ pub(crate) fn to_request(
                 "HTTP method {method} is not a oneM2M operation"
             )))
         }
+    };
+    // A notification receiver is often the bare point of access (`http://host:port`).
+    let to = match to_from_path(&path) {
+        Some(to) => to,
+        None if op == Operation::Notify => "/".to_string(),
+        None => return Err(Error::bad_request("the path names no target")),
     };
     let ty = match (op, ctype.as_deref()) {
         (Operation::Create, Some(ct)) => content_type(ct)?,

@@ -1,5 +1,6 @@
 //! Transport bindings: thin adapters between the wire and the CSE dispatcher.
 
+pub mod delivery;
 pub mod http;
 pub mod mqtt;
 

@@ -57,13 +57,37 @@ impl HttpTransport {
     }
 }
 
-impl Transport for HttpTransport {
-    async fn send(&self, req: RequestPrimitive) -> Result<ResponsePrimitive, ClientError> {
-        let mut url = format!(
-            "{}{}",
-            self.base,
-            utf8_percent_encode(&path_from_to(&req.to), PATH)
-        );
+impl HttpTransport {
+    /// A transport with no base address, for [`send_to_url`](Self::send_to_url) (a CSE
+    /// notifying a URL).
+    pub fn for_urls(timeout: Duration) -> Result<Self, ClientError> {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .tcp_nodelay(true)
+            .build()
+            .map_err(|e| ClientError::Transport(e.to_string()))?;
+        Ok(HttpTransport {
+            http,
+            base: String::new(),
+            timeout,
+        })
+    }
+
+    /// Sends `req` to exactly `url` (the target's point of access), not to a path made from
+    /// `to`.
+    pub async fn send_to_url(
+        &self,
+        url: &str,
+        req: &RequestPrimitive,
+    ) -> Result<ResponsePrimitive, ClientError> {
+        self.exchange(url.to_string(), req).await
+    }
+
+    async fn exchange(
+        &self,
+        mut url: String,
+        req: &RequestPrimitive,
+    ) -> Result<ResponsePrimitive, ClientError> {
         let pairs = query_pairs(req.rcn, req.rt, req.drt, req.fc.as_ref());
         if !pairs.is_empty() {
             url.push('?');
@@ -101,7 +125,7 @@ impl Transport for HttpTransport {
             if e.is_timeout() {
                 ClientError::Timeout(self.timeout)
             } else if e.is_connect() {
-                ClientError::Connect(self.base.clone(), e.to_string())
+                ClientError::Connect(url.clone(), e.to_string())
             } else {
                 ClientError::Transport(e.to_string())
             }
@@ -116,9 +140,8 @@ impl Transport for HttpTransport {
             .and_then(|v| v.trim().parse::<u16>().ok())
             .ok_or_else(|| {
                 ClientError::Response(format!(
-                    "HTTP {} without an X-M2M-RSC header: is {} a oneM2M CSE?",
-                    rsp.status(),
-                    self.base
+                    "HTTP {} without an X-M2M-RSC header: is {url} a oneM2M entity?",
+                    rsp.status()
                 ))
             })?;
         let rqi = header(h::RI).unwrap_or_else(|| req.rqi.clone());
@@ -143,6 +166,17 @@ impl Transport for HttpTransport {
             ot,
             pc,
         })
+    }
+}
+
+impl Transport for HttpTransport {
+    async fn send(&self, req: RequestPrimitive) -> Result<ResponsePrimitive, ClientError> {
+        let url = format!(
+            "{}{}",
+            self.base,
+            utf8_percent_encode(&path_from_to(&req.to), PATH)
+        );
+        self.exchange(url, &req).await
     }
 
     /// Serves NOTIFY requests over HTTP on `listen` (default: 127.0.0.1, a free port).

@@ -173,9 +173,22 @@ fn is_registration(req: &RequestPrimitive) -> bool {
     req.op == Operation::Create && registers && unnamed
 }
 
-impl Transport for MqttTransport {
-    async fn send(&self, req: RequestPrimitive) -> Result<ResponsePrimitive, ClientError> {
-        let receiver = self.receiver(&req.to)?;
+impl MqttTransport {
+    /// Sends `req` to the entity whose ID (in topic form) is `receiver`, whatever the
+    /// endpoint's fragment says: how a CSE notifies an AE on a broker.
+    pub async fn send_to(
+        &self,
+        receiver: &str,
+        req: RequestPrimitive,
+    ) -> Result<ResponsePrimitive, ClientError> {
+        self.exchange(receiver.to_string(), req).await
+    }
+
+    async fn exchange(
+        &self,
+        receiver: String,
+        req: RequestPrimitive,
+    ) -> Result<ResponsePrimitive, ClientError> {
         let (topic, filter) = if is_registration(&req) {
             (
                 format!("/oneM2M/reg_req/{}/{receiver}/json", self.credential),
@@ -208,6 +221,13 @@ impl Transport for MqttTransport {
                 Err(ClientError::Timeout(self.timeout))
             }
         }
+    }
+}
+
+impl Transport for MqttTransport {
+    async fn send(&self, req: RequestPrimitive) -> Result<ResponsePrimitive, ClientError> {
+        let receiver = self.receiver(&req.to)?;
+        self.exchange(receiver, req).await
     }
 
     /// Subscribes to `/oneM2M/req/+/<originator>/#`; the `poa` is this broker.
@@ -249,12 +269,24 @@ async fn drive(
             Ok(Event::Incoming(Packet::Publish(p))) => route(&shared, &p.topic, &p.payload),
             Ok(_) => {}
             Err(e) => {
-                if let Some(up) = up.take() {
-                    let _ = up.send(Err(e.to_string()));
+                // Nothing listening: say so at once. A connection that the broker closed while
+                // it still settled a previous one with our client ID (rumqttd reuses connection
+                // IDs, so a late disconnect of the old session can hit the new one) is tried
+                // again until `connect` gives up.
+                let refused = matches!(&e, rumqttc::ConnectionError::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused);
+                if up.is_some() && refused {
+                    if let Some(up) = up.take() {
+                        let _ = up.send(Err(e.to_string()));
+                    }
                     return;
                 }
+                let pause = if up.is_some() {
+                    Duration::from_millis(50)
+                } else {
+                    Duration::from_secs(1)
+                };
                 tracing::debug!(error = %e, "MQTT connection lost; reconnecting");
-                tokio::time::sleep(Duration::from_secs(1)).await;
+                tokio::time::sleep(pause).await;
             }
         }
     }

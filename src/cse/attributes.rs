@@ -15,6 +15,7 @@ enum Kind {
     Any,
     /// Only `null` (`cr` on CREATE asks the CSE to fill in the creator).
     Null,
+    Object,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +78,22 @@ const CONTENT_INSTANCE: &[Policy] = &[
 
 /// Attributes the CSE sets itself; a request that carries one is refused with a message that
 /// says so, rather than "unknown attribute".
+const SUBSCRIPTION: &[Policy] = &[
+    p("cr", Null, Optional, false),
+    p("nu", StrList, Mandatory, true),
+    p("enc", Object, Optional, true),
+    p("nct", Uint, Optional, true),
+    p("exc", Uint, Optional, true),
+    p("su", Str, Optional, true),
+    p("ln", Bool, Optional, true),
+    p("bn", Object, Optional, true),
+    p("pn", Uint, Optional, true),
+    p("nsp", Uint, Optional, true),
+    p("rl", Object, Optional, true),
+    p("nfu", Str, Optional, true),
+    p("gpi", Str, Optional, true),
+];
+
 const READ_ONLY: &[&str] = &[
     "ty", "ri", "pi", "ct", "lt", "st", "cni", "cbs", "cs", "aei", "csi", "cst", "srt", "cb",
 ];
@@ -86,6 +103,7 @@ fn policies(ty: ResourceType) -> &'static [Policy] {
         ResourceType::Ae => AE,
         ResourceType::Container => CONTAINER,
         ResourceType::ContentInstance => CONTENT_INSTANCE,
+        ResourceType::Subscription => SUBSCRIPTION,
         _ => &[],
     }
 }
@@ -157,6 +175,7 @@ fn check_kind(root: &str, name: &str, kind: Kind, v: &Value) -> Result<(), Error
         Time => v.as_str().is_some_and(|s| time::parse(s).is_some()),
         Any => true,
         Null => v.is_null(),
+        Object => v.is_object(),
     };
     if ok {
         return Ok(());
@@ -169,6 +188,7 @@ fn check_kind(root: &str, name: &str, kind: Kind, v: &Value) -> Result<(), Error
         Time => "a timestamp like 20250101T120000",
         Any => "any value",
         Null => "null",
+        Object => "an object",
     };
     Err(Error::bad_request(format!(
         "attribute '{name}' of {root} must be {expected}, not {v}"

@@ -14,19 +14,23 @@ pub fn sweep(cse: &Cse) -> Result<usize, Error> {
     if due.is_empty() {
         return Ok(0);
     }
-    cse.store.write(move |w| {
+    let rules = cse.rules.clone();
+    let (n, notices) = cse.store.write(move |w| {
         let mut n = 0;
+        let mut out = Vec::new();
         for ri in due {
             // An earlier deletion in this batch may have taken it with its parent.
             if let Some(res) = w.get(&ri)? {
                 if res.et().is_some_and(|et| et <= now.as_str()) {
-                    resources::delete(w, &res)?;
+                    resources::delete(w, &rules, &res, &mut out)?;
                     n += 1;
                 }
             }
         }
-        Ok(n)
-    })
+        Ok::<_, Error>((n, out))
+    })?;
+    cse.dispatch(notices);
+    Ok(n)
 }
 
 /// Sweeps once a second on a thread of its own for as long as the process runs.

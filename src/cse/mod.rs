@@ -7,6 +7,7 @@ mod attributes;
 mod bootstrap;
 mod discovery;
 pub mod expiry;
+pub mod notify;
 mod resources;
 
 use crate::config::{Config, CseKind};
@@ -17,8 +18,9 @@ use crate::onem2m::{
     ResponseType, Rsc, Target,
 };
 use crate::store::{Store, StoreError};
+use notify::{Delivery, Notice};
 use serde_json::{json, Value};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 impl From<StoreError> for Error {
@@ -48,6 +50,8 @@ pub struct Rules {
 pub struct Cse {
     rules: Arc<Rules>,
     store: Store,
+    /// How notifications leave; set once the bindings are up.
+    delivery: Arc<OnceLock<Arc<dyn Delivery>>>,
 }
 
 /// The outcome of a request that succeeded.
@@ -73,7 +77,90 @@ impl Cse {
         Ok(Cse {
             rules: Arc::new(rules),
             store,
+            delivery: Arc::new(OnceLock::new()),
         })
+    }
+
+    /// Installs how notifications are sent; the first call wins.
+    pub fn set_delivery(&self, delivery: Arc<dyn Delivery>) {
+        let _ = self.delivery.set(delivery);
+    }
+
+    /// Resolves each notice's targets and queues the notifications. Never blocks on delivery.
+    fn dispatch(&self, notices: Vec<Notice>) {
+        if notices.is_empty() {
+            return;
+        }
+        let Some(delivery) = self.delivery.get() else {
+            tracing::warn!(
+                count = notices.len(),
+                "notifications dropped: no delivery is running"
+            );
+            return;
+        };
+        for notice in notices {
+            for nu in &notice.targets {
+                let target = self.store.read(|r| {
+                    Ok::<_, StoreError>(notify::resolve_target(r, &self.rules, nu, &notice.owner))
+                });
+                match target {
+                    Ok(Ok(target)) => delivery
+                        .enqueue(target, notify::request(&self.rules, nu, notice.pc.clone())),
+                    Ok(Err(why)) => tracing::warn!(%nu, %why, "cannot deliver a notification"),
+                    Err(e) => {
+                        tracing::error!(%nu, error = %e, "cannot resolve a notification target")
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends a verification request to every target in `nus` that is not the subscriber
+    /// itself; any answer other than 2000 fails the request with 5204 (digest §7.1).
+    fn verify(&self, originator: &str, sub_ri: &str, nus: &[String]) -> Result<(), Error> {
+        let fail = |nu: &str, why: String| {
+            Error::new(
+                Rsc::SUBSCRIPTION_VERIFICATION_INITIATION_FAILED,
+                format!("verification of notification target '{nu}' failed: {why}"),
+            )
+        };
+        for nu in nus {
+            if !originator.is_empty()
+                && address::originator_to_local(nu, &self.rules.me) == originator
+            {
+                continue;
+            }
+            let target = self.store.read(|r| {
+                // The subscriber named by its structured address is the subscriber too.
+                if !nu.contains("://") && nu.contains('/') {
+                    if let Some(ae) = r.get_by_srn(nu)? {
+                        if ae.ri == originator {
+                            return Ok(None);
+                        }
+                    }
+                }
+                Ok::<_, StoreError>(Some(notify::resolve_target(r, &self.rules, nu, originator)))
+            })?;
+            let target = match target {
+                None => continue,
+                Some(t) => t.map_err(|why| fail(nu, why))?,
+            };
+            let delivery = self
+                .delivery
+                .get()
+                .ok_or_else(|| fail(nu, "no notification delivery is running".into()))?;
+            let mut sgn = json!({ "vrq": true, "sur": notify::sur(&self.rules, sub_ri) });
+            if !originator.is_empty() {
+                sgn["cr"] = json!(originator);
+            }
+            let req = notify::request(&self.rules, nu, json!({ "m2m:sgn": sgn }));
+            match delivery.request(&target, req) {
+                Ok(Rsc::OK) => {}
+                Ok(rsc) => return Err(fail(nu, format!("the target answered {rsc}"))),
+                Err(why) => return Err(fail(nu, why)),
+            }
+        }
+        Ok(())
     }
 
     pub fn identity(&self) -> &CseIdentity {
@@ -204,19 +291,25 @@ impl Cse {
         let rcn = result_content(req.rcn, 1, &[0, 1, 2, 3], "CREATE")?;
         let attrs = resources::content(req.pc.as_ref(), ty)?;
         attributes::validate(ty, attributes::Op::Create, &attrs)?;
+        let mut preset_ri = None;
+        if ty == ResourceType::Subscription {
+            let ri = format!("sub{:012x}", rand::random::<u64>() >> 16);
+            self.verify(&originator, &ri, &string_list(attrs.get("nu")))?;
+            preset_ri = Some(ri);
+        }
         let rules = self.rules.clone();
-        let requested_id = req.fr.clone();
-        let created = self.store.write(move |w| {
-            resources::create(
-                w,
-                &rules,
-                &originator,
-                requested_id.as_deref(),
-                &parent,
-                ty,
-                attrs,
-            )
+        let new = resources::NewResource {
+            ty,
+            attrs,
+            requested_id: req.fr.clone(),
+            ri: preset_ri,
+        };
+        let (created, notices) = self.store.write(move |w| {
+            let mut out = Vec::new();
+            let created = resources::create(w, &rules, &originator, &parent, new, &mut out)?;
+            Ok::<_, Error>((created, out))
         })?;
+        self.dispatch(notices);
         let pc = match rcn {
             0 => None,
             2 => Some(json!({ "m2m:uri": created.srn })),
@@ -301,11 +394,29 @@ impl Cse {
             .pc
             .clone()
             .ok_or_else(|| Error::bad_request("an UPDATE needs content (pc)"))?;
+        // New notification targets of a subscription are verified before they are stored.
+        if let Some(new_nus) = pc.get("m2m:sub").and_then(|s| s.get("nu")) {
+            let current = self
+                .store
+                .read(|r| resources::resolve(r, &base, None, &req.to))?;
+            if current.ty == ResourceType::Subscription {
+                access::check(&self.rules, &originator, Operation::Update, &current)?;
+                let old = string_list(current.attrs.get("nu"));
+                let added: Vec<String> = string_list(Some(new_nus))
+                    .into_iter()
+                    .filter(|n| !old.contains(n))
+                    .collect();
+                self.verify(&originator, &current.ri, &added)?;
+            }
+        }
         let rules = self.rules.clone();
         let to = req.to.clone();
-        let updated = self
-            .store
-            .write(move |w| resources::update(w, &rules, &originator, &base, &to, pc))?;
+        let (updated, notices) = self.store.write(move |w| {
+            let mut out = Vec::new();
+            let updated = resources::update(w, &rules, &originator, &base, &to, pc, &mut out)?;
+            Ok::<_, Error>((updated, out))
+        })?;
+        self.dispatch(notices);
         Ok(Success {
             rsc: Rsc::UPDATED,
             pc: (rcn == 1).then(|| updated.to_pc()),
@@ -322,15 +433,17 @@ impl Cse {
         let rcn = result_content(req.rcn, 0, &[0, 1], "DELETE")?;
         let rules = self.rules.clone();
         let to = req.to.clone();
-        let deleted = self.store.write(move |w| {
+        let (deleted, notices) = self.store.write(move |w| {
             let target = resources::resolve(w, &base, virt, &to)?;
             access::check(&rules, &originator, Operation::Delete, &target)?;
             if target.ty == ResourceType::CseBase {
                 return Err(Error::not_allowed("the CSEBase cannot be deleted"));
             }
-            resources::delete(w, &target)?;
-            Ok::<_, Error>(target)
+            let mut out = Vec::new();
+            resources::delete(w, &rules, &target, &mut out)?;
+            Ok::<_, Error>((target, out))
         })?;
+        self.dispatch(notices);
         Ok(Success {
             rsc: Rsc::DELETED,
             pc: (rcn == 1).then(|| deleted.to_pc()),
@@ -348,4 +461,16 @@ fn result_content(rcn: Option<u64>, default: u64, allowed: &[u64], op: &str) -> 
             "rcn {rcn} is not supported for {op}; use one of {allowed:?}"
         )))
     }
+}
+
+/// The strings of a JSON list (non-strings are skipped; validation reports them).
+fn string_list(v: Option<&Value>) -> Vec<String> {
+    v.and_then(Value::as_array)
+        .map(|l| {
+            l.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
 }

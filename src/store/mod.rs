@@ -197,6 +197,14 @@ impl Reader<'_> {
         )
     }
 
+    /// Direct children of type `ty`, oldest first (an index range scan).
+    pub fn children_of_type(&self, pi: &str, ty: u16) -> Result<Vec<Resource>, StoreError> {
+        self.many(
+            &format!("SELECT {COLUMNS} FROM resource WHERE pi = ?1 AND ty = ?2 ORDER BY seq"),
+            rusqlite::params![pi, ty],
+        )
+    }
+
     /// The newest (`latest`) or oldest direct child of type `ty`: one index probe, whatever the
     /// number of children.
     pub fn edge_child(

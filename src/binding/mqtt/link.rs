@@ -20,7 +20,7 @@ use rumqttd::Notification;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
 /// Requests queued or being handled at once; beyond this the link stops reading and the broker
 /// buffers.
@@ -28,13 +28,72 @@ const MAX_PENDING: usize = 1024;
 /// An originator's queue ends after this long without requests.
 const IDLE: Duration = Duration::from_secs(30);
 
-/// Subscribes the CSE to its request topics and serves them until the process ends. Returns
-/// once the subscriptions are in place.
-pub async fn serve(broker: Arc<EmbeddedBroker>, cse: Cse) -> anyhow::Result<()> {
+/// How long the CSE waits for the answer to a request it sends over the link.
+pub const ANSWER_WITHIN: Duration = Duration::from_secs(5);
+
+/// The CSE's side of the link for requests it sends itself (notifications): publish on
+/// `/oneM2M/req/<cse-id>/<receiver>/json`, answers come back on `/oneM2M/resp/<cse-id>/...`.
+pub struct LocalLink {
+    tx: Arc<Mutex<LinkTx>>,
+    cse_id: String,
+    pending: Mutex<HashMap<String, oneshot::Sender<ResponsePrimitive>>>,
+}
+
+impl LocalLink {
+    /// Publishes `req` to `receiver` (an ID in topic form) without waiting for an answer.
+    pub fn publish_request(&self, receiver: &str, req: &RequestPrimitive) {
+        let topic = format!("/oneM2M/req/{}/{receiver}/json", self.cse_id);
+        publish(&self.tx, topic, Serialization::Json.encode(&req.to_value()));
+    }
+
+    /// Publishes `req` to `receiver` and waits for its answer.
+    pub async fn request(
+        &self,
+        receiver: &str,
+        req: &RequestPrimitive,
+    ) -> Result<ResponsePrimitive, String> {
+        let (tx, rx) = oneshot::channel();
+        lock(&self.pending).insert(req.rqi.clone(), tx);
+        self.publish_request(receiver, req);
+        let answer = tokio::time::timeout(ANSWER_WITHIN, rx).await;
+        lock(&self.pending).remove(&req.rqi);
+        match answer {
+            Ok(Ok(rsp)) => Ok(rsp),
+            _ => Err(format!(
+                "{receiver} did not answer within {ANSWER_WITHIN:?}"
+            )),
+        }
+    }
+
+    /// An answer to one of our requests, with or without the serialization suffix (OpenMTC's
+    /// clients answer on Release-1 topics).
+    fn answered(&self, payload: &[u8]) {
+        let rsp = Serialization::Json
+            .decode(payload)
+            .map_err(Error::bad_request)
+            .and_then(ResponsePrimitive::from_value);
+        match rsp {
+            Ok(rsp) => {
+                if let Some(tx) = lock(&self.pending).remove(&rsp.rqi) {
+                    let _ = tx.send(rsp);
+                }
+            }
+            Err(e) => tracing::debug!(dbg = %e.dbg, "ignoring an unreadable response"),
+        }
+    }
+}
+
+/// Subscribes the CSE to its request topics (and to the answers to its own requests) and
+/// serves them until the process ends. Returns once the subscriptions are in place.
+pub async fn serve(broker: Arc<EmbeddedBroker>, cse: Cse) -> anyhow::Result<Arc<LocalLink>> {
     let (tx, rx) = connect(&broker, &cse)?;
-    let tx = Arc::new(Mutex::new(tx));
-    tokio::spawn(run(broker, cse, tx, rx));
-    Ok(())
+    let local = Arc::new(LocalLink {
+        tx: Arc::new(Mutex::new(tx)),
+        cse_id: cse.identity().id().to_string(),
+        pending: Mutex::new(HashMap::new()),
+    });
+    tokio::spawn(run(broker, cse, local.clone(), rx));
+    Ok(local)
 }
 
 fn connect(broker: &EmbeddedBroker, cse: &Cse) -> anyhow::Result<(LinkTx, LinkRx)> {
@@ -47,6 +106,7 @@ fn connect(broker: &EmbeddedBroker, cse: &Cse) -> anyhow::Result<(LinkTx, LinkRx
     for kind in ["req", "reg_req"] {
         tx.subscribe(format!("/oneM2M/{kind}/+/{id}/#"))?;
     }
+    tx.subscribe(format!("/oneM2M/resp/{id}/+/#"))?;
     Ok((tx, rx))
 }
 
@@ -57,11 +117,17 @@ struct Job {
     _permit: OwnedSemaphorePermit,
 }
 
-async fn run(broker: Arc<EmbeddedBroker>, cse: Cse, tx: Arc<Mutex<LinkTx>>, mut rx: LinkRx) {
+async fn run(broker: Arc<EmbeddedBroker>, cse: Cse, local: Arc<LocalLink>, mut rx: LinkRx) {
+    let tx = local.tx.clone();
     let budget = Arc::new(Semaphore::new(MAX_PENDING));
     let mut queues: HashMap<Bytes, mpsc::UnboundedSender<Job>> = HashMap::new();
     loop {
         match rx.next().await {
+            Ok(Some(Notification::Forward(forward)))
+                if forward.publish.topic.starts_with(b"/oneM2M/resp/") =>
+            {
+                local.answered(&forward.publish.payload);
+            }
             Ok(Some(Notification::Forward(forward))) => {
                 let Ok(permit) = budget.clone().acquire_owned().await else {
                     return;
@@ -151,8 +217,8 @@ async fn serve_queue(cse: Cse, tx: Arc<Mutex<LinkTx>>, mut jobs: mpsc::Unbounded
     }
 }
 
-fn lock(tx: &Mutex<LinkTx>) -> std::sync::MutexGuard<'_, LinkTx> {
-    tx.lock().unwrap_or_else(|p| p.into_inner())
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn publish(tx: &Mutex<LinkTx>, topic: String, body: Vec<u8>) {

@@ -1,6 +1,8 @@
 //! `<container>` (ty 3): the counters `cni`, `cbs`, `st`, and the limits `mni`, `mbs`, `mia`
 //! that evict the oldest content instances.
 
+use super::super::notify::{self, Notice};
+use super::super::Rules;
 use crate::onem2m::{time, Error, ResourceType};
 use crate::store::{Resource, Writer};
 use serde_json::{json, Map, Value};
@@ -14,9 +16,11 @@ pub fn init(attrs: &mut Map<String, Value>) {
 /// After a content instance was stored under `cnt` (as read before the insert).
 pub fn instance_added(
     w: &Writer,
+    rules: &Rules,
     mut cnt: Resource,
     cin: &Resource,
     now: &str,
+    out: &mut Vec<Notice>,
 ) -> Result<(), Error> {
     let cs = cin.int("cs").unwrap_or(0);
     add(&mut cnt, "cni", 1);
@@ -24,16 +28,22 @@ pub fn instance_added(
     cnt.attrs
         .insert("st".into(), json!(cin.int("st").unwrap_or(0)));
     cnt.attrs.insert("lt".into(), json!(now));
-    enforce_limits(w, &mut cnt, now)?;
+    enforce_limits(w, rules, &mut cnt, now, out)?;
     w.update(&cnt)?;
     Ok(())
 }
 
 /// After an UPDATE of the container's attributes: the state tag moves and lowered limits
 /// take effect at once.
-pub fn updated(w: &Writer, cnt: &mut Resource, now: &str) -> Result<(), Error> {
+pub fn updated(
+    w: &Writer,
+    rules: &Rules,
+    cnt: &mut Resource,
+    now: &str,
+    out: &mut Vec<Notice>,
+) -> Result<(), Error> {
     add(cnt, "st", 1);
-    enforce_limits(w, cnt, now)
+    enforce_limits(w, rules, cnt, now, out)
 }
 
 /// Before a content instance is deleted on its own (DELETE, `la`/`ol`, expiry).
@@ -54,7 +64,13 @@ fn add(r: &mut Resource, name: &str, delta: i64) {
 
 /// Deletes the oldest instances while the container is over `mni` or `mbs`, or while the
 /// oldest is older than `mia` seconds. Updates `cni`/`cbs` in `cnt`; the caller stores it.
-fn enforce_limits(w: &Writer, cnt: &mut Resource, now: &str) -> Result<(), Error> {
+fn enforce_limits(
+    w: &Writer,
+    rules: &Rules,
+    cnt: &mut Resource,
+    now: &str,
+    out: &mut Vec<Notice>,
+) -> Result<(), Error> {
     let (mni, mbs, mia) = (cnt.int("mni"), cnt.int("mbs"), cnt.int("mia"));
     if mni.is_none() && mbs.is_none() && mia.is_none() {
         return Ok(());
@@ -82,6 +98,7 @@ fn enforce_limits(w: &Writer, cnt: &mut Resource, now: &str) -> Result<(), Error
         if !over && !too_old {
             break;
         }
+        notify::child_deleted(w, rules, cnt, &oldest, out)?;
         w.delete_subtree(&oldest)?;
         add(cnt, "cni", -1);
         add(cnt, "cbs", -(oldest.int("cs").unwrap_or(0) as i64));

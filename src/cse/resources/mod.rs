@@ -4,9 +4,11 @@
 mod ae;
 mod container;
 mod content_instance;
+pub mod subscription;
 
 use super::access;
 use super::attributes::{self, check_resource_name};
+use super::notify::{self, Notice};
 use super::Rules;
 use crate::onem2m::{time, Base, Error, Operation, ResourceType, Rsc, Virtual};
 use crate::store::{Reader, Resource, Writer};
@@ -19,7 +21,10 @@ pub const MAX_CHILDREN_IN_RESPONSE: usize = 1000;
 pub fn creatable(ty: ResourceType) -> bool {
     matches!(
         ty,
-        ResourceType::Ae | ResourceType::Container | ResourceType::ContentInstance
+        ResourceType::Ae
+            | ResourceType::Container
+            | ResourceType::ContentInstance
+            | ResourceType::Subscription
     )
 }
 
@@ -33,6 +38,9 @@ fn allowed_child(parent: ResourceType, child: ResourceType) -> bool {
             | (Ae, Container)
             | (Container, Container)
             | (Container, ContentInstance)
+            | (CseBase, Subscription)
+            | (Ae, Subscription)
+            | (Container, Subscription)
     )
 }
 
@@ -118,15 +126,30 @@ fn expiration(attrs: &mut Map<String, Value>, now: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// What a CREATE asks for.
+pub struct NewResource {
+    pub ty: ResourceType,
+    pub attrs: Map<String, Value>,
+    /// `fr` as sent, for an AE registration.
+    pub requested_id: Option<String>,
+    /// A resource ID chosen before the write (a subscription's, known to its verification).
+    pub ri: Option<String>,
+}
+
 pub fn create(
     w: &Writer,
     rules: &Rules,
     originator: &str,
-    requested_id: Option<&str>,
     parent: &Base,
-    ty: ResourceType,
-    mut attrs: Map<String, Value>,
+    new: NewResource,
+    out: &mut Vec<Notice>,
 ) -> Result<Resource, Error> {
+    let NewResource {
+        ty,
+        mut attrs,
+        requested_id,
+        ri: preset_ri,
+    } = new;
     let parent = resolve(w, parent, None, &describe(parent))?;
     if !allowed_child(parent.ty, ty) {
         return Err(Error::new(
@@ -139,11 +162,12 @@ pub fn create(
         ));
     }
     let (ri, owner) = if ty == ResourceType::Ae {
-        let aei = ae::register(w, rules, originator, requested_id)?;
+        let aei = ae::register(w, rules, originator, requested_id.as_deref())?;
         (aei.clone(), aei)
     } else {
         access::check(rules, originator, Operation::Create, &parent)?;
-        (new_id(ty.ri_prefix()), parent.owner.clone())
+        let ri = preset_ri.unwrap_or_else(|| new_id(ty.ri_prefix()));
+        (ri, parent.owner.clone())
     };
     let rn = match attrs.remove("rn") {
         Some(Value::String(rn)) => rn,
@@ -180,6 +204,7 @@ pub fn create(
         ResourceType::Ae => ae::init(&mut attrs, &ri, rules)?,
         ResourceType::Container => container::init(&mut attrs),
         ResourceType::ContentInstance => content_instance::init(&parent, &mut attrs, &now)?,
+        ResourceType::Subscription => subscription::init(&attrs)?,
         _ => {}
     }
     let res = Resource {
@@ -192,8 +217,9 @@ pub fn create(
         attrs,
     };
     w.insert(&res)?;
+    notify::child_created(w, rules, &parent, &res, out)?;
     if ty == ResourceType::ContentInstance {
-        container::instance_added(w, parent, &res, &now)?;
+        container::instance_added(w, rules, parent, &res, &now, out)?;
     }
     Ok(res)
 }
@@ -205,6 +231,7 @@ pub fn update(
     base: &Base,
     to: &str,
     pc: Value,
+    out: &mut Vec<Notice>,
 ) -> Result<Resource, Error> {
     let target = resolve(w, base, None, to)?;
     access::check(rules, originator, Operation::Update, &target)?;
@@ -219,25 +246,37 @@ pub fn update(
     attributes::validate(target.ty, attributes::Op::Update, &attrs)?;
     let now = time::now();
     expiration(&mut attrs, &now)?;
+    if target.ty == ResourceType::Subscription {
+        let mut merged = target.attrs.clone();
+        merged.extend(attrs.clone());
+        subscription::init(&merged)?;
+    }
     let mut res = target;
-    for (name, value) in attrs {
+    for (name, value) in &attrs {
         if value.is_null() {
-            res.attrs.remove(&name);
+            res.attrs.remove(name);
         } else {
-            res.attrs.insert(name, value);
+            res.attrs.insert(name.clone(), value.clone());
         }
     }
     res.attrs.insert("lt".into(), json!(now));
     if res.ty == ResourceType::Container {
-        container::updated(w, &mut res, &now)?;
+        container::updated(w, rules, &mut res, &now, out)?;
     }
     w.update(&res)?;
+    notify::updated(w, rules, &res, &attrs, out)?;
     Ok(res)
 }
 
 /// Deletes a resource with its subtree, keeping the parent container's counters right when it
 /// is a content instance. Used by DELETE and by expiry.
-pub fn delete(w: &Writer, target: &Resource) -> Result<(), Error> {
+pub fn delete(
+    w: &Writer,
+    rules: &Rules,
+    target: &Resource,
+    out: &mut Vec<Notice>,
+) -> Result<(), Error> {
+    notify::deleting(w, rules, target, out)?;
     if target.ty == ResourceType::ContentInstance {
         container::instance_removed(w, target)?;
     }

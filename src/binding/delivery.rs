@@ -1,0 +1,251 @@
+//! Sending notifications: in-process to devices on our own broker, over an MQTT client
+//! connection to another broker (pooled, reconnecting), or as an HTTP POST.
+//!
+//! Queued notifications go through one queue per target, each with its own worker: a target
+//! gets its notifications in order, retried with backoff, and a dead or slow target never
+//! delays another. A full queue drops (and logs) what does not fit.
+
+use super::mqtt::link::{LocalLink, ANSWER_WITHIN};
+use crate::client::{ClientError, Endpoint, HttpTransport, MqttTransport, Options};
+use crate::cse::notify::{Delivery, Target};
+use crate::onem2m::{RequestPrimitive, Rsc};
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::runtime::Handle;
+use tokio::sync::mpsc;
+
+/// Notifications waiting for one target at most.
+const QUEUE: usize = 1000;
+/// Tries per notification, the first included.
+const ATTEMPTS: u32 = 4;
+const FIRST_RETRY: Duration = Duration::from_millis(500);
+/// A target's worker ends after this long without notifications.
+const IDLE: Duration = Duration::from_secs(60);
+
+pub struct Deliverer {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    runtime: Handle,
+    cse_id: String,
+    /// The in-process link and the addresses our broker listens on.
+    local: Option<(Arc<LocalLink>, Vec<SocketAddr>)>,
+    http: HttpTransport,
+    brokers: tokio::sync::Mutex<HashMap<(String, u16), Arc<MqttTransport>>>,
+    queues: Mutex<HashMap<Target, mpsc::Sender<RequestPrimitive>>>,
+}
+
+impl Deliverer {
+    pub fn new(
+        runtime: Handle,
+        cse_id: &str,
+        local: Option<(Arc<LocalLink>, Vec<SocketAddr>)>,
+    ) -> anyhow::Result<Self> {
+        Ok(Deliverer {
+            inner: Arc::new(Inner {
+                runtime,
+                cse_id: cse_id.to_string(),
+                local,
+                http: HttpTransport::for_urls(ANSWER_WITHIN)?,
+                brokers: tokio::sync::Mutex::new(HashMap::new()),
+                queues: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Whether a delivery failed in a way worth another try.
+enum Failure {
+    /// Nothing got through (connection refused, broker down): retry.
+    Unsent(String),
+    /// Sent, but no answer came: not retried, which would duplicate the notification.
+    Unanswered(String),
+}
+
+impl Failure {
+    fn text(&self) -> &str {
+        match self {
+            Failure::Unsent(s) | Failure::Unanswered(s) => s,
+        }
+    }
+}
+
+impl Inner {
+    /// Our own broker, by address: a loopback or unspecified host (or our listen address) on
+    /// a port we listen on.
+    fn is_local(&self, host: &str, port: u16) -> bool {
+        let Some((_, addrs)) = &self.local else {
+            return false;
+        };
+        let ip: Option<IpAddr> = host.parse().ok();
+        addrs.iter().any(|a| {
+            a.port() == port
+                && (host == "localhost"
+                    || ip.is_some_and(|ip| ip.is_loopback() || ip.is_unspecified() || ip == a.ip()))
+        })
+    }
+
+    async fn broker(&self, host: &str, port: u16) -> Result<Arc<MqttTransport>, Failure> {
+        let mut brokers = self.brokers.lock().await;
+        if let Some(t) = brokers.get(&(host.to_string(), port)) {
+            return Ok(t.clone());
+        }
+        let endpoint = Endpoint::Mqtt {
+            host: host.to_string(),
+            port,
+            tls: false,
+            cse_id: None,
+        };
+        let opts = Options {
+            timeout: ANSWER_WITHIN,
+            client_id: Some(format!(
+                "C::{}-notify-{:08x}",
+                self.cse_id,
+                rand::random::<u32>()
+            )),
+            ..Options::default()
+        };
+        let t = Arc::new(
+            MqttTransport::connect(&endpoint, &format!("/{}", self.cse_id), &opts)
+                .await
+                .map_err(|e| Failure::Unsent(e.to_string()))?,
+        );
+        brokers.insert((host.to_string(), port), t.clone());
+        Ok(t)
+    }
+
+    /// Sends one request; with `answer`, waits for the answer's status.
+    async fn send(
+        &self,
+        target: &Target,
+        req: &RequestPrimitive,
+        answer: bool,
+    ) -> Result<Rsc, Failure> {
+        match target {
+            Target::Http(url) => match self.http.send_to_url(url, req).await {
+                Ok(rsp) => Ok(rsp.rsc),
+                Err(ClientError::Timeout(_)) => {
+                    Err(Failure::Unanswered(format!("{url} did not answer in time")))
+                }
+                Err(e @ ClientError::Response(_)) => Err(Failure::Unanswered(e.to_string())),
+                Err(e) => Err(Failure::Unsent(e.to_string())),
+            },
+            Target::Mqtt {
+                host,
+                port,
+                receiver,
+            } if self.is_local(host, *port) => {
+                let (link, _) = self
+                    .local
+                    .as_ref()
+                    .ok_or_else(|| Failure::Unsent("no local broker".into()))?;
+                if answer {
+                    link.request(receiver, req)
+                        .await
+                        .map(|r| r.rsc)
+                        .map_err(Failure::Unanswered)
+                } else {
+                    // QoS 1 to the subscriber; a persistent session keeps it while offline.
+                    link.publish_request(receiver, req);
+                    Ok(Rsc::OK)
+                }
+            }
+            Target::Mqtt {
+                host,
+                port,
+                receiver,
+            } => {
+                let broker = self.broker(host, *port).await?;
+                match broker.send_to(receiver, req.clone()).await {
+                    Ok(rsp) => Ok(rsp.rsc),
+                    Err(ClientError::Timeout(_)) => Err(Failure::Unanswered(format!(
+                        "{receiver} did not answer in time"
+                    ))),
+                    Err(e) => {
+                        // Reconnect on the next try.
+                        self.brokers.lock().await.remove(&(host.clone(), *port));
+                        Err(Failure::Unsent(e.to_string()))
+                    }
+                }
+            }
+        }
+    }
+
+    async fn work(self: Arc<Self>, target: Target, mut queue: mpsc::Receiver<RequestPrimitive>) {
+        loop {
+            let req = match tokio::time::timeout(IDLE, queue.recv()).await {
+                Ok(Some(req)) => req,
+                Ok(None) => return,
+                Err(_) => {
+                    queue.close();
+                    match queue.try_recv() {
+                        Ok(req) => req,
+                        Err(_) => return,
+                    }
+                }
+            };
+            let mut delay = FIRST_RETRY;
+            for attempt in 1..=ATTEMPTS {
+                match self.send(&target, &req, false).await {
+                    Ok(rsc) => {
+                        if rsc.is_error() {
+                            tracing::debug!(?target, %rsc, "notification answered with an error");
+                        }
+                        break;
+                    }
+                    Err(Failure::Unsent(why)) if attempt < ATTEMPTS => {
+                        tracing::debug!(?target, %why, attempt, "notification not delivered; retrying");
+                        tokio::time::sleep(delay).await;
+                        delay *= 2;
+                    }
+                    Err(f) => {
+                        tracing::warn!(?target, why = f.text(), rqi = %req.rqi, "notification not delivered");
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Delivery for Deliverer {
+    fn request(&self, target: &Target, req: RequestPrimitive) -> Result<Rsc, String> {
+        // Called from the blocking thread that handles the request.
+        self.inner
+            .runtime
+            .block_on(self.inner.send(target, &req, true))
+            .map_err(|f| f.text().to_string())
+    }
+
+    fn enqueue(&self, target: Target, req: RequestPrimitive) {
+        let mut queues = lock(&self.inner.queues);
+        let mut req = req;
+        if let Some(q) = queues.get(&target) {
+            match q.try_send(req) {
+                Ok(()) => return,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    tracing::warn!(?target, "notification queue full; notification dropped");
+                    return;
+                }
+                Err(mpsc::error::TrySendError::Closed(back)) => req = back,
+            }
+        }
+        if queues.len() >= 1024 {
+            queues.retain(|_, q| !q.is_closed());
+        }
+        let (tx, rx) = mpsc::channel(QUEUE);
+        // A fresh queue has room.
+        let _ = tx.try_send(req);
+        queues.insert(target.clone(), tx);
+        self.inner
+            .runtime
+            .spawn(self.inner.clone().work(target, rx));
+    }
+}

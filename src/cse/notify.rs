@@ -1,0 +1,297 @@
+//! Subscriptions at work: which events a `<subscription>` reports (`enc.net`, `chty`), what a
+//! notification carries (`nct`), the expiration counter (`exc`), deletion notifications
+//! (`sud` to `su`), and where a `nu` entry points.
+//!
+//! Notices are collected inside the write transaction that caused them, so that what is
+//! reported is exactly what was committed; they are delivered only after the commit, by a
+//! [`Delivery`] that never blocks request handling.
+
+use super::Rules;
+use crate::onem2m::address::originator_to_local;
+use crate::onem2m::{Error, RequestPrimitive, ResourceType, Rsc};
+use crate::store::{Reader, Resource, Writer};
+use serde_json::{json, Map, Value};
+
+/// Event types of `enc.net` (TS-0004 notificationEventType).
+pub const NET_UPDATE: u64 = 1;
+pub const NET_DELETE: u64 = 2;
+pub const NET_CREATE_CHILD: u64 = 3;
+pub const NET_DELETE_CHILD: u64 = 4;
+
+/// A notification to send once the transaction that caused it has committed.
+#[derive(Debug, Clone)]
+pub struct Notice {
+    /// Notification targets (the subscription's `nu`, or its `su` for a deletion notice).
+    pub targets: Vec<String>,
+    /// Owner of the subscription: the receiver of an `mqtt://` target without a path.
+    pub owner: String,
+    /// `{"m2m:sgn": {...}}`
+    pub pc: Value,
+}
+
+/// Where a notification goes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Target {
+    Http(String),
+    /// A broker and the receiver level of `/oneM2M/req/<cse-id>/<receiver>/json`.
+    Mqtt {
+        host: String,
+        port: u16,
+        receiver: String,
+    },
+}
+
+/// Sends NOTIFY requests. Implemented by the bindings.
+pub trait Delivery: Send + Sync {
+    /// Sends and waits for the answer's status (verification). Blocking.
+    fn request(&self, target: &Target, req: RequestPrimitive) -> Result<Rsc, String>;
+    /// Queues for delivery with retries; returns at once.
+    fn enqueue(&self, target: Target, req: RequestPrimitive);
+}
+
+/// The subscription's SP-relative reference, `sur`.
+pub fn sur(rules: &Rules, sub_ri: &str) -> String {
+    format!("{}/{sub_ri}", rules.me.csi)
+}
+
+fn nets(sub: &Resource) -> Vec<u64> {
+    sub.attrs
+        .get("enc")
+        .and_then(|e| e.get("net"))
+        .and_then(Value::as_array)
+        .map(|l| l.iter().filter_map(Value::as_u64).collect())
+        .unwrap_or_else(|| vec![NET_UPDATE])
+}
+
+fn child_types(sub: &Resource) -> Option<Vec<u64>> {
+    sub.attrs
+        .get("enc")
+        .and_then(|e| e.get("chty"))
+        .and_then(Value::as_array)
+        .map(|l| l.iter().filter_map(Value::as_u64).collect())
+}
+
+fn strings(sub: &Resource, name: &str) -> Vec<String> {
+    sub.attrs
+        .get(name)
+        .and_then(Value::as_array)
+        .map(|l| {
+            l.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The representation of `res` a subscription asks for with its `nct`.
+fn representation(sub: &Resource, res: &Resource, modified: Option<&Map<String, Value>>) -> Value {
+    match sub.int("nct").unwrap_or(1) {
+        2 => {
+            let attrs = modified.cloned().unwrap_or_else(|| res.attrs.clone());
+            json!({ res.ty.root_name(): attrs })
+        }
+        3 => json!({ "m2m:uri": res.ri }),
+        _ => res.to_pc(),
+    }
+}
+
+/// Reports `net` about `res` to every subscription directly under `subscribed`.
+fn fire(
+    w: &Writer,
+    rules: &Rules,
+    subscribed: &Resource,
+    net: u64,
+    res: &Resource,
+    modified: Option<&Map<String, Value>>,
+    out: &mut Vec<Notice>,
+) -> Result<(), Error> {
+    for mut sub in w.children_of_type(&subscribed.ri, ResourceType::Subscription.code())? {
+        if sub.ri == res.ri || !nets(&sub).contains(&net) {
+            continue;
+        }
+        if matches!(net, NET_CREATE_CHILD | NET_DELETE_CHILD) {
+            if let Some(tys) = child_types(&sub) {
+                if !tys.contains(&(res.ty.code() as u64)) {
+                    continue;
+                }
+            }
+        }
+        out.push(Notice {
+            targets: strings(&sub, "nu"),
+            owner: sub.owner.clone(),
+            pc: json!({ "m2m:sgn": {
+                "nev": { "net": net, "rep": representation(&sub, res, modified) },
+                "sur": sur(rules, &sub.ri),
+            }}),
+        });
+        // The expiration counter: the subscription ends after that many notifications.
+        if let Some(exc) = sub.int("exc") {
+            if exc <= 1 {
+                removed(rules, &sub, out);
+                w.delete_subtree(&sub)?;
+            } else {
+                sub.attrs.insert("exc".into(), json!(exc - 1));
+                w.update(&sub)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A deletion notice to `su` for a subscription that is going away.
+fn removed(rules: &Rules, sub: &Resource, out: &mut Vec<Notice>) {
+    if let Some(su) = sub.str("su").filter(|s| !s.is_empty()) {
+        out.push(Notice {
+            targets: vec![su.to_string()],
+            owner: sub.owner.clone(),
+            pc: json!({ "m2m:sgn": { "sud": true, "sur": sur(rules, &sub.ri) } }),
+        });
+    }
+}
+
+/// `child` was created under `parent` (net 3).
+pub fn child_created(
+    w: &Writer,
+    rules: &Rules,
+    parent: &Resource,
+    child: &Resource,
+    out: &mut Vec<Notice>,
+) -> Result<(), Error> {
+    fire(w, rules, parent, NET_CREATE_CHILD, child, None, out)
+}
+
+/// `res` was updated; `modified` holds the attributes the request changed (net 1).
+pub fn updated(
+    w: &Writer,
+    rules: &Rules,
+    res: &Resource,
+    modified: &Map<String, Value>,
+    out: &mut Vec<Notice>,
+) -> Result<(), Error> {
+    fire(w, rules, res, NET_UPDATE, res, Some(modified), out)
+}
+
+/// `res` (with its subtree) is about to be deleted: net 2 to its own subscriptions, net 4 to
+/// its parent's, and a deletion notice for every subscription in the subtree.
+pub fn deleting(
+    w: &Writer,
+    rules: &Rules,
+    res: &Resource,
+    out: &mut Vec<Notice>,
+) -> Result<(), Error> {
+    if res.ty == ResourceType::Subscription {
+        removed(rules, res, out);
+    } else {
+        fire(w, rules, res, NET_DELETE, res, None, out)?;
+        let mut subs = Vec::new();
+        w.walk_subtree(&res.srn, &[ResourceType::Subscription.code()], |s| {
+            subs.push(s);
+            true
+        })?;
+        for sub in subs {
+            removed(rules, &sub, out);
+        }
+    }
+    if let Some(parent) = w.get(&res.pi)? {
+        child_deleted(w, rules, &parent, res, out)?;
+    }
+    Ok(())
+}
+
+/// `child` of `parent` was deleted (net 4); also used for evicted content instances.
+pub fn child_deleted(
+    w: &Writer,
+    rules: &Rules,
+    parent: &Resource,
+    child: &Resource,
+    out: &mut Vec<Notice>,
+) -> Result<(), Error> {
+    fire(w, rules, parent, NET_DELETE_CHILD, child, None, out)
+}
+
+/// Where `nu` points. URLs are used as they are; an `mqtt://` URL's path names the receiver
+/// (Mobius' form), else the subscription's owner receives. Anything else is an AE (by AE-ID,
+/// SP-relative AE-ID, resource ID or structured address) reached at its first `poa`.
+pub fn resolve_target(r: &Reader, rules: &Rules, nu: &str, owner: &str) -> Result<Target, String> {
+    if nu.starts_with("http://") || nu.starts_with("https://") {
+        return Ok(Target::Http(nu.to_string()));
+    }
+    if nu.starts_with("mqtt://") {
+        let url = url::Url::parse(nu).map_err(|e| format!("'{nu}' is not a URL: {e}"))?;
+        let host = url
+            .host_str()
+            .ok_or_else(|| format!("'{nu}' has no host"))?;
+        let path = url.path().trim_matches('/');
+        let receiver = if path.is_empty() {
+            owner.to_string()
+        } else {
+            path.to_string()
+        };
+        if receiver.is_empty() {
+            return Err(format!("'{nu}' names no receiver"));
+        }
+        return Ok(Target::Mqtt {
+            host: host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string(),
+            port: url.port().unwrap_or(1883),
+            receiver: crate::onem2m::topic::id_to_topic(&receiver),
+        });
+    }
+    if nu.contains("://") {
+        return Err(format!(
+            "'{nu}': only http, https and mqtt targets are supported"
+        ));
+    }
+    let local = originator_to_local(nu, &rules.me);
+    let found = if local.contains('/') {
+        r.get_by_srn(&local.replacen("-/", &format!("{}/", rules.me.rn), 1))
+    } else {
+        r.get(&local)
+    }
+    .map_err(|e| e.to_string())?;
+    let ae = found.ok_or_else(|| format!("'{nu}' is neither a URL nor a registered AE"))?;
+    if ae.ty != ResourceType::Ae {
+        return Err(format!("'{nu}' is a {}, not an AE", ae.ty.root_name()));
+    }
+    let poa = ae
+        .attrs
+        .get("poa")
+        .and_then(Value::as_array)
+        .and_then(|l| {
+            l.iter().filter_map(Value::as_str).find(|p| {
+                p.starts_with("http://") || p.starts_with("https://") || p.starts_with("mqtt://")
+            })
+        })
+        .ok_or_else(|| {
+            format!(
+                "AE {} has no http:// or mqtt:// point of access (poa)",
+                ae.ri
+            )
+        })?
+        .to_string();
+    match resolve_target(r, rules, &poa, &ae.ri)? {
+        // An AE's own mqtt poa names its broker; the AE itself receives.
+        Target::Mqtt { host, port, .. } => Ok(Target::Mqtt {
+            host,
+            port,
+            receiver: ae.ri,
+        }),
+        http => Ok(http),
+    }
+}
+
+/// A NOTIFY request from this CSE to `to` carrying `pc`.
+pub fn request(rules: &Rules, to: &str, pc: Value) -> RequestPrimitive {
+    let rqi = format!("notify-{:016x}", rand::random::<u64>());
+    let mut req = RequestPrimitive::new(
+        crate::onem2m::Operation::Notify,
+        to,
+        rules.me.csi.clone(),
+        rqi,
+    );
+    req.pc = Some(pc);
+    req
+}

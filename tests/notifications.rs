@@ -1,0 +1,596 @@
+//! Subscriptions and notifications end to end: real MQTT and HTTP receivers.
+
+mod common;
+use common::*;
+use m2mhub::client::{Client, Notifications, Options};
+use m2mhub::onem2m::{ResourceType, Rsc};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+/// An AE on the MQTT binding that receives its notifications through the client library.
+async fn mqtt_ae(hub: &Hub, aei: &str) -> (Client, Notifications) {
+    let c = Client::connect(
+        &format!("mqtt://{}#id-in", hub.mqtt),
+        aei,
+        Options::default(),
+    )
+    .await
+    .unwrap();
+    let (notes, poa) = c.notifications(None).await.unwrap();
+    let r = c
+        .create(
+            "cse-in",
+            ResourceType::Ae,
+            json!({"m2m:ae":{"rn":aei,"api":"Nnote","rr":true,"poa":[poa]}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.rsc, Rsc::CREATED, "{r:?}");
+    (c, notes)
+}
+
+async fn next_sgn(notes: &mut Notifications) -> Value {
+    let n = tokio::time::timeout(WAIT, notes.next())
+        .await
+        .expect("notification in time")
+        .expect("stream open");
+    let sgn = n.request.pc.clone().unwrap()["m2m:sgn"].clone();
+    n.respond(Rsc::OK);
+    sgn
+}
+
+async fn nothing_within(notes: &mut Notifications, d: Duration) {
+    if let Ok(Some(n)) = tokio::time::timeout(d, notes.next()).await {
+        panic!("unexpected notification: {:?}", n.request.pc);
+    }
+}
+
+fn sub(nu: Value, extra: Value) -> Value {
+    let mut s = json!({"nu": nu});
+    for (k, v) in extra.as_object().unwrap() {
+        s[k] = v.clone();
+    }
+    json!({ "m2m:sub": s })
+}
+
+#[tokio::test]
+async fn a_subscriber_sees_every_new_instance_over_mqtt() {
+    let hub = Hub::start();
+    let (ae, mut notes) = mqtt_ae(&hub, "Cwatch").await;
+    ae.create(
+        "cse-in/Cwatch",
+        ResourceType::Container,
+        json!({"m2m:cnt":{"rn":"temp"}}),
+    )
+    .await
+    .unwrap();
+    // The subscriber names itself: no verification request.
+    let s = ae
+        .create(
+            "cse-in/Cwatch/temp",
+            ResourceType::Subscription,
+            sub(json!(["Cwatch"]), json!({"rn":"s","enc":{"net":[3]}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(s.rsc, Rsc::CREATED, "{s:?}");
+    let sub_ri = s.pc.as_ref().unwrap()["m2m:sub"]["ri"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    for i in 0..20 {
+        let r = ae
+            .create(
+                "cse-in/Cwatch/temp",
+                ResourceType::ContentInstance,
+                json!({"m2m:cin":{"con":format!("{i}")}}),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.rsc, Rsc::CREATED);
+    }
+    for i in 0..20 {
+        let sgn = next_sgn(&mut notes).await;
+        assert_eq!(sgn["nev"]["net"], 3);
+        assert_eq!(
+            sgn["nev"]["rep"]["m2m:cin"]["con"],
+            i.to_string(),
+            "in order"
+        );
+        assert_eq!(sgn["sur"], format!("/id-in/{sub_ri}"));
+    }
+}
+
+#[tokio::test]
+async fn verification_requests_gate_subscriptions() {
+    let hub = Hub::start();
+    let (ae, _notes) = mqtt_ae(&hub, "Cverif").await;
+    ae.create(
+        "cse-in/Cverif",
+        ResourceType::Container,
+        json!({"m2m:cnt":{"rn":"c"}}),
+    )
+    .await
+    .unwrap();
+
+    // An HTTP receiver that accepts: it sees vrq, sur and cr, and the subscription is made.
+    let http = Client::connect(
+        &format!("http://{}", hub.http.unwrap()),
+        "Cverif",
+        Options::default(),
+    )
+    .await
+    .unwrap();
+    let (mut receiver, url) = http.notifications(None).await.unwrap();
+    let creating = tokio::spawn(async move {
+        ae.create(
+            "cse-in/Cverif/c",
+            ResourceType::Subscription,
+            sub(json!([url]), json!({"rn":"ok"})),
+        )
+        .await
+        .unwrap()
+    });
+    let v = tokio::time::timeout(WAIT, receiver.next())
+        .await
+        .unwrap()
+        .unwrap();
+    let sgn = v.request.pc.as_ref().unwrap()["m2m:sgn"].clone();
+    assert_eq!(sgn["vrq"], true);
+    assert_eq!(sgn["cr"], "Cverif");
+    assert!(sgn["sur"].as_str().unwrap().starts_with("/id-in/sub"));
+    assert_eq!(v.request.fr.as_deref(), Some("/id-in"));
+    v.respond(Rsc::OK);
+    let created = creating.await.unwrap();
+    assert_eq!(created.rsc, Rsc::CREATED, "{created:?}");
+    assert_eq!(
+        created.pc.as_ref().unwrap()["m2m:sub"]["ri"],
+        *sgn["sur"]
+            .as_str()
+            .unwrap()
+            .strip_prefix("/id-in/")
+            .unwrap()
+    );
+
+    // A receiver that refuses: 5204, and nothing is created.
+    let ae = Client::connect(
+        &format!("mqtt://{}#id-in", hub.mqtt),
+        "Cverif",
+        Options::default(),
+    )
+    .await
+    .unwrap();
+    let (refusing, url2) = http.notifications(None).await.unwrap();
+    tokio::spawn(refusing.for_each(|_| Rsc::ORIGINATOR_HAS_NO_PRIVILEGE));
+    let r = ae
+        .create(
+            "cse-in/Cverif/c",
+            ResourceType::Subscription,
+            sub(json!([url2]), json!({"rn":"refused"})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        r.rsc,
+        Rsc::SUBSCRIPTION_VERIFICATION_INITIATION_FAILED,
+        "{r:?}"
+    );
+    assert!(r.dbg().unwrap().contains("4103"), "{r:?}");
+    assert_eq!(
+        ae.retrieve("cse-in/Cverif/c/refused").await.unwrap().rsc,
+        Rsc::NOT_FOUND
+    );
+
+    // Nobody there: 5204 as well.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let r = ae
+        .create(
+            "cse-in/Cverif/c",
+            ResourceType::Subscription,
+            sub(json!([format!("http://{closed}")]), json!({})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.rsc, Rsc::SUBSCRIPTION_VERIFICATION_INITIATION_FAILED);
+    // An AE without a poa cannot be notified.
+    let r = ae
+        .create(
+            "cse-in/Cverif/c",
+            ResourceType::Subscription,
+            sub(json!(["Cnobody"]), json!({})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.rsc, Rsc::SUBSCRIPTION_VERIFICATION_INITIATION_FAILED);
+    // Unsupported criteria are named, not ignored.
+    let r = ae
+        .create(
+            "cse-in/Cverif/c",
+            ResourceType::Subscription,
+            sub(json!(["Cverif"]), json!({"bn":{"num":2}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.rsc, Rsc::NOT_IMPLEMENTED);
+}
+
+#[tokio::test]
+async fn another_ae_is_notified_at_its_poa_after_answering_verification_on_a_release_1_topic() {
+    let hub = Hub::start();
+    let (owner, _n) = mqtt_ae(&hub, "Cowner").await;
+    owner
+        .create(
+            "cse-in/Cowner",
+            ResourceType::Container,
+            json!({"m2m:cnt":{"rn":"c"}}),
+        )
+        .await
+        .unwrap();
+
+    // An OpenMTC-style AE: raw MQTT, answers on /oneM2M/resp/<orig>/<recv> without the suffix.
+    let mut other = Device::connect(hub.mqtt, "Cother").await;
+    other.listen_responses("Cother").await;
+    other.subscribe("/oneM2M/req/+/Cother/#").await;
+    let rqi = other.rqi();
+    let (_, r) = other
+        .send(
+            "/oneM2M/reg_req/Cother/id-in/json",
+            json!({"op":1,"to":"cse-in","fr":"Cother","rqi":rqi,"rvi":"3","ty":2,
+                   "pc":{"m2m:ae":{"rn":"other","api":"Nother","rr":true,"poa":[format!("mqtt://{}", hub.mqtt)]}}}),
+        )
+        .await;
+    assert_eq!(rsc(&r), 2001);
+
+    let creating = tokio::spawn(async move {
+        owner
+            .create(
+                "cse-in/Cowner/c",
+                ResourceType::Subscription,
+                sub(json!(["Cother"]), json!({"enc":{"net":[3]},"nct":3})),
+            )
+            .await
+            .unwrap()
+    });
+    let v = other
+        .expect(|p| p.topic == "/oneM2M/req/id-in/Cother/json")
+        .await;
+    let v: Value = serde_json::from_slice(&v.payload).unwrap();
+    assert_eq!(v["op"], 5);
+    assert_eq!(v["pc"]["m2m:sgn"]["vrq"], true);
+    other
+        .publish(
+            "/oneM2M/resp/id-in/Cother",
+            json!({"rsc":2000,"rqi":v["rqi"]}).to_string(),
+        )
+        .await;
+    assert_eq!(creating.await.unwrap().rsc, Rsc::CREATED);
+
+    let owner = Client::connect(
+        &format!("mqtt://{}#id-in", hub.mqtt),
+        "Cowner",
+        Options::default(),
+    )
+    .await
+    .unwrap();
+    let cin = owner
+        .create(
+            "cse-in/Cowner/c",
+            ResourceType::ContentInstance,
+            json!({"m2m:cin":{"con":"x"}}),
+        )
+        .await
+        .unwrap();
+    let cin_ri = cin.pc.as_ref().unwrap()["m2m:cin"]["ri"].clone();
+    let n = other
+        .expect(|p| p.topic == "/oneM2M/req/id-in/Cother/json")
+        .await;
+    let n: Value = serde_json::from_slice(&n.payload).unwrap();
+    assert_eq!(
+        n["pc"]["m2m:sgn"]["nev"]["rep"]["m2m:uri"], cin_ri,
+        "nct 3 carries the resource ID"
+    );
+}
+
+#[tokio::test]
+async fn event_types_content_types_counters_and_deletion_notices() {
+    let hub = Hub::start();
+    let (ae, mut notes) = mqtt_ae(&hub, "Cnet").await;
+    ae.create(
+        "cse-in/Cnet",
+        ResourceType::Container,
+        json!({"m2m:cnt":{"rn":"c"}}),
+    )
+    .await
+    .unwrap();
+    // Only updates of the container, modified attributes only; deletion notice to the AE.
+    let r = ae
+        .create(
+            "cse-in/Cnet/c",
+            ResourceType::Subscription,
+            sub(
+                json!(["Cnet"]),
+                json!({"rn":"upd","enc":{"net":[1]},"nct":2,"su":"Cnet"}),
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.rsc, Rsc::CREATED);
+    ae.create(
+        "cse-in/Cnet/c",
+        ResourceType::ContentInstance,
+        json!({"m2m:cin":{"con":"ignored"}}),
+    )
+    .await
+    .unwrap();
+    nothing_within(&mut notes, Duration::from_millis(300)).await;
+    ae.update("cse-in/Cnet/c", json!({"m2m:cnt":{"mni":7}}))
+        .await
+        .unwrap();
+    let sgn = next_sgn(&mut notes).await;
+    assert_eq!(sgn["nev"]["net"], 1);
+    assert_eq!(sgn["nev"]["rep"], json!({"m2m:cnt":{"mni":7}}));
+
+    // Deleting the subscription sends sud to su.
+    ae.delete("cse-in/Cnet/c/upd").await.unwrap();
+    let sgn = next_sgn(&mut notes).await;
+    assert_eq!(sgn["sud"], true);
+
+    // exc: two notifications, then the subscription ends with a deletion notice.
+    ae.create(
+        "cse-in/Cnet/c",
+        ResourceType::Subscription,
+        sub(
+            json!(["Cnet"]),
+            json!({"rn":"twice","enc":{"net":[3,4]},"exc":2,"su":"Cnet"}),
+        ),
+    )
+    .await
+    .unwrap();
+    ae.create(
+        "cse-in/Cnet/c",
+        ResourceType::ContentInstance,
+        json!({"m2m:cin":{"rn":"a","con":"1"}}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        next_sgn(&mut notes).await["nev"]["rep"]["m2m:cin"]["con"],
+        "1"
+    );
+    ae.delete("cse-in/Cnet/c/a").await.unwrap();
+    let sgn = next_sgn(&mut notes).await;
+    assert_eq!(sgn["nev"]["net"], 4);
+    assert_eq!(sgn["nev"]["rep"]["m2m:cin"]["rn"], "a");
+    assert_eq!(next_sgn(&mut notes).await["sud"], true);
+    assert_eq!(
+        ae.retrieve("cse-in/Cnet/c/twice").await.unwrap().rsc,
+        Rsc::NOT_FOUND
+    );
+
+    // Child type filter: only containers are reported.
+    ae.create(
+        "cse-in/Cnet/c",
+        ResourceType::Subscription,
+        sub(
+            json!(["Cnet"]),
+            json!({"rn":"cnts","enc":{"net":[3],"chty":[3]}}),
+        ),
+    )
+    .await
+    .unwrap();
+    ae.create(
+        "cse-in/Cnet/c",
+        ResourceType::ContentInstance,
+        json!({"m2m:cin":{"con":"no"}}),
+    )
+    .await
+    .unwrap();
+    ae.create(
+        "cse-in/Cnet/c",
+        ResourceType::Container,
+        json!({"m2m:cnt":{"rn":"sub-cnt"}}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        next_sgn(&mut notes).await["nev"]["rep"]["m2m:cnt"]["rn"],
+        "sub-cnt"
+    );
+
+    // Deleting the container: net 2 to a subscription that asks for it, and every
+    // subscription below goes with a deletion notice.
+    ae.create(
+        "cse-in/Cnet/c",
+        ResourceType::Subscription,
+        sub(
+            json!(["Cnet"]),
+            json!({"rn":"gone","enc":{"net":[2]},"su":"Cnet"}),
+        ),
+    )
+    .await
+    .unwrap();
+    ae.delete("cse-in/Cnet/c").await.unwrap();
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        seen.push(next_sgn(&mut notes).await);
+    }
+    assert!(
+        seen.iter()
+            .any(|s| s["nev"]["net"] == 2 && s["nev"]["rep"]["m2m:cnt"]["rn"] == "c"),
+        "{seen:?}"
+    );
+    assert!(seen.iter().any(|s| s["sud"] == true), "{seen:?}");
+}
+
+#[tokio::test]
+async fn a_dead_http_target_does_not_delay_mqtt_notifications() {
+    let hub = Hub::start();
+    let (ae, mut notes) = mqtt_ae(&hub, "Cboth").await;
+    ae.create(
+        "cse-in/Cboth",
+        ResourceType::Container,
+        json!({"m2m:cnt":{"rn":"c"}}),
+    )
+    .await
+    .unwrap();
+
+    // An HTTP target that answers its verification, then never answers again.
+    let http = Client::connect(
+        &format!("http://{}", hub.http.unwrap()),
+        "Cboth",
+        Options::default(),
+    )
+    .await
+    .unwrap();
+    let (mut stuck, url) = http.notifications(None).await.unwrap();
+    let (hang_tx, hang_rx) = tokio::sync::oneshot::channel::<()>();
+    let receiver = tokio::spawn(async move {
+        let v = stuck.next().await.unwrap();
+        v.respond(Rsc::OK);
+        // Hold the next notification unanswered until the test ends.
+        let held = stuck.next().await;
+        let _ = hang_rx.await;
+        drop(held);
+    });
+    let r = ae
+        .create(
+            "cse-in/Cboth/c",
+            ResourceType::Subscription,
+            sub(json!([url]), json!({"enc":{"net":[3]}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.rsc, Rsc::CREATED);
+    ae.create(
+        "cse-in/Cboth/c",
+        ResourceType::Subscription,
+        sub(json!(["Cboth"]), json!({"enc":{"net":[3]}})),
+    )
+    .await
+    .unwrap();
+
+    for i in 0..5 {
+        ae.create(
+            "cse-in/Cboth/c",
+            ResourceType::ContentInstance,
+            json!({"m2m:cin":{"con":format!("{i}")}}),
+        )
+        .await
+        .unwrap();
+    }
+    // Every MQTT notification arrives while the HTTP target is still holding the first one.
+    for i in 0..5 {
+        let sgn = next_sgn(&mut notes).await;
+        assert_eq!(sgn["nev"]["rep"]["m2m:cin"]["con"], i.to_string());
+    }
+    assert!(!receiver.is_finished(), "the HTTP target is still stuck");
+    let _ = hang_tx.send(());
+}
+
+#[tokio::test]
+async fn an_offline_ae_with_a_persistent_session_gets_its_notification_on_reconnect() {
+    let hub = Hub::start();
+    let mut dev = Device::connect_with(hub.mqtt, "A::Csleepy", false).await;
+    dev.listen_responses("Csleepy").await;
+    dev.subscribe("/oneM2M/req/+/Csleepy/#").await;
+    let r = dev
+        .request("Csleepy", create("cse-in", 2, json!({"m2m:ae":{"rn":"sleepy","api":"Ns","rr":true,"poa":[format!("mqtt://{}", hub.mqtt)]}})))
+        .await;
+    assert_eq!(rsc(&r), 2001, "{r}");
+    dev.request(
+        "Csleepy",
+        create("cse-in/sleepy", 3, json!({"m2m:cnt":{"rn":"c"}})),
+    )
+    .await;
+    let r = dev
+        .request(
+            "Csleepy",
+            create(
+                "cse-in/sleepy/c",
+                23,
+                json!({"m2m:sub":{"nu":["Csleepy"],"enc":{"net":[3]}}}),
+            ),
+        )
+        .await;
+    assert_eq!(rsc(&r), 2001, "{r}");
+    dev.client.disconnect().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // While it sleeps, the admin adds a reading.
+    let admin = Client::connect(
+        &format!("mqtt://{}#id-in", hub.mqtt),
+        "CAdmin",
+        Options::default(),
+    )
+    .await
+    .unwrap();
+    let r = admin
+        .create(
+            "cse-in/sleepy/c",
+            ResourceType::ContentInstance,
+            json!({"m2m:cin":{"con":"while you slept"}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.rsc, Rsc::CREATED);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let mut back = Device::connect_with(hub.mqtt, "A::Csleepy", false).await;
+    let p = back
+        .expect(|p| p.topic == "/oneM2M/req/id-in/Csleepy/json")
+        .await;
+    let v: Value = serde_json::from_slice(&p.payload).unwrap();
+    assert_eq!(
+        v["pc"]["m2m:sgn"]["nev"]["rep"]["m2m:cin"]["con"],
+        "while you slept"
+    );
+}
+
+#[tokio::test]
+async fn an_ae_with_an_http_poa_is_notified_over_http() {
+    let hub = Hub::start();
+    let http = Client::connect(
+        &format!("http://{}", hub.http.unwrap()),
+        "Cweb",
+        Options::default(),
+    )
+    .await
+    .unwrap();
+    let (mut notes, poa) = http.notifications(None).await.unwrap();
+    let r = http
+        .create(
+            "cse-in",
+            ResourceType::Ae,
+            json!({"m2m:ae":{"rn":"web","api":"Nweb","rr":true,"poa":[poa]}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.rsc, Rsc::CREATED);
+    http.create(
+        "cse-in/web",
+        ResourceType::Container,
+        json!({"m2m:cnt":{"rn":"c"}}),
+    )
+    .await
+    .unwrap();
+    http.create(
+        "cse-in/web/c",
+        ResourceType::Subscription,
+        sub(json!(["cse-in/web"]), json!({"enc":{"net":[3]}})),
+    )
+    .await
+    .unwrap();
+    http.create(
+        "cse-in/web/c",
+        ResourceType::ContentInstance,
+        json!({"m2m:cin":{"con":"over http"}}),
+    )
+    .await
+    .unwrap();
+    let sgn = next_sgn(&mut notes).await;
+    assert_eq!(sgn["nev"]["rep"]["m2m:cin"]["con"], "over http");
+}
