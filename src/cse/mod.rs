@@ -18,7 +18,7 @@ use crate::onem2m::{
     ResponseType, Rsc, Target,
 };
 use crate::store::{Store, StoreError};
-use notify::{Delivery, Notice};
+use notify::{string_list, Delivery, Notice};
 use serde_json::{json, Value};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
@@ -461,16 +461,4 @@ fn result_content(rcn: Option<u64>, default: u64, allowed: &[u64], op: &str) -> 
             "rcn {rcn} is not supported for {op}; use one of {allowed:?}"
         )))
     }
-}
-
-/// The strings of a JSON list (non-strings are skipped; validation reports them).
-fn string_list(v: Option<&Value>) -> Vec<String> {
-    v.and_then(Value::as_array)
-        .map(|l| {
-            l.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_string)
-                .collect()
-        })
-        .unwrap_or_default()
 }

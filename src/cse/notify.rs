@@ -71,10 +71,9 @@ fn child_types(sub: &Resource) -> Option<Vec<u64>> {
         .map(|l| l.iter().filter_map(Value::as_u64).collect())
 }
 
-fn strings(sub: &Resource, name: &str) -> Vec<String> {
-    sub.attrs
-        .get(name)
-        .and_then(Value::as_array)
+/// The strings of a JSON list (non-strings are skipped; validation reports them).
+pub fn string_list(v: Option<&Value>) -> Vec<String> {
+    v.and_then(Value::as_array)
         .map(|l| {
             l.iter()
                 .filter_map(Value::as_str)
@@ -118,7 +117,7 @@ fn fire(
             }
         }
         out.push(Notice {
-            targets: strings(&sub, "nu"),
+            targets: string_list(sub.attrs.get("nu")),
             owner: sub.owner.clone(),
             pc: json!({ "m2m:sgn": {
                 "nev": { "net": net, "rep": representation(&sub, res, modified) },

@@ -51,10 +51,15 @@ pub fn instance_removed(w: &Writer, cin: &Resource) -> Result<(), Error> {
     let Some(mut cnt) = w.get(&cin.pi)? else {
         return Ok(());
     };
-    add(&mut cnt, "cni", -1);
-    add(&mut cnt, "cbs", -(cin.int("cs").unwrap_or(0) as i64));
+    uncount(&mut cnt, cin);
     w.update(&cnt)?;
     Ok(())
+}
+
+/// Takes an instance out of the container's `cni` and `cbs`.
+fn uncount(cnt: &mut Resource, cin: &Resource) {
+    add(cnt, "cni", -1);
+    add(cnt, "cbs", -(cin.int("cs").unwrap_or(0) as i64));
 }
 
 fn add(r: &mut Resource, name: &str, delta: i64) {
@@ -100,8 +105,7 @@ fn enforce_limits(
         }
         notify::child_deleted(w, rules, cnt, &oldest, out)?;
         w.delete_subtree(&oldest)?;
-        add(cnt, "cni", -1);
-        add(cnt, "cbs", -(oldest.int("cs").unwrap_or(0) as i64));
+        uncount(cnt, &oldest);
     }
     Ok(())
 }
