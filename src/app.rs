@@ -35,7 +35,8 @@ impl Appliance {
 
         let (broker, local) = if config.mqtt.enabled {
             let broker = Arc::new(EmbeddedBroker::start(&config.mqtt).await?);
-            let link = mqtt::serve(broker.clone(), cse.clone()).await?;
+            let relay_for = config.remote_cse.iter().map(|r| r.cse_id.clone()).collect();
+            let link = mqtt::serve(broker.clone(), cse.clone(), relay_for).await?;
             let addrs = std::iter::once(broker.v4_addr)
                 .chain(broker.v5_addr)
                 .collect();
@@ -49,6 +50,9 @@ impl Appliance {
             local,
         )?;
         cse.set_delivery(Arc::new(delivery));
+        for remote in &config.remote_cse {
+            crate::remote::spawn(cse.clone(), remote.clone());
+        }
         let http = if config.http.enabled {
             Some(http::serve(config.http.listen, cse.clone()).await?)
         } else {

@@ -16,6 +16,35 @@ pub struct Config {
     pub mqtt: MqttConfig,
     pub http: HttpConfig,
     pub log: LogConfig,
+    /// CSEs this one registers with (its registrar; OpenMTC's `remote_cses`).
+    pub remote_cse: Vec<RemoteCseConfig>,
+}
+
+/// A CSE this one registers to, as `[[remote_cse]]`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RemoteCseConfig {
+    /// Its CSE-ID, without the slash.
+    pub cse_id: String,
+    /// Its CSEBase resource name.
+    pub name: String,
+    #[serde(default = "in_kind")]
+    pub kind: CseKind,
+    /// How to reach it: `mqtt://host:port` (its broker) or `http://host:port`.
+    pub poa: Vec<String>,
+    /// How it reaches us, registered in our `<remoteCSE>` there.
+    pub own_poa: Vec<String>,
+    /// Seconds between checks that our registration is still there.
+    #[serde(default = "reregister_default")]
+    pub reregister_interval_s: u64,
+}
+
+fn in_kind() -> CseKind {
+    CseKind::IN
+}
+
+fn reregister_default() -> u64 {
+    30
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -219,6 +248,31 @@ impl Config {
         }
         if Some(self.mqtt.listen) == self.mqtt.listen_v5 && self.mqtt.listen.port() != 0 {
             return invalid("mqtt.listen_v5", "must differ from mqtt.listen");
+        }
+        for r in &self.remote_cse {
+            if !plain(&r.cse_id) || r.cse_id == self.cse.id {
+                return invalid("remote_cse.cse_id", "must be another CSE's ID, without '/'");
+            }
+            if !plain(&r.name) {
+                return invalid("remote_cse.name", "must be a CSEBase name without '/'");
+            }
+            let url = |s: &String| {
+                ["mqtt://", "http://", "https://", "mqtts://"]
+                    .iter()
+                    .any(|p| s.starts_with(p))
+            };
+            if r.poa.is_empty() || !r.poa.iter().all(url) {
+                return invalid("remote_cse.poa", "must list mqtt:// or http:// URLs");
+            }
+            if !r.own_poa.iter().all(url) {
+                return invalid("remote_cse.own_poa", "must list mqtt:// or http:// URLs");
+            }
+            if r.reregister_interval_s == 0 {
+                return invalid("remote_cse.reregister_interval_s", "must be at least 1");
+            }
+        }
+        if self.remote_cse.len() > 1 {
+            return invalid("remote_cse", "a CSE registers with one registrar");
         }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             return invalid("log.level", &e.to_string());

@@ -14,4 +14,5 @@ pub mod client;
 pub mod config;
 pub mod cse;
 pub mod onem2m;
+pub mod remote;
 pub mod store;

@@ -169,7 +169,16 @@ async fn resource_errors_have_their_own_codes() {
         (json!({"op":3,"to":"cse-in/app/box"}), 4000, "needs content"),
         (update("cse-in", json!({"m2m:cb":{}})), 4103, "no privilege"),
         (delete("cse-in"), 4103, "no privilege"),
-        (json!({"op":5,"to":"cse-in/app","pc":{}}), 4005, "NOTIFY"),
+        (
+            json!({"op":5,"to":"cse-in/app/box","pc":{}}),
+            4005,
+            "NOTIFY goes to an AE",
+        ),
+        (
+            json!({"op":5,"to":"cse-in/app","pc":{}}),
+            5103,
+            "no http:// or mqtt:// point of access",
+        ),
         (
             json!({"op":2,"to":"cse-in","rvi":"9"}),
             4001,

@@ -8,7 +8,7 @@
 use super::mqtt::link::{LocalLink, ANSWER_WITHIN};
 use crate::client::{ClientError, Endpoint, HttpTransport, MqttTransport, Options};
 use crate::cse::notify::{Delivery, Target};
-use crate::onem2m::{RequestPrimitive, Rsc};
+use crate::onem2m::{RequestPrimitive, ResponsePrimitive, Rsc};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -121,22 +121,25 @@ impl Inner {
         Ok(t)
     }
 
-    /// Sends one request; with `answer`, waits for the answer's status.
+    /// Sends one request; with `answer`, waits for the answer (else a queued QoS 1 publish on
+    /// our own broker counts as done).
     async fn send(
         &self,
         target: &Target,
         req: &RequestPrimitive,
         answer: bool,
-    ) -> Result<Rsc, Failure> {
+    ) -> Result<ResponsePrimitive, Failure> {
+        let http = |r: Result<ResponsePrimitive, ClientError>, to: &str| match r {
+            Ok(rsp) => Ok(rsp),
+            Err(ClientError::Timeout(_)) => {
+                Err(Failure::Unanswered(format!("{to} did not answer in time")))
+            }
+            Err(e @ ClientError::Response(_)) => Err(Failure::Unanswered(e.to_string())),
+            Err(e) => Err(Failure::Unsent(e.to_string())),
+        };
         match target {
-            Target::Http(url) => match self.http.send_to_url(url, req).await {
-                Ok(rsp) => Ok(rsp.rsc),
-                Err(ClientError::Timeout(_)) => {
-                    Err(Failure::Unanswered(format!("{url} did not answer in time")))
-                }
-                Err(e @ ClientError::Response(_)) => Err(Failure::Unanswered(e.to_string())),
-                Err(e) => Err(Failure::Unsent(e.to_string())),
-            },
+            Target::Http(url) => http(self.http.send_to_url(url, req).await, url),
+            Target::HttpCse(base) => http(self.http.send_via(base, req).await, base),
             Target::Mqtt {
                 host,
                 port,
@@ -149,12 +152,16 @@ impl Inner {
                 if answer {
                     link.request(receiver, req)
                         .await
-                        .map(|r| r.rsc)
                         .map_err(Failure::Unanswered)
                 } else {
                     // QoS 1 to the subscriber; a persistent session keeps it while offline.
                     link.publish_request(receiver, req);
-                    Ok(Rsc::OK)
+                    Ok(ResponsePrimitive::new(
+                        Rsc::OK,
+                        &req.rqi,
+                        req.rvi.clone(),
+                        None,
+                    ))
                 }
             }
             Target::Mqtt {
@@ -164,7 +171,7 @@ impl Inner {
             } => {
                 let broker = self.broker(host, *port).await?;
                 match broker.send_to(receiver, req.clone()).await {
-                    Ok(rsp) => Ok(rsp.rsc),
+                    Ok(rsp) => Ok(rsp),
                     Err(ClientError::Timeout(_)) => Err(Failure::Unanswered(format!(
                         "{receiver} did not answer in time"
                     ))),
@@ -194,9 +201,9 @@ impl Inner {
             let mut delay = FIRST_RETRY;
             for attempt in 1..=ATTEMPTS {
                 match self.send(&target, &req, false).await {
-                    Ok(rsc) => {
-                        if rsc.is_error() {
-                            tracing::debug!(?target, %rsc, "notification answered with an error");
+                    Ok(rsp) => {
+                        if rsp.rsc.is_error() {
+                            tracing::debug!(?target, rsc = %rsp.rsc, "notification answered with an error");
                         }
                         break;
                     }
@@ -216,7 +223,7 @@ impl Inner {
 }
 
 impl Delivery for Deliverer {
-    fn request(&self, target: &Target, req: RequestPrimitive) -> Result<Rsc, String> {
+    fn request(&self, target: &Target, req: RequestPrimitive) -> Result<ResponsePrimitive, String> {
         // Called from the blocking thread that handles the request.
         self.inner
             .runtime

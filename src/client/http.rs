@@ -83,6 +83,19 @@ impl HttpTransport {
         self.exchange(url.to_string(), req).await
     }
 
+    /// Sends `req` to the CSE whose HTTP binding is at `base`, at the path its `to` names.
+    pub async fn send_via(
+        &self,
+        base: &str,
+        req: &RequestPrimitive,
+    ) -> Result<ResponsePrimitive, ClientError> {
+        let url = format!(
+            "{base}{}",
+            utf8_percent_encode(&path_from_to(&req.to), PATH)
+        );
+        self.exchange(url, req).await
+    }
+
     async fn exchange(
         &self,
         mut url: String,
@@ -171,12 +184,7 @@ impl HttpTransport {
 
 impl Transport for HttpTransport {
     async fn send(&self, req: RequestPrimitive) -> Result<ResponsePrimitive, ClientError> {
-        let url = format!(
-            "{}{}",
-            self.base,
-            utf8_percent_encode(&path_from_to(&req.to), PATH)
-        );
-        self.exchange(url, &req).await
+        self.send_via(&self.base, &req).await
     }
 
     /// Serves NOTIFY requests over HTTP on `listen` (default: 127.0.0.1, a free port).

@@ -20,7 +20,7 @@ pub fn check(
     }
     let allowed = match target.ty {
         ResourceType::CseBase => op == Operation::Retrieve,
-        _ => !target.owner.is_empty() && target.owner == originator,
+        _ => owns(&target.owner, originator),
     };
     if allowed {
         return Ok(());
@@ -43,6 +43,17 @@ pub fn check(
     )))
 }
 
+/// An owner owns; a registered remote CSE (owner `/id-mn`) also vouches for the entities it
+/// serves (`/id-mn/Cae`), which reach us through it.
+fn owns(owner: &str, originator: &str) -> bool {
+    !owner.is_empty()
+        && (owner == originator
+            || (owner.starts_with('/')
+                && originator
+                    .strip_prefix(owner)
+                    .is_some_and(|rest| rest.starts_with('/'))))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -58,6 +69,7 @@ mod tests {
             },
             kind: CseKind::IN,
             admin: "CAdmin".into(),
+            registrar: None,
         }
     }
 
@@ -120,6 +132,17 @@ mod tests {
             &res(ResourceType::Container, "")
         )
         .is_err());
+    }
+
+    #[test]
+    fn a_remote_cse_vouches_for_its_own_entities() {
+        let r = rules();
+        let under_csr = res(ResourceType::Container, "/id-mn");
+        check(&r, "/id-mn", Operation::Update, &under_csr).unwrap();
+        check(&r, "/id-mn/Cae", Operation::Create, &under_csr).unwrap();
+        assert!(check(&r, "/id-mnx/Cae", Operation::Create, &under_csr).is_err());
+        assert!(check(&r, "/id-other/Cae", Operation::Retrieve, &under_csr).is_err());
+        assert!(check(&r, "Cae", Operation::Retrieve, &under_csr).is_err());
     }
 
     #[test]

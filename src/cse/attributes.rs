@@ -94,6 +94,18 @@ const SUBSCRIPTION: &[Policy] = &[
     p("gpi", Str, Optional, true),
 ];
 
+const REMOTE_CSE: &[Policy] = &[
+    p("csi", Str, Optional, false),
+    p("cb", Str, Mandatory, true),
+    p("rr", Bool, Mandatory, true),
+    p("poa", StrList, Optional, true),
+    p("cst", Uint, Optional, true),
+    p("srv", StrList, Optional, true),
+    p("csz", StrList, Optional, true),
+    p("dcse", StrList, Optional, true),
+    p("nl", Str, Optional, true),
+];
+
 const READ_ONLY: &[&str] = &[
     "ty", "ri", "pi", "ct", "lt", "st", "cni", "cbs", "cs", "aei", "csi", "cst", "srt", "cb",
 ];
@@ -104,6 +116,7 @@ fn policies(ty: ResourceType) -> &'static [Policy] {
         ResourceType::Container => CONTAINER,
         ResourceType::ContentInstance => CONTENT_INSTANCE,
         ResourceType::Subscription => SUBSCRIPTION,
+        ResourceType::RemoteCse => REMOTE_CSE,
         _ => &[],
     }
 }

@@ -62,7 +62,9 @@ pub fn ensure_cse_base(store: &Store, rules: &Rules) -> Result<(), Error> {
                 ResourceType::Ae.code(),
                 ResourceType::Container.code(),
                 ResourceType::ContentInstance.code(),
-                ResourceType::CseBase.code()
+                ResourceType::CseBase.code(),
+                ResourceType::RemoteCse.code(),
+                ResourceType::Subscription.code()
             ]),
         );
         a.insert("csz".into(), json!(["application/json"]));

@@ -44,6 +44,9 @@ pub struct Rules {
     pub kind: CseKind,
     /// The originator that may do everything.
     pub admin: String,
+    /// The CSE-ID (with its slash) of our registrar, if we register with one: requests for
+    /// CSEs we do not know go there.
+    pub registrar: Option<String>,
 }
 
 #[derive(Clone)]
@@ -72,12 +75,84 @@ impl Cse {
             },
             kind: config.cse.kind,
             admin: config.cse.admin.clone(),
+            registrar: config.remote_cse.first().map(|r| format!("/{}", r.cse_id)),
         };
         bootstrap::ensure_cse_base(&store, &rules)?;
         Ok(Cse {
             rules: Arc::new(rules),
             store,
             delivery: Arc::new(OnceLock::new()),
+        })
+    }
+
+    /// Our CSEBase's address, `/id-mn/cse-mn`.
+    pub fn cse_base_address(&self) -> String {
+        format!("{}/{}", self.rules.me.csi, self.rules.me.rn)
+    }
+
+    pub fn kind(&self) -> CseKind {
+        self.rules.kind
+    }
+
+    /// Creates or refreshes the local `<remoteCSE>` that stands for our registrar, from what
+    /// its CSEBase says (`cb`, `cst`, `srv`) and how we reach it (`poa`).
+    pub fn mirror_registrar(
+        &self,
+        csi: &str,
+        cb: &str,
+        poa: &[String],
+        from: &serde_json::Map<String, Value>,
+    ) -> Result<(), Error> {
+        let me = self.rules.me.clone();
+        let (csi, cb, poa, from) = (csi.to_string(), cb.to_string(), poa.to_vec(), from.clone());
+        self.store.write(move |w| {
+            let id = csi.trim_start_matches('/').to_string();
+            let now = crate::onem2m::time::now();
+            let mut res = match w.get(&id)? {
+                Some(r) if r.ty == ResourceType::RemoteCse => r,
+                Some(r) => {
+                    return Err(Error::conflict(format!(
+                        "resource {id} is a {}, not the registrar's remoteCSE",
+                        r.ty.root_name()
+                    )))
+                }
+                None => {
+                    let mut attrs = serde_json::Map::new();
+                    for (k, v) in [
+                        ("ty", json!(ResourceType::RemoteCse.code())),
+                        ("ri", json!(id)),
+                        ("rn", json!(id)),
+                        ("pi", json!(me.id())),
+                        ("ct", json!(now)),
+                    ] {
+                        attrs.insert(k.into(), v);
+                    }
+                    let res = crate::store::Resource {
+                        ty: ResourceType::RemoteCse,
+                        ri: id.clone(),
+                        pi: me.id().to_string(),
+                        rn: id.clone(),
+                        srn: format!("{}/{id}", me.rn),
+                        owner: csi.clone(),
+                        attrs,
+                    };
+                    w.insert(&res)?;
+                    res
+                }
+            };
+            let a = &mut res.attrs;
+            a.insert("csi".into(), json!(csi));
+            a.insert("cb".into(), json!(cb));
+            a.insert("poa".into(), json!(poa));
+            a.insert("rr".into(), json!(true));
+            a.insert("lt".into(), json!(now));
+            for k in ["cst", "srv", "csz"] {
+                if let Some(v) = from.get(k) {
+                    a.insert(k.into(), v.clone());
+                }
+            }
+            w.update(&res)?;
+            Ok(())
         })
     }
 
@@ -155,8 +230,8 @@ impl Cse {
             }
             let req = notify::request(&self.rules, nu, json!({ "m2m:sgn": sgn }));
             match delivery.request(&target, req) {
-                Ok(Rsc::OK) => {}
-                Ok(rsc) => return Err(fail(nu, format!("the target answered {rsc}"))),
+                Ok(rsp) if rsp.rsc == Rsc::OK => {}
+                Ok(rsp) => return Err(fail(nu, format!("the target answered {}", rsp.rsc))),
                 Err(why) => return Err(fail(nu, why)),
             }
         }
@@ -234,12 +309,7 @@ impl Cse {
         };
         let (base, virt) = match parse_target(&req.to, &self.rules.me)? {
             Target::Local { base, virt } => (base, virt),
-            Target::Remote { csi } => {
-                return Err(Error::new(
-                    Rsc::TARGET_NOT_REACHABLE,
-                    format!("'{}' is on CSE {csi}, which this CSE does not know", req.to),
-                ))
-            }
+            Target::Remote { csi } => return self.forward(req, &originator, &csi),
         };
         if let Some(filter) = discovery {
             return self.discover(req, &originator, &base, virt, &filter);
@@ -249,10 +319,85 @@ impl Cse {
             Operation::Retrieve => self.retrieve(req, &originator, &base, virt),
             Operation::Update => self.update(req, originator, base, virt),
             Operation::Delete => self.delete(req, originator, base, virt),
-            Operation::Notify => Err(Error::not_allowed(
-                "this CSE does not accept NOTIFY requests for its resources",
-            )),
+            Operation::Notify => self.notify_entity(req, &base, virt),
         }
+    }
+
+    /// A request for a resource on another CSE goes on to it (or towards it, through our
+    /// registrar), with the originator in SP-relative form (TS-0004 §7.3.2.6); its answer comes
+    /// back as it is. The hosting CSE does the access control.
+    fn forward(
+        &self,
+        req: &RequestPrimitive,
+        originator: &str,
+        csi: &str,
+    ) -> Result<Success, Error> {
+        let hop = self.store.read(|r| notify::next_hop(r, &self.rules, csi))?;
+        let delivery = self.delivery.get().ok_or_else(|| {
+            Error::new(
+                Rsc::TARGET_NOT_REACHABLE,
+                "no transport to other CSEs is running",
+            )
+        })?;
+        let mut fwd = req.clone();
+        fwd.fr = Some(if originator.is_empty() || originator.starts_with('/') {
+            originator.to_string()
+        } else {
+            format!("{}/{originator}", self.rules.me.csi)
+        });
+        fwd.rt = ResponseType::Blocking;
+        let rsp = delivery.request(&hop, fwd).map_err(|why| {
+            Error::new(
+                Rsc::TARGET_NOT_REACHABLE,
+                format!("CSE {csi} did not answer: {why}"),
+            )
+        })?;
+        Ok(Success {
+            rsc: rsp.rsc,
+            pc: rsp.pc,
+        })
+    }
+
+    /// A NOTIFY for one of our AEs (typically forwarded by another CSE) goes on to the AE's
+    /// point of access; the AE's answer is the answer.
+    fn notify_entity(
+        &self,
+        req: &RequestPrimitive,
+        base: &Base,
+        virt: Option<address::Virtual>,
+    ) -> Result<Success, Error> {
+        let ae = self
+            .store
+            .read(|r| resources::resolve(r, base, virt, &req.to))?;
+        if ae.ty != ResourceType::Ae {
+            return Err(Error::not_allowed(format!(
+                "NOTIFY goes to an AE; {} is a {}",
+                req.to,
+                ae.ty.root_name()
+            )));
+        }
+        let target = self
+            .store
+            .read(|r| Ok::<_, StoreError>(notify::resolve_target(r, &self.rules, &ae.ri, &ae.ri)))?
+            .map_err(|why| Error::new(Rsc::TARGET_NOT_REACHABLE, why))?;
+        let delivery = self.delivery.get().ok_or_else(|| {
+            Error::new(
+                Rsc::TARGET_NOT_REACHABLE,
+                "no notification delivery is running",
+            )
+        })?;
+        let mut fwd = req.clone();
+        fwd.to = ae.ri.clone();
+        let rsp = delivery.request(&target, fwd).map_err(|why| {
+            Error::new(
+                Rsc::TARGET_NOT_REACHABLE,
+                format!("AE {} did not answer: {why}", ae.ri),
+            )
+        })?;
+        Ok(Success {
+            rsc: rsp.rsc,
+            pc: rsp.pc,
+        })
     }
 
     fn create(

@@ -29,10 +29,13 @@ pub struct Notice {
     pub pc: Value,
 }
 
-/// Where a notification goes.
+/// Where a request goes: a notification's target, or the next CSE on a forwarded request's way.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Target {
+    /// POST to exactly this URL (a notification target).
     Http(String),
+    /// A CSE's HTTP binding: the request's `to` becomes the path under this base URL.
+    HttpCse(String),
     /// A broker and the receiver level of `/oneM2M/req/<cse-id>/<receiver>/json`.
     Mqtt {
         host: String,
@@ -43,8 +46,12 @@ pub enum Target {
 
 /// Sends NOTIFY requests. Implemented by the bindings.
 pub trait Delivery: Send + Sync {
-    /// Sends and waits for the answer's status (verification). Blocking.
-    fn request(&self, target: &Target, req: RequestPrimitive) -> Result<Rsc, String>;
+    /// Sends and waits for the answer (verification, forwarding). Blocking.
+    fn request(
+        &self,
+        target: &Target,
+        req: RequestPrimitive,
+    ) -> Result<crate::onem2m::ResponsePrimitive, String>;
     /// Queues for delivery with retries; returns at once.
     fn enqueue(&self, target: Target, req: RequestPrimitive);
 }
@@ -245,6 +252,15 @@ pub fn resolve_target(r: &Reader, rules: &Rules, nu: &str, owner: &str) -> Resul
         ));
     }
     let local = originator_to_local(nu, &rules.me);
+    // An entity of another CSE (`/id-mn/Cae`): its CSE delivers it.
+    if local.starts_with('/') {
+        let csi = local
+            .split('/')
+            .nth(1)
+            .map(|c| format!("/{c}"))
+            .unwrap_or_default();
+        return next_hop(r, rules, &csi).map_err(|e| e.dbg);
+    }
     let found = if local.contains('/') {
         r.get_by_srn(&local.replacen("-/", &format!("{}/", rules.me.rn), 1))
     } else {
@@ -279,6 +295,55 @@ pub fn resolve_target(r: &Reader, rules: &Rules, nu: &str, owner: &str) -> Resul
             receiver: ae.ri,
         }),
         http => Ok(http),
+    }
+}
+
+/// How to reach the CSE `csi` (SP-relative, `/id-mn`): through its `<remoteCSE>` here if it
+/// registered with us or we with it, else through our registrar, else not at all (5103).
+pub fn next_hop(r: &Reader, rules: &Rules, csi: &str) -> Result<Target, Error> {
+    let unreachable = |why: String| Error::new(Rsc::TARGET_NOT_REACHABLE, why);
+    let id = csi
+        .trim_start_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap_or_default();
+    let csr = match r.get(id)? {
+        Some(csr) if csr.ty == ResourceType::RemoteCse => csr,
+        _ => match &rules.registrar {
+            Some(reg) if reg != csi => {
+                return next_hop(r, rules, reg).map_err(|e| {
+                    unreachable(format!("CSE {csi} is not known here, and {}", e.dbg))
+                })
+            }
+            _ => {
+                return Err(unreachable(format!(
+                    "CSE {csi} is not registered with this CSE"
+                )))
+            }
+        },
+    };
+    let poa = string_list(csr.attrs.get("poa"));
+    let Some(poa) = poa.iter().find(|p| {
+        p.starts_with("mqtt://") || p.starts_with("http://") || p.starts_with("https://")
+    }) else {
+        return Err(unreachable(format!(
+            "CSE {csi} has no mqtt:// or http:// point of access"
+        )));
+    };
+    if poa.starts_with("mqtt://") {
+        let url =
+            url::Url::parse(poa).map_err(|e| unreachable(format!("poa '{poa}' of {csi}: {e}")))?;
+        let host = url.host_str().unwrap_or_default();
+        Ok(Target::Mqtt {
+            host: host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string(),
+            port: url.port().unwrap_or(1883),
+            receiver: id.to_string(),
+        })
+    } else {
+        Ok(Target::HttpCse(poa.trim_end_matches('/').to_string()))
     }
 }
 

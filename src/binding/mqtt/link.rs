@@ -11,7 +11,7 @@ use super::broker::EmbeddedBroker;
 use crate::binding::Serialization;
 use crate::cse::Cse;
 use crate::onem2m::address::originator_to_local;
-use crate::onem2m::topic::{id_from_topic, Topic, TopicKind};
+use crate::onem2m::topic::{id_from_topic, id_to_topic, Topic, TopicKind};
 use crate::onem2m::{Error, Operation, RequestPrimitive, ResourceType, ResponsePrimitive, Rsc};
 use bytes::Bytes;
 use rand::Rng;
@@ -85,18 +85,29 @@ impl LocalLink {
 
 /// Subscribes the CSE to its request topics (and to the answers to its own requests) and
 /// serves them until the process ends. Returns once the subscriptions are in place.
-pub async fn serve(broker: Arc<EmbeddedBroker>, cse: Cse) -> anyhow::Result<Arc<LocalLink>> {
-    let (tx, rx) = connect(&broker, &cse)?;
+///
+/// `relay_for` names other CSEs (our registrar) whose requests devices may publish on our
+/// broker (`mqtt://gateway:1883#id-in`): those are taken in and forwarded.
+pub async fn serve(
+    broker: Arc<EmbeddedBroker>,
+    cse: Cse,
+    relay_for: Vec<String>,
+) -> anyhow::Result<Arc<LocalLink>> {
+    let (tx, rx) = connect(&broker, &cse, &relay_for)?;
     let local = Arc::new(LocalLink {
         tx: Arc::new(Mutex::new(tx)),
         cse_id: cse.identity().id().to_string(),
         pending: Mutex::new(HashMap::new()),
     });
-    tokio::spawn(run(broker, cse, local.clone(), rx));
+    tokio::spawn(run(broker, cse, local.clone(), rx, relay_for));
     Ok(local)
 }
 
-fn connect(broker: &EmbeddedBroker, cse: &Cse) -> anyhow::Result<(LinkTx, LinkRx)> {
+fn connect(
+    broker: &EmbeddedBroker,
+    cse: &Cse,
+    relay_for: &[String],
+) -> anyhow::Result<(LinkTx, LinkRx)> {
     // A device that connected with the link's client ID would take over its session, so the
     // ID is not guessable.
     let suffix: u64 = rand::thread_rng().gen();
@@ -107,6 +118,9 @@ fn connect(broker: &EmbeddedBroker, cse: &Cse) -> anyhow::Result<(LinkTx, LinkRx
         tx.subscribe(format!("/oneM2M/{kind}/+/{id}/#"))?;
     }
     tx.subscribe(format!("/oneM2M/resp/{id}/+/#"))?;
+    for other in relay_for {
+        tx.subscribe(format!("/oneM2M/req/+/{other}/#"))?;
+    }
     Ok((tx, rx))
 }
 
@@ -117,7 +131,13 @@ struct Job {
     _permit: OwnedSemaphorePermit,
 }
 
-async fn run(broker: Arc<EmbeddedBroker>, cse: Cse, local: Arc<LocalLink>, mut rx: LinkRx) {
+async fn run(
+    broker: Arc<EmbeddedBroker>,
+    cse: Cse,
+    local: Arc<LocalLink>,
+    mut rx: LinkRx,
+    relay_for: Vec<String>,
+) {
     let tx = local.tx.clone();
     let budget = Arc::new(Semaphore::new(MAX_PENDING));
     let mut queues: HashMap<Bytes, mpsc::UnboundedSender<Job>> = HashMap::new();
@@ -164,7 +184,7 @@ async fn run(broker: Arc<EmbeddedBroker>, cse: Cse, local: Arc<LocalLink>, mut r
             Err(e) => {
                 tracing::error!(error = %e, "in-process MQTT link failed; reconnecting");
                 tokio::time::sleep(Duration::from_secs(1)).await;
-                match connect(&broker, &cse) {
+                match connect(&broker, &cse, &relay_for) {
                     Ok((new_tx, new_rx)) => {
                         *lock(&tx) = new_tx;
                         rx = new_rx;
@@ -295,12 +315,18 @@ fn check_topic(cse: &Cse, topic: &Topic, req: &mut RequestPrimitive) -> Result<(
     let me = cse.identity();
     match topic.kind {
         TopicKind::Req => {
+            // Addressed to another CSE we relay for: a CSE-relative target is relative to it.
+            if topic.receiver != me.id() && !req.to.starts_with('/') {
+                req.to = format!("/{}/{}", topic.receiver.replace(':', "/"), req.to);
+            }
             let in_topic = originator_to_local(&id_from_topic(topic.originator), me);
             match &req.fr {
                 None => req.fr = Some(in_topic),
                 // No identity yet: only a registration can succeed, the CSE decides.
                 Some(fr) if fr.is_empty() => {}
                 Some(fr) if originator_to_local(fr, me) == in_topic => {}
+                // A CSE writes its own ID into the topic without the slash: /id-mn → id-mn.
+                Some(fr) if fr.starts_with('/') && id_to_topic(fr) == topic.originator => {}
                 Some(fr) => {
                     return Err(Error::no_privilege(format!(
                         "originator '{fr}' does not match the topic's originator '{}'",

@@ -4,6 +4,7 @@
 mod ae;
 mod container;
 mod content_instance;
+mod remote_cse;
 pub mod subscription;
 
 use super::access;
@@ -25,6 +26,7 @@ pub fn creatable(ty: ResourceType) -> bool {
             | ResourceType::Container
             | ResourceType::ContentInstance
             | ResourceType::Subscription
+            | ResourceType::RemoteCse
     )
 }
 
@@ -41,6 +43,9 @@ fn allowed_child(parent: ResourceType, child: ResourceType) -> bool {
             | (CseBase, Subscription)
             | (Ae, Subscription)
             | (Container, Subscription)
+            | (CseBase, RemoteCse)
+            | (RemoteCse, Container)
+            | (RemoteCse, Subscription)
     )
 }
 
@@ -164,6 +169,10 @@ pub fn create(
     let (ri, owner) = if ty == ResourceType::Ae {
         let aei = ae::register(w, rules, originator, requested_id.as_deref())?;
         (aei.clone(), aei)
+    } else if ty == ResourceType::RemoteCse {
+        let csi = remote_cse::register(w, rules, originator)?;
+        attrs.insert("csi".into(), json!(csi));
+        (csi.trim_start_matches('/').to_string(), csi)
     } else {
         access::check(rules, originator, Operation::Create, &parent)?;
         let ri = preset_ri.unwrap_or_else(|| new_id(ty.ri_prefix()));

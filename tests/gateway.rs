@@ -1,0 +1,256 @@
+//! A gateway (MN-CSE) registered with a backend (IN-CSE) over MQTT, both real appliances on
+//! loopback, each with its own embedded broker: the deployment of OpenMTC's MQTT documentation.
+
+mod common;
+use common::*;
+use m2mhub::client::{Client, Options};
+use m2mhub::onem2m::{ResourceType, Rsc};
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts an MN-CSE in `dir` registered to the IN whose broker is `in_mqtt`.
+fn start_mn(dir: &std::path::Path, in_mqtt: std::net::SocketAddr) -> Hub {
+    let port = free_port();
+    std::fs::write(
+        dir.join("config.toml"),
+        format!(
+            "[cse]\nid = \"id-mn\"\nname = \"cse-mn\"\nkind = \"MN\"\n\n\
+             [[remote_cse]]\ncse_id = \"id-in\"\nname = \"cse-in\"\nkind = \"IN\"\n\
+             poa = [\"mqtt://{in_mqtt}\"]\nown_poa = [\"mqtt://127.0.0.1:{port}\"]\nreregister_interval_s = 1\n"
+        ),
+    )
+    .unwrap();
+    Hub::start_in(
+        dir,
+        &[("M2MHUB_MQTT__LISTEN", &format!("127.0.0.1:{port}"))],
+    )
+}
+
+async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !check().await {
+        assert!(Instant::now() < deadline, "{what} did not happen in time");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn gateway_and_backend_work_as_one() {
+    let backend = Hub::start();
+    let mn_dir = tempfile::tempdir().unwrap();
+    let gateway = start_mn(mn_dir.path(), backend.mqtt);
+
+    let in_admin = Client::connect(
+        &format!("mqtt://{}#id-in", backend.mqtt),
+        "CAdmin",
+        Options::default(),
+    )
+    .await
+    .unwrap();
+    let mn_admin = Client::connect(
+        &format!("mqtt://{}#id-mn", gateway.mqtt),
+        "CAdmin",
+        Options::default(),
+    )
+    .await
+    .unwrap();
+
+    // Registration shows up on both sides.
+    eventually("registration on the IN", async || {
+        in_admin
+            .retrieve("cse-in/id-mn")
+            .await
+            .is_ok_and(|r| r.rsc == Rsc::OK)
+    })
+    .await;
+    let csr = in_admin.retrieve("cse-in/id-mn").await.unwrap();
+    let csr = &csr.pc.as_ref().unwrap()["m2m:csr"];
+    assert_eq!(csr["csi"], "/id-mn");
+    assert_eq!(csr["cb"], "/id-mn/cse-mn");
+    assert_eq!(csr["cst"], 2);
+    eventually("the registrar mirrored on the MN", async || {
+        mn_admin
+            .retrieve("cse-mn/id-in")
+            .await
+            .is_ok_and(|r| r.rsc == Rsc::OK)
+    })
+    .await;
+    let mirror = mn_admin.retrieve("cse-mn/id-in").await.unwrap();
+    assert_eq!(
+        mirror.pc.as_ref().unwrap()["m2m:csr"]["cb"],
+        "/id-in/cse-in"
+    );
+
+    // An AE on the MN (notifications through its own broker) works on the IN.
+    let mn_ae = Client::connect(
+        &format!("mqtt://{}#id-mn", gateway.mqtt),
+        "Cgw",
+        Options::default(),
+    )
+    .await
+    .unwrap();
+    let (mut notes, poa) = mn_ae.notifications(None).await.unwrap();
+    let r = mn_ae
+        .create(
+            "cse-mn",
+            ResourceType::Ae,
+            json!({"m2m:ae":{"rn":"gw-app","api":"Ngw","rr":true,"poa":[poa]}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.rsc, Rsc::CREATED);
+    let r = mn_ae
+        .create(
+            "/id-in/cse-in/id-mn",
+            ResourceType::Container,
+            json!({"m2m:cnt":{"rn":"from-gw"}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.rsc, Rsc::CREATED, "{r:?}");
+    let r = mn_ae
+        .create(
+            "/id-in/cse-in/id-mn/from-gw",
+            ResourceType::ContentInstance,
+            json!({"m2m:cin":{"con":"up"}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.rsc, Rsc::CREATED);
+    let r = mn_ae
+        .retrieve("/id-in/cse-in/id-mn/from-gw/la")
+        .await
+        .unwrap();
+    assert_eq!(r.pc.as_ref().unwrap()["m2m:cin"]["con"], "up");
+    // The IN sees it as its own resource.
+    let r = in_admin.retrieve("cse-in/id-mn/from-gw/la").await.unwrap();
+    assert_eq!(r.pc.as_ref().unwrap()["m2m:cin"]["con"], "up");
+
+    // A subscription on the IN notifies the AE on the MN.
+    let r = mn_ae
+        .create(
+            "/id-in/cse-in/id-mn/from-gw",
+            ResourceType::Subscription,
+            json!({"m2m:sub":{"nu":["/id-mn/Cgw"],"enc":{"net":[3]}}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.rsc, Rsc::CREATED, "{r:?}");
+    let r = in_admin
+        .create(
+            "cse-in/id-mn/from-gw",
+            ResourceType::ContentInstance,
+            json!({"m2m:cin":{"con":"down"}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.rsc, Rsc::CREATED);
+    let n = match tokio::time::timeout(WAIT, notes.next()).await {
+        Ok(n) => n.unwrap(),
+        Err(_) => panic!(
+            "no notification crossed to the MN\nIN:\n{}\nMN:\n{}",
+            backend.logs(),
+            gateway.logs()
+        ),
+    };
+    assert_eq!(
+        n.request.pc.as_ref().unwrap()["m2m:sgn"]["nev"]["rep"]["m2m:cin"]["con"],
+        "down"
+    );
+    n.respond(Rsc::OK);
+
+    // The reverse: an AE on the IN works on the MN.
+    let in_ae = Client::connect(
+        &format!("mqtt://{}#id-in", backend.mqtt),
+        "Cbackend",
+        Options::default(),
+    )
+    .await
+    .unwrap();
+    in_ae
+        .create(
+            "cse-in",
+            ResourceType::Ae,
+            json!({"m2m:ae":{"rn":"backend-app","api":"Nb","rr":false}}),
+        )
+        .await
+        .unwrap();
+    let r = in_ae
+        .create(
+            "/id-mn/cse-mn/id-in",
+            ResourceType::Container,
+            json!({"m2m:cnt":{"rn":"from-backend"}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.rsc, Rsc::CREATED, "{r:?}");
+    let r = mn_admin
+        .retrieve("cse-mn/id-in/from-backend")
+        .await
+        .unwrap();
+    assert_eq!(r.rsc, Rsc::OK);
+    // Unknown CSEs are not reachable, and other AEs' data stays private across CSEs.
+    assert_eq!(
+        in_ae.retrieve("/id-nowhere/cse-x").await.unwrap().rsc,
+        Rsc::TARGET_NOT_REACHABLE
+    );
+    assert_eq!(
+        in_ae.retrieve("/id-mn/cse-mn/gw-app").await.unwrap().rsc,
+        Rsc::ORIGINATOR_HAS_NO_PRIVILEGE
+    );
+
+    // A device on the gateway's broker addresses the backend directly.
+    let via = Client::connect(
+        &format!("mqtt://{}#id-in", gateway.mqtt),
+        "Cgw",
+        Options::default(),
+    )
+    .await
+    .unwrap();
+    let r = via.retrieve("cse-in").await.unwrap();
+    assert_eq!(r.rsc, Rsc::OK, "{r:?}");
+    assert_eq!(r.pc.as_ref().unwrap()["m2m:cb"]["csi"], "/id-in");
+}
+
+#[tokio::test]
+async fn the_gateway_registers_again_when_the_backend_forgets_it() {
+    let mut backend = Hub::start();
+    let in_port = backend.mqtt.port();
+    let mn_dir = tempfile::tempdir().unwrap();
+    let _gateway = start_mn(mn_dir.path(), backend.mqtt);
+    let check = async |addr: std::net::SocketAddr| {
+        let c = Client::connect(
+            &format!("mqtt://{addr}#id-in"),
+            "CAdmin",
+            Options::default(),
+        )
+        .await
+        .ok()?;
+        Some(c.retrieve("cse-in/id-mn").await.ok()?.rsc == Rsc::OK)
+    };
+    eventually("first registration", async || {
+        check(backend.mqtt).await == Some(true)
+    })
+    .await;
+
+    // The backend restarts on a new, empty database, on the same port.
+    assert!(backend.terminate().success());
+    drop(backend);
+    let fresh = tempfile::tempdir().unwrap();
+    let backend = Hub::start_in(
+        fresh.path(),
+        &[("M2MHUB_MQTT__LISTEN", &format!("127.0.0.1:{in_port}"))],
+    );
+    eventually("registration again", async || {
+        check(backend.mqtt).await == Some(true)
+    })
+    .await;
+}
