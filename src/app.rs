@@ -1,10 +1,11 @@
 //! Putting the appliance together: store, CSE, expiry, and the bindings the configuration
 //! enables.
 
-use crate::binding::delivery::Deliverer;
+use crate::binding::delivery::{Deliverer, OwnBroker};
 use crate::binding::http;
 use crate::binding::mqtt::{self, EmbeddedBroker};
 use crate::config::Config;
+use crate::config::MqttMode;
 use crate::cse::{expiry, Cse};
 use crate::store::Store;
 use anyhow::Context;
@@ -33,16 +34,27 @@ impl Appliance {
         };
         expiry::spawn(cse.clone()).context("cannot start the expiry thread")?;
 
-        let (broker, local) = if config.mqtt.enabled {
-            let broker = Arc::new(EmbeddedBroker::start(&config.mqtt).await?);
-            let relay_for = config.remote_cse.iter().map(|r| r.cse_id.clone()).collect();
-            let link = mqtt::serve(broker.clone(), cse.clone(), relay_for).await?;
-            let addrs = std::iter::once(broker.v4_addr)
-                .chain(broker.v5_addr)
-                .collect();
-            (Some(broker), Some((link, addrs)))
-        } else {
-            (None, None)
+        let relay_for: Vec<String> = config.remote_cse.iter().map(|r| r.cse_id.clone()).collect();
+        let (broker, local) = match (config.mqtt.enabled, config.mqtt.mode) {
+            (false, _) => (None, None),
+            (true, MqttMode::Embedded) => {
+                let broker = Arc::new(EmbeddedBroker::start(&config.mqtt).await?);
+                let link = mqtt::serve(broker.clone(), cse.clone(), relay_for).await?;
+                let addrs = std::iter::once(broker.v4_addr)
+                    .chain(broker.v5_addr)
+                    .collect();
+                (Some(broker), Some((link, OwnBroker::Listening(addrs))))
+            }
+            (true, MqttMode::External) => {
+                let link =
+                    mqtt::link::serve_external(&config.mqtt.broker, cse.clone(), relay_for).await?;
+                let url = url::Url::parse(&config.mqtt.broker)?;
+                let host = url.host_str().unwrap_or_default().to_string();
+                (
+                    None,
+                    Some((link, OwnBroker::At(host, url.port().unwrap_or(1883)))),
+                )
+            }
         };
         let delivery = Deliverer::new(
             tokio::runtime::Handle::current(),
@@ -63,7 +75,11 @@ impl Appliance {
             cse = %app.cse.identity().csi,
             name = %app.cse.identity().rn,
             kind = ?config.cse.kind,
-            mqtt = %app.mqtt_addr().map_or("off".into(), |a| a.to_string()),
+            mqtt = %match (config.mqtt.enabled, config.mqtt.mode, app.mqtt_addr()) {
+                (true, MqttMode::External, _) => format!("external:{}", config.mqtt.broker),
+                (_, _, Some(a)) => a.to_string(),
+                _ => "off".into(),
+            },
             mqtt_v5 = %app.broker.as_ref().and_then(|b| b.v5_addr).map_or("off".into(), |a| a.to_string()),
             http = %app.http.map_or("off".into(), |a| a.to_string()),
             database = %store.path().display(),

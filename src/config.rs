@@ -109,6 +109,11 @@ impl Default for StorageConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct MqttConfig {
     pub enabled: bool,
+    /// `embedded`: run the broker in this process. `external`: connect to `broker` instead,
+    /// for sites that already run Mosquitto or an EMQX/VerneMQ cluster.
+    pub mode: MqttMode,
+    /// The outside broker in `external` mode, `mqtt://host:port`.
+    pub broker: String,
     /// MQTT 3.1.1 listener.
     pub listen: SocketAddr,
     /// MQTT 5 listener. rumqttd serves each protocol version on its own port; none by default.
@@ -122,10 +127,19 @@ pub struct MqttConfig {
     pub connect_timeout_ms: u16,
 }
 
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum MqttMode {
+    Embedded,
+    External,
+}
+
 impl Default for MqttConfig {
     fn default() -> Self {
         MqttConfig {
             enabled: true,
+            mode: MqttMode::Embedded,
+            broker: "mqtt://127.0.0.1:1883".into(),
             listen: SocketAddr::from(([0, 0, 0, 0], 1883)),
             listen_v5: None,
             max_connections: 10_000,
@@ -233,6 +247,9 @@ impl Config {
         }
         if self.storage.path.as_os_str().is_empty() {
             return invalid("storage.path", "must not be empty");
+        }
+        if self.mqtt.mode == MqttMode::External && !self.mqtt.broker.starts_with("mqtt://") {
+            return invalid("mqtt.broker", "must be an mqtt://host:port URL");
         }
         if self.mqtt.max_connections == 0 {
             return invalid("mqtt.max_connections", "must be at least 1");

@@ -24,6 +24,15 @@ const FIRST_RETRY: Duration = Duration::from_millis(500);
 /// A target's worker ends after this long without notifications.
 const IDLE: Duration = Duration::from_secs(60);
 
+/// The broker the CSE's own session is on: targets there get notifications through that
+/// session rather than through another connection.
+pub enum OwnBroker {
+    /// The embedded broker, listening on these addresses.
+    Listening(Vec<SocketAddr>),
+    /// An outside broker (external mode), at this host and port.
+    At(String, u16),
+}
+
 pub struct Deliverer {
     inner: Arc<Inner>,
 }
@@ -31,8 +40,8 @@ pub struct Deliverer {
 struct Inner {
     runtime: Handle,
     cse_id: String,
-    /// The in-process link and the addresses our broker listens on.
-    local: Option<(Arc<LocalLink>, Vec<SocketAddr>)>,
+    /// The CSE's own MQTT session and where its broker is.
+    local: Option<(Arc<LocalLink>, OwnBroker)>,
     http: HttpTransport,
     brokers: tokio::sync::Mutex<HashMap<(String, u16), Arc<MqttTransport>>>,
     queues: Mutex<HashMap<Target, mpsc::Sender<RequestPrimitive>>>,
@@ -42,7 +51,7 @@ impl Deliverer {
     pub fn new(
         runtime: Handle,
         cse_id: &str,
-        local: Option<(Arc<LocalLink>, Vec<SocketAddr>)>,
+        local: Option<(Arc<LocalLink>, OwnBroker)>,
     ) -> anyhow::Result<Self> {
         Ok(Deliverer {
             inner: Arc::new(Inner {
@@ -81,8 +90,10 @@ impl Inner {
     /// Our own broker, by address: a loopback or unspecified host (or our listen address) on
     /// a port we listen on.
     fn is_local(&self, host: &str, port: u16) -> bool {
-        let Some((_, addrs)) = &self.local else {
-            return false;
+        let addrs = match &self.local {
+            None => return false,
+            Some((_, OwnBroker::At(h, p))) => return h == host && *p == port,
+            Some((_, OwnBroker::Listening(addrs))) => addrs,
         };
         let ip: Option<IpAddr> = host.parse().ok();
         addrs.iter().any(|a| {

@@ -87,11 +87,12 @@ impl Hub {
                 );
             }
         };
+        // "off" or "external:..." leave no local broker address.
         let mqtt = line
             .split_whitespace()
             .find_map(|w| w.strip_prefix("mqtt="))
             .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("no mqtt= address in {line:?}"));
+            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
         let http = line
             .split_whitespace()
             .find_map(|w| w.strip_prefix("http="))

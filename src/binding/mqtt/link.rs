@@ -31,19 +31,42 @@ const IDLE: Duration = Duration::from_secs(30);
 /// How long the CSE waits for the answer to a request it sends over the link.
 pub const ANSWER_WITHIN: Duration = Duration::from_secs(5);
 
-/// The CSE's side of the link for requests it sends itself (notifications): publish on
-/// `/oneM2M/req/<cse-id>/<receiver>/json`, answers come back on `/oneM2M/resp/<cse-id>/...`.
+/// Where the CSE publishes: the embedded broker's router, or its client session on an outside
+/// broker.
+enum Outlet {
+    Router(Mutex<LinkTx>),
+    Client(rumqttc::AsyncClient),
+}
+
+/// The CSE's MQTT session, whichever broker it is on: it publishes answers and the CSE's own
+/// requests (notifications, on `/oneM2M/req/<cse-id>/<receiver>/json`), and takes the answers
+/// to those on `/oneM2M/resp/<cse-id>/...`.
 pub struct LocalLink {
-    tx: Arc<Mutex<LinkTx>>,
+    outlet: Outlet,
     cse_id: String,
     pending: Mutex<HashMap<String, oneshot::Sender<ResponsePrimitive>>>,
 }
 
 impl LocalLink {
+    fn publish(&self, topic: String, body: Vec<u8>) {
+        let sent = match &self.outlet {
+            Outlet::Router(tx) => lock(tx)
+                .publish(topic.clone(), body)
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+            Outlet::Client(c) => c
+                .try_publish(topic.clone(), rumqttc::QoS::AtLeastOnce, false, body)
+                .map_err(|e| e.to_string()),
+        };
+        if let Err(e) = sent {
+            tracing::error!(%topic, error = %e, "cannot publish");
+        }
+    }
+
     /// Publishes `req` to `receiver` (an ID in topic form) without waiting for an answer.
     pub fn publish_request(&self, receiver: &str, req: &RequestPrimitive) {
         let topic = format!("/oneM2M/req/{}/{receiver}/json", self.cse_id);
-        publish(&self.tx, topic, Serialization::Json.encode(&req.to_value()));
+        self.publish(topic, Serialization::Json.encode(&req.to_value()));
     }
 
     /// Publishes `req` to `receiver` and waits for its answer.
@@ -83,8 +106,26 @@ impl LocalLink {
     }
 }
 
-/// Subscribes the CSE to its request topics (and to the answers to its own requests) and
-/// serves them until the process ends. Returns once the subscriptions are in place.
+/// The topic filters the CSE subscribes to.
+fn filters(cse: &Cse, relay_for: &[String]) -> Vec<String> {
+    let id = cse.identity().id();
+    // `#` also matches the parent level, so Release-1 topics without a serialization arrive too.
+    let mut f = vec![
+        format!("/oneM2M/req/+/{id}/#"),
+        format!("/oneM2M/reg_req/+/{id}/#"),
+        format!("/oneM2M/resp/{id}/+/#"),
+    ];
+    f.extend(
+        relay_for
+            .iter()
+            .map(|other| format!("/oneM2M/req/+/{other}/#")),
+    );
+    f
+}
+
+/// Subscribes the CSE to its request topics (and to the answers to its own requests) on the
+/// embedded broker and serves them until the process ends. Returns once the subscriptions are
+/// in place.
 ///
 /// `relay_for` names other CSEs (our registrar) whose requests devices may publish on our
 /// broker (`mqtt://gateway:1883#id-in`): those are taken in and forwarded.
@@ -95,12 +136,95 @@ pub async fn serve(
 ) -> anyhow::Result<Arc<LocalLink>> {
     let (tx, rx) = connect(&broker, &cse, &relay_for)?;
     let local = Arc::new(LocalLink {
-        tx: Arc::new(Mutex::new(tx)),
+        outlet: Outlet::Router(Mutex::new(tx)),
         cse_id: cse.identity().id().to_string(),
         pending: Mutex::new(HashMap::new()),
     });
-    tokio::spawn(run(broker, cse, local.clone(), rx, relay_for));
+    tokio::spawn(run(
+        broker,
+        Dispatcher::new(cse, local.clone()),
+        rx,
+        relay_for,
+    ));
     Ok(local)
+}
+
+/// External broker mode: the CSE is a client of a broker the site already runs (Mosquitto,
+/// EMQX, VerneMQ…), with the same topics and behaviour. Its client ID is `C::<cse-id>`, with a
+/// persistent session; subscriptions are renewed whenever the broker lost them.
+pub async fn serve_external(
+    url: &str,
+    cse: Cse,
+    relay_for: Vec<String>,
+) -> anyhow::Result<Arc<LocalLink>> {
+    let parsed = url::Url::parse(url).map_err(|e| anyhow::anyhow!("mqtt.broker '{url}': {e}"))?;
+    let host = parsed
+        .host_str()
+        .ok_or_else(|| anyhow::anyhow!("mqtt.broker '{url}' has no host"))?;
+    let id = cse.identity().id().to_string();
+    let mut opts = rumqttc::MqttOptions::new(
+        format!("C::{id}"),
+        host.trim_start_matches('[').trim_end_matches(']'),
+        parsed.port().unwrap_or(1883),
+    );
+    opts.set_keep_alive(Duration::from_secs(30));
+    opts.set_clean_session(false);
+    opts.set_max_packet_size(1 << 20, 1 << 20);
+    let (client, mut eventloop) = rumqttc::AsyncClient::new(opts, 1024);
+    let mut net = eventloop.network_options();
+    net.set_tcp_nodelay(true);
+    eventloop.set_network_options(net);
+    let local = Arc::new(LocalLink {
+        outlet: Outlet::Client(client.clone()),
+        cse_id: id,
+        pending: Mutex::new(HashMap::new()),
+    });
+    let filters = filters(&cse, &relay_for);
+    let mut dispatcher = Dispatcher::new(cse, local.clone());
+    let (up_tx, up_rx) = oneshot::channel();
+    tokio::spawn(async move {
+        let mut up = Some(up_tx);
+        loop {
+            match eventloop.poll().await {
+                Ok(rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(ack))) => {
+                    if !ack.session_present {
+                        for f in &filters {
+                            let _ = client.try_subscribe(f.clone(), rumqttc::QoS::AtLeastOnce);
+                        }
+                    }
+                    if let Some(up) = up.take() {
+                        let _ = up.send(Ok(()));
+                    }
+                }
+                Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(p))) => {
+                    if !dispatcher
+                        .incoming(Bytes::from(p.topic.into_bytes()), p.payload)
+                        .await
+                    {
+                        return;
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    if let Some(up) = up.take() {
+                        let _ = up.send(Err(e.to_string()));
+                        return;
+                    }
+                    tracing::warn!(error = %e, "lost the MQTT broker; reconnecting");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    });
+    match tokio::time::timeout(Duration::from_secs(10), up_rx).await {
+        Ok(Ok(Ok(()))) => Ok(local),
+        Ok(Ok(Err(e))) => Err(anyhow::anyhow!(
+            "cannot connect to the MQTT broker {url}: {e}"
+        )),
+        _ => Err(anyhow::anyhow!(
+            "cannot connect to the MQTT broker {url}: no CONNACK within 10 s"
+        )),
+    }
 }
 
 fn connect(
@@ -112,14 +236,8 @@ fn connect(
     // ID is not guessable.
     let suffix: u64 = rand::thread_rng().gen();
     let (mut tx, rx) = broker.link(&format!("m2mhub-cse-{suffix:016x}"))?;
-    let id = cse.identity().id();
-    // `#` also matches the parent level, so Release-1 topics without a serialization arrive too.
-    for kind in ["req", "reg_req"] {
-        tx.subscribe(format!("/oneM2M/{kind}/+/{id}/#"))?;
-    }
-    tx.subscribe(format!("/oneM2M/resp/{id}/+/#"))?;
-    for other in relay_for {
-        tx.subscribe(format!("/oneM2M/req/+/{other}/#"))?;
+    for f in filters(cse, relay_for) {
+        tx.subscribe(f)?;
     }
     Ok((tx, rx))
 }
@@ -131,48 +249,74 @@ struct Job {
     _permit: OwnedSemaphorePermit,
 }
 
-async fn run(
-    broker: Arc<EmbeddedBroker>,
+/// Hands incoming publishes to per-originator queues (answers to the CSE's own requests go
+/// to the pending map instead).
+struct Dispatcher {
     cse: Cse,
     local: Arc<LocalLink>,
+    budget: Arc<Semaphore>,
+    queues: HashMap<Bytes, mpsc::UnboundedSender<Job>>,
+}
+
+impl Dispatcher {
+    fn new(cse: Cse, local: Arc<LocalLink>) -> Self {
+        Dispatcher {
+            cse,
+            local,
+            budget: Arc::new(Semaphore::new(MAX_PENDING)),
+            queues: HashMap::new(),
+        }
+    }
+
+    /// Takes one publish; `false` once the dispatcher can take no more.
+    async fn incoming(&mut self, topic: Bytes, payload: Bytes) -> bool {
+        if topic.starts_with(b"/oneM2M/resp/") {
+            self.local.answered(&payload);
+            return true;
+        }
+        let Ok(permit) = self.budget.clone().acquire_owned().await else {
+            return false;
+        };
+        let key = queue_key(&topic);
+        let mut job = Job {
+            topic,
+            payload,
+            _permit: permit,
+        };
+        // The queue may have just ended for idleness; then start a new one.
+        if let Some(queue) = self.queues.get(&key) {
+            match queue.send(job) {
+                Ok(()) => return true,
+                Err(mpsc::error::SendError(back)) => job = back,
+            }
+        }
+        if self.queues.len() >= 1024 {
+            self.queues.retain(|_, q| !q.is_closed());
+        }
+        let (qtx, qrx) = mpsc::unbounded_channel();
+        // A fresh channel with a live receiver accepts the job.
+        let _ = qtx.send(job);
+        self.queues.insert(key, qtx);
+        tokio::spawn(serve_queue(self.cse.clone(), self.local.clone(), qrx));
+        true
+    }
+}
+
+async fn run(
+    broker: Arc<EmbeddedBroker>,
+    mut dispatcher: Dispatcher,
     mut rx: LinkRx,
     relay_for: Vec<String>,
 ) {
-    let tx = local.tx.clone();
-    let budget = Arc::new(Semaphore::new(MAX_PENDING));
-    let mut queues: HashMap<Bytes, mpsc::UnboundedSender<Job>> = HashMap::new();
     loop {
         match rx.next().await {
-            Ok(Some(Notification::Forward(forward)))
-                if forward.publish.topic.starts_with(b"/oneM2M/resp/") =>
-            {
-                local.answered(&forward.publish.payload);
-            }
             Ok(Some(Notification::Forward(forward))) => {
-                let Ok(permit) = budget.clone().acquire_owned().await else {
+                if !dispatcher
+                    .incoming(forward.publish.topic, forward.publish.payload)
+                    .await
+                {
                     return;
-                };
-                let key = queue_key(&forward.publish.topic);
-                let mut job = Job {
-                    topic: forward.publish.topic,
-                    payload: forward.publish.payload,
-                    _permit: permit,
-                };
-                // The queue may have just ended for idleness; then start a new one.
-                if let Some(queue) = queues.get(&key) {
-                    match queue.send(job) {
-                        Ok(()) => continue,
-                        Err(mpsc::error::SendError(back)) => job = back,
-                    }
                 }
-                if queues.len() >= 1024 {
-                    queues.retain(|_, q| !q.is_closed());
-                }
-                let (qtx, qrx) = mpsc::unbounded_channel();
-                // A fresh channel with a live receiver accepts the job.
-                let _ = qtx.send(job);
-                queues.insert(key, qtx);
-                tokio::spawn(serve_queue(cse.clone(), tx.clone(), qrx));
             }
             // The router paused us because our buffer filled; we have drained it.
             Ok(Some(Notification::Unschedule)) => {
@@ -184,9 +328,11 @@ async fn run(
             Err(e) => {
                 tracing::error!(error = %e, "in-process MQTT link failed; reconnecting");
                 tokio::time::sleep(Duration::from_secs(1)).await;
-                match connect(&broker, &cse, &relay_for) {
+                match connect(&broker, &dispatcher.cse, &relay_for) {
                     Ok((new_tx, new_rx)) => {
-                        *lock(&tx) = new_tx;
+                        if let Outlet::Router(tx) = &dispatcher.local.outlet {
+                            *lock(tx) = new_tx;
+                        }
                         rx = new_rx;
                     }
                     Err(e) => {
@@ -210,7 +356,7 @@ fn queue_key(topic: &Bytes) -> Bytes {
 }
 
 /// Handles one originator's requests in order until it has been idle for a while.
-async fn serve_queue(cse: Cse, tx: Arc<Mutex<LinkTx>>, mut jobs: mpsc::UnboundedReceiver<Job>) {
+async fn serve_queue(cse: Cse, local: Arc<LocalLink>, mut jobs: mpsc::UnboundedReceiver<Job>) {
     loop {
         let job = match tokio::time::timeout(IDLE, jobs.recv()).await {
             Ok(Some(job)) => job,
@@ -224,10 +370,10 @@ async fn serve_queue(cse: Cse, tx: Arc<Mutex<LinkTx>>, mut jobs: mpsc::Unbounded
                 }
             }
         };
-        let (cse, tx) = (cse.clone(), tx.clone());
+        let (cse, local) = (cse.clone(), local.clone());
         let done = tokio::task::spawn_blocking(move || {
             if let Some((topic, body)) = handle(&cse, &job.topic, &job.payload) {
-                publish(&tx, topic, body);
+                local.publish(topic, body);
             }
         })
         .await;
@@ -239,12 +385,6 @@ async fn serve_queue(cse: Cse, tx: Arc<Mutex<LinkTx>>, mut jobs: mpsc::Unbounded
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn publish(tx: &Mutex<LinkTx>, topic: String, body: Vec<u8>) {
-    if let Err(e) = lock(tx).publish(topic.clone(), body) {
-        tracing::error!(%topic, error = %e, "cannot publish response");
-    }
 }
 
 /// Turns one incoming publish into the topic and body of its answer, if one is due.
