@@ -28,14 +28,20 @@ enum Command {
     /// Send one oneM2M request over MQTT or HTTP and print the response primitive (the curl
     /// of oneM2M). Exits 1 when the response is an error (rsc >= 4000), 3 when none came.
     Request(Box<request::Args>),
+    /// Measure this machine: the broker's echo ceiling, then the CSE on the same load
+    /// (create contentInstance, retrieve la, retrieve a container, discovery), bounded in
+    /// count and time. Prints a table, or JSON with --json.
+    Bench(Box<m2mhub::bench::Args>),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Some(Command::Request(args)) = cli.command {
-        // A client: the appliance's configuration plays no part.
-        return request::run(*args);
-    }
+    // A client and a self-contained measurement: the appliance's configuration plays no part.
+    let cli = match cli.command {
+        Some(Command::Request(args)) => return request::run(*args),
+        Some(Command::Bench(args)) => return bench(*args),
+        _ => cli,
+    };
     let config = match Config::load(cli.config.as_deref()) {
         Ok(c) => c,
         Err(e) => {
@@ -50,6 +56,28 @@ fn main() -> ExitCode {
         }
         Command::Run => run(config),
         Command::Request(args) => request::run(*args),
+        Command::Bench(args) => bench(*args),
+    }
+}
+
+fn bench(args: m2mhub::bench::Args) -> ExitCode {
+    let json = args.json;
+    match m2mhub::bench::run(args) {
+        Ok(report) if json => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&report).unwrap_or_default()
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(report) => {
+            print!("{}", m2mhub::bench::table(&report));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("m2mhub bench: {e:#}");
+            ExitCode::FAILURE
+        }
     }
 }
 
