@@ -518,7 +518,8 @@ async fn http_load(addr: SocketAddr, args: &Args, limit: Duration) -> anyhow::Re
 /// Opens `n` MQTT connections that only CONNECT and then idle, and reports what they cost.
 async fn idle_connections(addr: SocketAddr, n: usize) -> anyhow::Result<Vec<ScaleFigure>> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    raise_fd_limit(n * 2 + 1024);
+    // Both ends of every connection live in this process.
+    let n = n.min(raise_fd_limit(n * 2 + 1024).saturating_sub(1024) / 2);
     let before = status_mib("VmRSS:");
     let started = Instant::now();
     let mut conns = Vec::with_capacity(n);
@@ -558,18 +559,23 @@ async fn idle_connections(addr: SocketAddr, n: usize) -> anyhow::Result<Vec<Scal
     ])
 }
 
-fn raise_fd_limit(want: usize) {
+/// Raises the open-file limit towards `want`; returns the limit in force.
+fn raise_fd_limit(want: usize) -> usize {
     let mut r = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
     };
     // SAFETY: plain libc calls on a local struct.
     unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) == 0 && (r.rlim_cur as usize) < want {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) != 0 {
+            return 1024;
+        }
+        if (r.rlim_cur as usize) < want {
             r.rlim_cur = (want as libc::rlim_t).min(r.rlim_max);
             libc::setrlimit(libc::RLIMIT_NOFILE, &r);
         }
     }
+    r.rlim_cur as usize
 }
 
 /// `la` latency with `size` instances in the container. The container is filled directly

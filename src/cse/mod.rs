@@ -9,6 +9,7 @@ mod discovery;
 pub mod expiry;
 pub mod notify;
 mod resources;
+pub mod turn;
 
 use crate::config::{Config, CseKind};
 use crate::onem2m::address::{self, parse_target};
@@ -22,6 +23,7 @@ use notify::{string_list, Delivery, Notice};
 use serde_json::{json, Value};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
+use turn::Turn;
 
 impl From<StoreError> for Error {
     fn from(e: StoreError) -> Self {
@@ -249,8 +251,18 @@ impl Cse {
     /// Handles one request. Blocking (it waits for the store): call it from a blocking thread.
     /// Returns `None` when the request asked for no response (`rt` = 5).
     pub fn handle(&self, req: &RequestPrimitive) -> Option<ResponsePrimitive> {
+        self.handle_in_turn(req, None)
+    }
+
+    /// As [`handle`](Self::handle), in `turn` among the requests of one originator: writes
+    /// reach the store in arrival order, reads see every earlier write (see [`turn`]).
+    pub fn handle_in_turn(
+        &self,
+        req: &RequestPrimitive,
+        turn: Option<Turn>,
+    ) -> Option<ResponsePrimitive> {
         let started = Instant::now();
-        let rsp = match self.process(req) {
+        let rsp = match self.process(req, turn.as_ref()) {
             Ok(ok) => ResponsePrimitive::new(ok.rsc, &req.rqi, req.rvi.clone(), ok.pc),
             Err(e) => {
                 if e.rsc == Rsc::INTERNAL_SERVER_ERROR {
@@ -267,7 +279,23 @@ impl Cse {
         (req.rt != ResponseType::NoResponse).then_some(rsp)
     }
 
-    fn process(&self, req: &RequestPrimitive) -> Result<Success, Error> {
+    fn process(&self, req: &RequestPrimitive, turn: Option<&Turn>) -> Result<Success, Error> {
+        // Writes wait until the originator's earlier writes are queued; everything else (reads,
+        // forwarding, and subscriptions, whose verification reads and calls out) until its
+        // earlier requests are done.
+        if let Some(turn) = turn {
+            let plain_write = match req.op {
+                Operation::Create => req.ty != Some(ResourceType::Subscription.code() as u64),
+                Operation::Update => req.pc.as_ref().and_then(|pc| pc.get("m2m:sub")).is_none(),
+                Operation::Delete => true,
+                Operation::Retrieve | Operation::Notify => false,
+            };
+            if plain_write && req.fc.is_none() && !req.to.starts_with('/') {
+                turn.before_write();
+            } else {
+                turn.before_read();
+            }
+        }
         if let Some(rvi) = &req.rvi {
             if !SUPPORTED_RELEASES.contains(&rvi.as_str()) {
                 return Err(Error::new(
@@ -315,10 +343,10 @@ impl Cse {
             return self.discover(req, &originator, &base, virt, &filter);
         }
         match req.op {
-            Operation::Create => self.create(req, originator, base, virt),
+            Operation::Create => self.create(req, originator, base, virt, turn),
             Operation::Retrieve => self.retrieve(req, &originator, &base, virt),
-            Operation::Update => self.update(req, originator, base, virt),
-            Operation::Delete => self.delete(req, originator, base, virt),
+            Operation::Update => self.update(req, originator, base, virt, turn),
+            Operation::Delete => self.delete(req, originator, base, virt, turn),
             Operation::Notify => self.notify_entity(req, &base, virt),
         }
     }
@@ -406,6 +434,7 @@ impl Cse {
         originator: String,
         parent: Base,
         virt: Option<address::Virtual>,
+        turn: Option<&Turn>,
     ) -> Result<Success, Error> {
         let ty = match req.ty {
             None => return Err(Error::bad_request("missing ty in CREATE request")),
@@ -449,11 +478,15 @@ impl Cse {
             requested_id: req.fr.clone(),
             ri: preset_ri,
         };
-        let (created, notices) = self.store.write(move |w| {
+        let pending = self.store.submit(move |w| {
             let mut out = Vec::new();
             let created = resources::create(w, &rules, &originator, &parent, new, &mut out)?;
             Ok::<_, Error>((created, out))
-        })?;
+        });
+        if let Some(turn) = turn {
+            turn.write_queued();
+        }
+        let (created, notices) = pending.wait()?;
         self.dispatch(notices);
         let pc = match rcn {
             0 => None,
@@ -530,6 +563,7 @@ impl Cse {
         originator: String,
         base: Base,
         virt: Option<address::Virtual>,
+        turn: Option<&Turn>,
     ) -> Result<Success, Error> {
         if virt.is_some() {
             return Err(Error::not_allowed("la and ol cannot be updated"));
@@ -556,11 +590,15 @@ impl Cse {
         }
         let rules = self.rules.clone();
         let to = req.to.clone();
-        let (updated, notices) = self.store.write(move |w| {
+        let pending = self.store.submit(move |w| {
             let mut out = Vec::new();
             let updated = resources::update(w, &rules, &originator, &base, &to, pc, &mut out)?;
             Ok::<_, Error>((updated, out))
-        })?;
+        });
+        if let Some(turn) = turn {
+            turn.write_queued();
+        }
+        let (updated, notices) = pending.wait()?;
         self.dispatch(notices);
         Ok(Success {
             rsc: Rsc::UPDATED,
@@ -574,11 +612,12 @@ impl Cse {
         originator: String,
         base: Base,
         virt: Option<address::Virtual>,
+        turn: Option<&Turn>,
     ) -> Result<Success, Error> {
         let rcn = result_content(req.rcn, 0, &[0, 1], "DELETE")?;
         let rules = self.rules.clone();
         let to = req.to.clone();
-        let (deleted, notices) = self.store.write(move |w| {
+        let pending = self.store.submit(move |w| {
             let target = resources::resolve(w, &base, virt, &to)?;
             access::check(&rules, &originator, Operation::Delete, &target)?;
             if target.ty == ResourceType::CseBase {
@@ -587,7 +626,11 @@ impl Cse {
             let mut out = Vec::new();
             resources::delete(w, &rules, &target, &mut out)?;
             Ok::<_, Error>((target, out))
-        })?;
+        });
+        if let Some(turn) = turn {
+            turn.write_queued();
+        }
+        let (deleted, notices) = pending.wait()?;
         self.dispatch(notices);
         Ok(Success {
             rsc: Rsc::DELETED,

@@ -118,16 +118,43 @@ impl Store {
         E: From<StoreError> + Send + 'static,
         F: FnOnce(&Writer) -> Result<T, E> + Send + 'static,
     {
+        self.submit(f).wait()
+    }
+
+    /// Queues `f` for the writer and returns at once. Writes run in the order they were
+    /// submitted; [`Submitted::wait`] gives the result once it is durably committed.
+    pub fn submit<T, E, F>(&self, f: F) -> Submitted<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&Writer) -> Result<T, E> + Send + 'static,
+    {
         let (reply, rx) = flume::bounded(1);
         let job = Box::new(WriteJob {
             f: Some(f),
             out: None,
             reply,
         });
-        if self.inner.writer.send(job).is_err() {
+        let queued = self.inner.writer.send(job).is_ok();
+        Submitted { rx, queued }
+    }
+}
+
+/// A write on its way to the disk.
+pub struct Submitted<T, E> {
+    rx: flume::Receiver<Result<T, E>>,
+    queued: bool,
+}
+
+impl<T, E: From<StoreError>> Submitted<T, E> {
+    /// Blocks until the write is committed (or failed).
+    pub fn wait(self) -> Result<T, E> {
+        if !self.queued {
             return Err(StoreError::Closed.into());
         }
-        rx.recv().unwrap_or_else(|_| Err(StoreError::Closed.into()))
+        self.rx
+            .recv()
+            .unwrap_or_else(|_| Err(StoreError::Closed.into()))
     }
 }
 

@@ -21,6 +21,7 @@ CREATE TABLE IF NOT EXISTS resource (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS resource_parent_name ON resource (pi, rn);
 CREATE INDEX IF NOT EXISTS resource_parent_type ON resource (pi, ty, seq);
+CREATE INDEX IF NOT EXISTS resource_type_name ON resource (ty, srn);
 CREATE INDEX IF NOT EXISTS resource_expiry ON resource (et) WHERE et IS NOT NULL;
 ";
 
@@ -30,6 +31,7 @@ pub fn prepare_writer(conn: &Connection) -> rusqlite::Result<()> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "busy_timeout", 5000)?;
+    tune(conn)?;
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if version > VERSION {
         return Err(rusqlite::Error::InvalidParameterName(format!(
@@ -43,5 +45,13 @@ pub fn prepare_writer(conn: &Connection) -> rusqlite::Result<()> {
 
 pub fn prepare_reader(conn: &Connection) -> rusqlite::Result<()> {
     conn.pragma_update(None, "busy_timeout", 5000)?;
+    tune(conn)
+}
+
+/// Reads through a memory map instead of copying pages in with pread (the larger part of the
+/// CPU time of reads, measured with perf), and a page cache of 8 MiB per connection.
+fn tune(conn: &Connection) -> rusqlite::Result<()> {
+    conn.pragma_update(None, "mmap_size", 256i64 * 1024 * 1024)?;
+    conn.pragma_update(None, "cache_size", -8192i64)?;
     Ok(())
 }

@@ -9,6 +9,7 @@
 
 use super::broker::EmbeddedBroker;
 use crate::binding::Serialization;
+use crate::cse::turn::{Sequence, Turn};
 use crate::cse::Cse;
 use crate::onem2m::address::originator_to_local;
 use crate::onem2m::topic::{id_from_topic, id_to_topic, Topic, TopicKind};
@@ -356,7 +357,12 @@ fn queue_key(topic: &Bytes) -> Bytes {
 }
 
 /// Handles one originator's requests in order until it has been idle for a while.
+/// Requests of one originator being handled at once (in turn order, see `cse::turn`).
+const PIPELINE: usize = 64;
+
 async fn serve_queue(cse: Cse, local: Arc<LocalLink>, mut jobs: mpsc::UnboundedReceiver<Job>) {
+    let mut sequence = Sequence::default();
+    let mut running = std::collections::VecDeque::new();
     loop {
         let job = match tokio::time::timeout(IDLE, jobs.recv()).await {
             Ok(Some(job)) => job,
@@ -371,14 +377,20 @@ async fn serve_queue(cse: Cse, local: Arc<LocalLink>, mut jobs: mpsc::UnboundedR
             }
         };
         let (cse, local) = (cse.clone(), local.clone());
-        let done = tokio::task::spawn_blocking(move || {
-            if let Some((topic, body)) = handle(&cse, &job.topic, &job.payload) {
+        let turn = sequence.next_turn();
+        running.push_back(tokio::task::spawn_blocking(move || {
+            if let Some((topic, body)) = handle(&cse, &job.topic, &job.payload, turn) {
                 local.publish(topic, body);
             }
-        })
-        .await;
-        if let Err(e) = done {
-            tracing::error!(error = %e, "request handler panicked");
+        }));
+        // Requests finish in turn order, so the oldest is the one to wait for.
+        while running.len() >= PIPELINE || running.front().is_some_and(|h| h.is_finished()) {
+            let Some(oldest) = running.pop_front() else {
+                break;
+            };
+            if let Err(e) = oldest.await {
+                tracing::error!(error = %e, "request handler panicked");
+            }
         }
     }
 }
@@ -388,7 +400,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// Turns one incoming publish into the topic and body of its answer, if one is due.
-fn handle(cse: &Cse, topic: &Bytes, payload: &Bytes) -> Option<(String, Vec<u8>)> {
+fn handle(cse: &Cse, topic: &Bytes, payload: &Bytes, turn: Turn) -> Option<(String, Vec<u8>)> {
     let Ok(topic) = std::str::from_utf8(topic) else {
         tracing::warn!("ignoring a publish whose topic is not UTF-8");
         return None;
@@ -398,7 +410,7 @@ fn handle(cse: &Cse, topic: &Bytes, payload: &Bytes) -> Option<(String, Vec<u8>)
         return None;
     };
     let (ser, rsp) = match Serialization::from_topic_level(parsed.serialization) {
-        Some(ser) => (ser, answer(cse, &parsed, ser, payload)),
+        Some(ser) => (ser, answer(cse, &parsed, ser, payload, turn)),
         None => {
             let level = parsed.serialization.unwrap_or_default();
             tracing::warn!(%topic, "request in an unsupported serialization");
@@ -424,6 +436,7 @@ fn answer(
     topic: &Topic,
     ser: Serialization,
     payload: &[u8],
+    turn: Turn,
 ) -> Option<ResponsePrimitive> {
     let reject = |err: Error, rqi: Option<String>, rvi: Option<String>| {
         tracing::warn!(originator = topic.originator, rsc = err.rsc.code(), dbg = %err.dbg, "request rejected");
@@ -440,7 +453,7 @@ fn answer(
     if let Err(err) = check_topic(cse, topic, &mut req) {
         return reject(err, Some(req.rqi), req.rvi);
     }
-    cse.handle(&req)
+    cse.handle_in_turn(&req, Some(turn))
 }
 
 /// TS-0010 consistency between the topic and the primitive.
