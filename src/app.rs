@@ -18,6 +18,7 @@ pub struct Appliance {
     pub broker: Option<Arc<EmbeddedBroker>>,
     /// The HTTP listener as bound.
     pub http: Option<SocketAddr>,
+    http_server: Option<http::HttpServer>,
 }
 
 impl Appliance {
@@ -70,7 +71,13 @@ impl Appliance {
         } else {
             None
         };
-        let app = Appliance { cse, broker, http };
+        let http_addr = http.as_ref().map(|h| h.addr);
+        let app = Appliance {
+            cse,
+            broker,
+            http: http_addr,
+            http_server: http,
+        };
         tracing::info!(
             cse = %app.cse.identity().csi,
             name = %app.cse.identity().rn,
@@ -86,6 +93,33 @@ impl Appliance {
             "m2mhub ready"
         );
         Ok(app)
+    }
+
+    /// Graceful shutdown: stop accepting connections, let the requests in progress finish
+    /// (for at most `bound`), then close the store. Returns whether everything finished in
+    /// time; an acknowledged write is on disk either way.
+    pub async fn shutdown(self, bound: std::time::Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + bound;
+        if let Some(b) = &self.broker {
+            b.stop_accepting();
+        }
+        let mut drained = true;
+        if let Some(h) = self.http_server {
+            drained &= tokio::time::timeout_at(deadline, h.shutdown())
+                .await
+                .is_ok();
+        }
+        while self.cse.in_flight() > 0 {
+            if tokio::time::Instant::now() >= deadline {
+                drained = false;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        self.cse.stop();
+        let store = self.cse.store().clone();
+        let _ = tokio::task::spawn_blocking(move || store.close()).await;
+        drained
     }
 
     pub fn mqtt_addr(&self) -> Option<SocketAddr> {

@@ -6,6 +6,7 @@ use m2mhub::config::Config;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 use tracing_subscriber::EnvFilter;
 
 /// A oneM2M CSE and an MQTT broker in one process.
@@ -54,7 +55,7 @@ fn main() -> ExitCode {
             print!("{}", config.to_toml());
             ExitCode::SUCCESS
         }
-        Command::Run => run(config),
+        Command::Run => run(config, cli.config),
         Command::Request(args) => request::run(*args),
         Command::Bench(args) => bench(*args),
     }
@@ -81,25 +82,43 @@ fn bench(args: m2mhub::bench::Args) -> ExitCode {
     }
 }
 
-fn init_logging(config: &Config) {
-    // RUST_LOG wins over the configured level. rumqttd logs every short-lived connection as an ERROR; its
-    // messages are off unless asked for (`log.level = "info,rumqttd=warn"`).
-    let filter = std::env::var("RUST_LOG")
+/// Changes the log filter of the running process (SIGHUP).
+type LogReload = tracing_subscriber::reload::Handle<EnvFilter, tracing_subscriber::Registry>;
+
+/// The filter: RUST_LOG wins over the configured level. rumqttd logs every short-lived
+/// connection as an ERROR; its messages are off unless asked for
+/// (`log.level = "info,rumqttd=warn"`).
+fn log_filter(config: &Config) -> EnvFilter {
+    std::env::var("RUST_LOG")
         .ok()
         .and_then(|s| EnvFilter::try_new(s).ok())
         .unwrap_or_else(|| {
             EnvFilter::try_new(format!("rumqttd=off,{}", config.log.level))
                 .unwrap_or_else(|_| EnvFilter::new("info"))
-        });
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+        })
 }
 
-fn run(config: Config) -> ExitCode {
-    init_logging(&config);
+fn init_logging(config: &Config) -> LogReload {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let (filter, reload) = tracing_subscriber::reload::Layer::new(log_filter(config));
+    // journald adds its own timestamps and has no use for colour codes.
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::stderr().is_terminal()),
+        )
+        .init();
+    reload
+}
+
+/// How long a graceful shutdown may take before the process ends anyway.
+const SHUTDOWN_BOUND: Duration = Duration::from_secs(10);
+
+fn run(config: Config, path: Option<PathBuf>) -> ExitCode {
+    let reload = init_logging(&config);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -108,30 +127,48 @@ fn run(config: Config) -> ExitCode {
         }
     };
     runtime.block_on(async {
-        let _app = match Appliance::start(&config).await {
+        let app = match Appliance::start(&config).await {
             Ok(app) => app,
             Err(e) => {
                 tracing::error!("cannot start: {e:#}");
                 return ExitCode::FAILURE;
             }
         };
-        wait_for_signal().await;
-        tracing::info!("shutting down");
+        // systemd (Type=notify): the listeners are bound and the store is open.
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+        if let Err(e) = wait_for_stop(&reload, path.as_deref()).await {
+            tracing::error!(error = %e, "cannot watch for signals");
+        }
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+        tracing::info!("shutting down: no new connections, finishing requests in progress");
+        let drained = app.shutdown(SHUTDOWN_BOUND).await;
+        if drained {
+            tracing::info!("stopped");
+        } else {
+            tracing::warn!("stopped with requests still in progress after {SHUTDOWN_BOUND:?}");
+        }
         ExitCode::SUCCESS
     })
 }
 
-async fn wait_for_signal() {
+/// Waits for SIGTERM or SIGINT. On SIGHUP, reads the configuration again and applies what can
+/// change safely while running: the log level. Everything else needs a restart.
+async fn wait_for_stop(reload: &LogReload, path: Option<&std::path::Path>) -> std::io::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => return Ok(()),
+            _ = int.recv() => return Ok(()),
+            _ = hup.recv() => match Config::load(path) {
+                Ok(config) => match reload.reload(log_filter(&config)) {
+                    Ok(()) => tracing::info!(level = %config.log.level, "reloaded the log level (other settings need a restart)"),
+                    Err(e) => tracing::warn!(error = %e, "cannot change the log level"),
+                },
+                Err(e) => tracing::warn!("SIGHUP: configuration not reloaded: {e}"),
+            },
         }
     }
 }

@@ -13,8 +13,23 @@ use axum::serve::ListenerExt;
 use serde_json::Value;
 use std::net::SocketAddr;
 
-/// Binds `listen` and serves the CSE on it; returns the bound address.
-pub async fn serve(listen: SocketAddr, cse: Cse) -> anyhow::Result<SocketAddr> {
+/// A running HTTP binding.
+pub struct HttpServer {
+    pub addr: SocketAddr,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl HttpServer {
+    /// Stops accepting and waits for the requests in progress.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(());
+        let _ = self.task.await;
+    }
+}
+
+/// Binds `listen` and serves the CSE on it.
+pub async fn serve(listen: SocketAddr, cse: Cse) -> anyhow::Result<HttpServer> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen for HTTP on {listen}: {e}"))?;
@@ -23,12 +38,16 @@ pub async fn serve(listen: SocketAddr, cse: Cse) -> anyhow::Result<SocketAddr> {
         let _ = tcp.set_nodelay(true);
     });
     let app = axum::Router::new().fallback(handle).with_state(cse);
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let graceful = axum::serve(listener, app).with_graceful_shutdown(async move {
+            let _ = stopped.await;
+        });
+        if let Err(e) = graceful.await {
             tracing::error!(error = %e, "HTTP server stopped");
         }
     });
-    Ok(addr)
+    Ok(HttpServer { addr, stop, task })
 }
 
 async fn handle(

@@ -39,6 +39,9 @@ pub fn spawn(cse: Cse) -> std::io::Result<()> {
         .name("m2mhub-expiry".into())
         .spawn(move || loop {
             std::thread::sleep(Duration::from_secs(1));
+            if cse.is_stopping() {
+                return;
+            }
             match sweep(&cse) {
                 Ok(0) => {}
                 Ok(n) => tracing::debug!(count = n, "expired resources removed"),

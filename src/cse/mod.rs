@@ -21,6 +21,7 @@ use crate::onem2m::{
 use crate::store::{Store, StoreError};
 use notify::{string_list, Delivery, Notice};
 use serde_json::{json, Value};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 use turn::Turn;
@@ -57,6 +58,10 @@ pub struct Cse {
     store: Store,
     /// How notifications leave; set once the bindings are up.
     delivery: Arc<OnceLock<Arc<dyn Delivery>>>,
+    /// Requests being handled right now.
+    in_flight: Arc<AtomicUsize>,
+    /// Set when the appliance shuts down; background work ends.
+    stopping: Arc<AtomicBool>,
 }
 
 /// The outcome of a request that succeeded.
@@ -84,6 +89,8 @@ impl Cse {
             rules: Arc::new(rules),
             store,
             delivery: Arc::new(OnceLock::new()),
+            in_flight: Arc::new(AtomicUsize::new(0)),
+            stopping: Arc::new(AtomicBool::new(false)),
         })
     }
 
@@ -156,6 +163,20 @@ impl Cse {
             w.update(&res)?;
             Ok(())
         })
+    }
+
+    /// Requests being handled right now (graceful shutdown waits for none).
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::SeqCst)
+    }
+
+    /// Tells background work (expiry) to end.
+    pub fn stop(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
     }
 
     /// Installs how notifications are sent; the first call wins.
@@ -261,6 +282,8 @@ impl Cse {
         req: &RequestPrimitive,
         turn: Option<Turn>,
     ) -> Option<ResponsePrimitive> {
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        let _done = InFlight(&self.in_flight);
         let started = Instant::now();
         let rsp = match self.process(req, turn.as_ref()) {
             Ok(ok) => ResponsePrimitive::new(ok.rsc, &req.rqi, req.rvi.clone(), ok.pc),
@@ -648,5 +671,14 @@ fn result_content(rcn: Option<u64>, default: u64, allowed: &[u64], op: &str) -> 
         Err(Error::bad_request(format!(
             "rcn {rcn} is not supported for {op}; use one of {allowed:?}"
         )))
+    }
+}
+
+/// Counts a request out of [`Cse::in_flight`] however it ends.
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }

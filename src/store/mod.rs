@@ -46,7 +46,9 @@ pub struct Store {
 
 struct Inner {
     path: PathBuf,
-    writer: flume::Sender<Box<dyn Job>>,
+    /// `None` once the store is closed.
+    writer: Mutex<Option<flume::Sender<Box<dyn Job>>>>,
+    writer_thread: Mutex<Option<thread::JoinHandle<()>>>,
     readers: Mutex<Vec<Connection>>,
 }
 
@@ -61,14 +63,15 @@ impl Store {
         let conn = Connection::open(path)?;
         schema::prepare_writer(&conn)?;
         let (tx, rx) = flume::unbounded::<Box<dyn Job>>();
-        thread::Builder::new()
+        let writer_thread = thread::Builder::new()
             .name("m2mhub-store".into())
             .spawn(move || writer_loop(conn, rx))
             .map_err(|e| StoreError::Panicked(e.to_string()))?;
         Ok(Store {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
-                writer: tx,
+                writer: Mutex::new(Some(tx)),
+                writer_thread: Mutex::new(Some(writer_thread)),
                 readers: Mutex::new(Vec::new()),
             }),
         })
@@ -135,8 +138,36 @@ impl Store {
             out: None,
             reply,
         });
-        let queued = self.inner.writer.send(job).is_ok();
+        let writer = self
+            .inner
+            .writer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let queued = writer.is_some_and(|w| w.send(job).is_ok());
         Submitted { rx, queued }
+    }
+
+    /// Finishes every write already submitted, then closes the database (which checkpoints its
+    /// WAL). Later writes fail with [`StoreError::Closed`]. Blocking.
+    pub fn close(&self) {
+        drop(
+            self.inner
+                .writer
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take(),
+        );
+        let thread = self
+            .inner
+            .writer_thread
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(t) = thread {
+            let _ = t.join();
+        }
+        self.lock_readers().clear();
     }
 }
 

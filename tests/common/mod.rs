@@ -61,8 +61,13 @@ impl Hub {
             .env("M2MHUB_LOG__LEVEL", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
+        // An empty value removes a default setting.
         for (k, v) in env {
-            cmd.env(k, v);
+            if v.is_empty() {
+                cmd.env_remove(k);
+            } else {
+                cmd.env(k, v);
+            }
         }
         let mut child = cmd.spawn().expect("spawn m2mhub");
         let stderr = child.stderr.take().expect("stderr");
@@ -110,6 +115,10 @@ impl Hub {
             _tmp: None,
             log,
         }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// SIGKILL, no chance to clean up.

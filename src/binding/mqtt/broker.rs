@@ -30,6 +30,8 @@ type Linker = dyn Fn(&str) -> anyhow::Result<(LinkTx, LinkRx)> + Send + Sync;
 
 pub struct EmbeddedBroker {
     linker: Arc<Linker>,
+    /// The listener tasks: aborting one closes its listening socket.
+    listeners: Vec<tokio::task::AbortHandle>,
     /// MQTT 3.1.1 listener, as bound (the real port when the configured one was 0).
     pub v4_addr: SocketAddr,
     /// MQTT 5 listener, if configured.
@@ -73,7 +75,9 @@ impl EmbeddedBroker {
             router_tx.clone(),
             rumqttd::protocol::v4::V4,
         );
-        let v4_addr = bind(cfg.listen, v4).await?;
+        let mut listeners = Vec::new();
+        let (v4_addr, task) = bind(cfg.listen, v4).await?;
+        listeners.push(task);
         let v5_addr = match cfg.listen_v5 {
             Some(listen) => {
                 let v5 = Server::new(
@@ -81,7 +85,9 @@ impl EmbeddedBroker {
                     router_tx.clone(),
                     rumqttd::protocol::v5::V5,
                 );
-                Some(bind(listen, v5).await?)
+                let (addr, task) = bind(listen, v5).await?;
+                listeners.push(task);
+                Some(addr)
             }
             None => None,
         };
@@ -96,9 +102,17 @@ impl EmbeddedBroker {
         });
         Ok(EmbeddedBroker {
             linker,
+            listeners,
             v4_addr,
             v5_addr,
         })
+    }
+
+    /// Stops accepting connections (graceful shutdown); connected clients stay connected.
+    pub fn stop_accepting(&self) {
+        for l in &self.listeners {
+            l.abort();
+        }
     }
 
     /// A new in-process connection to the router.
@@ -110,7 +124,10 @@ impl EmbeddedBroker {
 /// Starts `server` on our runtime and waits until its listener shows up among the process's
 /// listening sockets (or the server fails), then sets TCP_NODELAY on it. Returns the bound
 /// address, which tells the real port when `want` asked for port 0.
-async fn bind<P>(want: SocketAddr, mut server: Server<P>) -> anyhow::Result<SocketAddr>
+async fn bind<P>(
+    want: SocketAddr,
+    mut server: Server<P>,
+) -> anyhow::Result<(SocketAddr, tokio::task::AbortHandle)>
 where
     P: rumqttd::protocol::Protocol + Clone + Send + Sync + 'static,
 {
@@ -133,7 +150,7 @@ where
         });
         if let Some((fd, addr)) = found {
             set_nodelay(*fd).with_context(|| format!("cannot set TCP_NODELAY on {addr}"))?;
-            return Ok(*addr);
+            return Ok((*addr, task.abort_handle()));
         }
         if Instant::now() > deadline {
             bail!("the MQTT listener on {want} did not come up within 10 s");

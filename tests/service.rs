@@ -1,0 +1,120 @@
+//! What systemd relies on: readiness notification, graceful stop on SIGTERM, and SIGHUP
+//! reloading the log level.
+
+mod common;
+use common::*;
+use serde_json::json;
+use std::os::unix::net::UnixDatagram;
+use std::time::{Duration, Instant};
+
+fn recv_text(sock: &UnixDatagram) -> String {
+    let mut buf = [0u8; 512];
+    let n = sock.recv(&mut buf).expect("a notification");
+    String::from_utf8_lossy(&buf[..n]).to_string()
+}
+
+#[tokio::test]
+async fn ready_is_notified_after_start_and_stopping_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&path).unwrap();
+    sock.set_read_timeout(Some(WAIT)).unwrap();
+    let mut hub = Hub::start_in(dir.path(), &[("NOTIFY_SOCKET", path.to_str().unwrap())]);
+    // READY=1 only once the listeners are bound: the hub is reachable right away.
+    assert!(recv_text(&sock).contains("READY=1"));
+    let mut dev = Device::connect(hub.mqtt, "Cready").await;
+    dev.listen_responses("Cready").await;
+    assert_eq!(rsc(&dev.request("Cready", retrieve("cse-in")).await), 2000);
+
+    let started = Instant::now();
+    assert!(hub.terminate().success(), "exit status 0 on SIGTERM");
+    assert!(recv_text(&sock).contains("STOPPING=1"));
+    assert!(
+        started.elapsed() < Duration::from_secs(11),
+        "stopped within its bound"
+    );
+    assert!(hub.logs().contains("stopped"), "{}", hub.logs());
+}
+
+#[tokio::test]
+async fn sigterm_with_requests_in_flight_keeps_every_acknowledged_write() {
+    let mut hub = Hub::start();
+    let dir = hub.take_dir();
+    let mut dev = Device::connect(hub.mqtt, "Cbusy").await;
+    dev.listen_responses("Cbusy").await;
+    register(&mut dev, "Cbusy", "busy").await;
+    dev.request(
+        "Cbusy",
+        create("cse-in/busy", 3, json!({"m2m:cnt":{"rn":"c"}})),
+    )
+    .await;
+    for i in 0..200 {
+        let body = json!({"op":1,"to":"cse-in/busy/c","fr":"Cbusy","rqi":format!("t{i}"),"rvi":"3","ty":4,
+                          "pc":{"m2m:cin":{"rn":format!("i{i}"),"con":"x"}}});
+        dev.publish("/oneM2M/req/Cbusy/id-in/json", body.to_string())
+            .await;
+    }
+    // Stop while they are being handled; collect what was acknowledged.
+    let pid = hub.pid();
+    std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+    let answers = dev.drain_for(Duration::from_secs(3)).await;
+    assert!(hub.terminate().success());
+    let acked: Vec<String> = answers
+        .iter()
+        .filter_map(|p| serde_json::from_slice::<serde_json::Value>(&p.payload).ok())
+        .filter(|v| v["rsc"] == 2001)
+        .map(|v| {
+            v["pc"]["m2m:cin"]["rn"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+
+    let hub = Hub::start_in(dir.path(), &[]);
+    let mut dev = Device::connect(hub.mqtt, "Cbusy").await;
+    dev.listen_responses("Cbusy").await;
+    for rn in &acked {
+        let r = dev
+            .request("Cbusy", retrieve(&format!("cse-in/busy/c/{rn}")))
+            .await;
+        assert_eq!(rsc(&r), 2000, "acknowledged {rn} lost");
+    }
+}
+
+#[tokio::test]
+async fn sighup_reloads_the_log_level() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("config.toml"), "[log]\nlevel = \"info\"\n").unwrap();
+    let hub = Hub::start_in(dir.path(), &[("M2MHUB_LOG__LEVEL", "")]);
+    let mut dev = Device::connect(hub.mqtt, "Chup").await;
+    dev.listen_responses("Chup").await;
+    dev.request("Chup", retrieve("cse-in")).await;
+    assert!(!hub.logs().contains("DEBUG"), "no debug lines at info");
+
+    std::fs::write(dir.path().join("config.toml"), "[log]\nlevel = \"debug\"\n").unwrap();
+    std::process::Command::new("kill")
+        .arg("-HUP")
+        .arg(hub.pid().to_string())
+        .status()
+        .unwrap();
+    let deadline = Instant::now() + WAIT;
+    while !hub.logs().contains("reloaded the log level") {
+        assert!(Instant::now() < deadline, "{}", hub.logs());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    dev.request("Chup", retrieve("cse-in")).await;
+    let deadline = Instant::now() + WAIT;
+    while !hub
+        .logs()
+        .lines()
+        .any(|l| l.contains("DEBUG") && l.contains("request"))
+    {
+        assert!(Instant::now() < deadline, "{}", hub.logs());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
