@@ -144,3 +144,28 @@ fn version_and_help() {
         "{help}"
     );
 }
+
+#[test]
+fn the_packaged_config_is_the_default_with_data_under_var_lib() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let default = std::fs::read_to_string(format!("{root}/config.toml")).unwrap();
+    let packaged = std::fs::read_to_string(format!("{root}/packaging/config.toml")).unwrap();
+    assert_eq!(
+        packaged,
+        default.replace(
+            "path = \"./data/m2mhub.db\"",
+            "path = \"/var/lib/m2mhub/m2mhub.db\""
+        ),
+        "packaging/config.toml drifted from config.toml"
+    );
+    let out = m2mhub()
+        .args([
+            "check-config",
+            "--config",
+            &format!("{root}/packaging/config.toml"),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("/var/lib/m2mhub/m2mhub.db"));
+}
