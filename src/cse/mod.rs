@@ -501,16 +501,9 @@ impl Cse {
             requested_id: req.fr.clone(),
             ri: preset_ri,
         };
-        let pending = self.store.submit(move |w| {
-            let mut out = Vec::new();
-            let created = resources::create(w, &rules, &originator, &parent, new, &mut out)?;
-            Ok::<_, Error>((created, out))
-        });
-        if let Some(turn) = turn {
-            turn.write_queued();
-        }
-        let (created, notices) = pending.wait()?;
-        self.dispatch(notices);
+        let created = self.write_in_turn(turn, move |w, out| {
+            resources::create(w, &rules, &originator, &parent, new, out)
+        })?;
         let pc = match rcn {
             0 => None,
             2 => Some(json!({ "m2m:uri": created.srn })),
@@ -613,20 +606,33 @@ impl Cse {
         }
         let rules = self.rules.clone();
         let to = req.to.clone();
-        let pending = self.store.submit(move |w| {
-            let mut out = Vec::new();
-            let updated = resources::update(w, &rules, &originator, &base, &to, pc, &mut out)?;
-            Ok::<_, Error>((updated, out))
-        });
-        if let Some(turn) = turn {
-            turn.write_queued();
-        }
-        let (updated, notices) = pending.wait()?;
-        self.dispatch(notices);
+        let updated = self.write_in_turn(turn, move |w, out| {
+            resources::update(w, &rules, &originator, &base, &to, pc, out)
+        })?;
         Ok(Success {
             rsc: Rsc::UPDATED,
             pc: (rcn == 1).then(|| updated.to_pc()),
         })
+    }
+
+    /// Queues a write for the writer, lets the originator's next request go on, waits for the
+    /// commit, then sends the notifications the write caused.
+    fn write_in_turn<T: Send + 'static>(
+        &self,
+        turn: Option<&Turn>,
+        f: impl FnOnce(&crate::store::Writer, &mut Vec<Notice>) -> Result<T, Error> + Send + 'static,
+    ) -> Result<T, Error> {
+        let pending = self.store.submit(move |w| {
+            let mut out = Vec::new();
+            let value = f(w, &mut out)?;
+            Ok::<_, Error>((value, out))
+        });
+        if let Some(turn) = turn {
+            turn.write_queued();
+        }
+        let (value, notices) = pending.wait()?;
+        self.dispatch(notices);
+        Ok(value)
     }
 
     fn delete(
@@ -640,21 +646,15 @@ impl Cse {
         let rcn = result_content(req.rcn, 0, &[0, 1], "DELETE")?;
         let rules = self.rules.clone();
         let to = req.to.clone();
-        let pending = self.store.submit(move |w| {
+        let deleted = self.write_in_turn(turn, move |w, out| {
             let target = resources::resolve(w, &base, virt, &to)?;
             access::check(&rules, &originator, Operation::Delete, &target)?;
             if target.ty == ResourceType::CseBase {
                 return Err(Error::not_allowed("the CSEBase cannot be deleted"));
             }
-            let mut out = Vec::new();
-            resources::delete(w, &rules, &target, &mut out)?;
-            Ok::<_, Error>((target, out))
-        });
-        if let Some(turn) = turn {
-            turn.write_queued();
-        }
-        let (deleted, notices) = pending.wait()?;
-        self.dispatch(notices);
+            resources::delete(w, &rules, &target, out)?;
+            Ok(target)
+        })?;
         Ok(Success {
             rsc: Rsc::DELETED,
             pc: (rcn == 1).then(|| deleted.to_pc()),
