@@ -303,9 +303,10 @@ impl Cse {
     }
 
     fn process(&self, req: &RequestPrimitive, turn: Option<&Turn>) -> Result<Success, Error> {
-        // Writes wait until the originator's earlier writes are queued; everything else (reads,
-        // forwarding, and subscriptions, whose verification reads and calls out) until its
-        // earlier requests are done.
+        // A plain write is checked at once and waits for its turn only to queue its write (see
+        // `write_in_turn`); everything else (reads, forwarding, and subscriptions, whose
+        // verification reads and calls out) waits until the originator's earlier requests are
+        // done.
         if let Some(turn) = turn {
             let plain_write = match req.op {
                 Operation::Create => req.ty != Some(ResourceType::Subscription.code() as u64),
@@ -313,9 +314,7 @@ impl Cse {
                 Operation::Delete => true,
                 Operation::Retrieve | Operation::Notify => false,
             };
-            if plain_write && req.fc.is_none() && !req.to.starts_with('/') {
-                turn.before_write();
-            } else {
+            if !(plain_write && req.fc.is_none() && !req.to.starts_with('/')) {
                 turn.before_read();
             }
         }
@@ -622,6 +621,9 @@ impl Cse {
         turn: Option<&Turn>,
         f: impl FnOnce(&crate::store::Writer, &mut Vec<Notice>) -> Result<T, Error> + Send + 'static,
     ) -> Result<T, Error> {
+        if let Some(turn) = turn {
+            turn.before_write();
+        }
         let pending = self.store.submit(move |w| {
             let mut out = Vec::new();
             let value = f(w, &mut out)?;
