@@ -265,6 +265,28 @@ async fn originators_are_checked_against_the_topic_and_ownership() {
         let r = other.request("Cother", body.clone()).await;
         assert_eq!(rsc(&r), 4103, "{body}: {r}");
     }
+    // Listing the CSEBase's children shows only what the originator may read.
+    let mut listing = retrieve("cse-in");
+    listing["rcn"] = json!(4);
+    let r = other.request("Cother", listing).await;
+    let aes = r["pc"]["m2m:cb"]["m2m:ae"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(aes.len(), 1, "{r}");
+    assert_eq!(aes[0]["ri"], "Cother");
+    // Nor can it make the CSE call out (verification) where it may not subscribe.
+    let r = other
+        .request(
+            "Cother",
+            create(
+                "cse-in/app",
+                23,
+                json!({"m2m:sub":{"nu":["http://127.0.0.1:9/"]}}),
+            ),
+        )
+        .await;
+    assert_eq!(rsc(&r), 4103, "{r}");
     let r = other
         .request(
             "Cother",

@@ -390,6 +390,10 @@ impl Cse {
             )
         })?;
         let mut fwd = req.clone();
+        // Our own request identifier on the next hop: originators' rqis need not be unique
+        // across originators, and answers are matched by rqi. The answer goes back under the
+        // originator's rqi.
+        fwd.rqi = notify::fresh_rqi("fwd");
         fwd.fr = Some(if originator.is_empty() || originator.starts_with('/') {
             originator.to_string()
         } else {
@@ -438,6 +442,7 @@ impl Cse {
         })?;
         let mut fwd = req.clone();
         fwd.to = ae.ri.clone();
+        fwd.rqi = notify::fresh_rqi("notify");
         let rsp = delivery.request(&target, fwd).map_err(|why| {
             Error::new(
                 Rsc::TARGET_NOT_REACHABLE,
@@ -489,6 +494,11 @@ impl Cse {
         attributes::validate(ty, attributes::Op::Create, &attrs)?;
         let mut preset_ri = None;
         if ty == ResourceType::Subscription {
+            // Only someone allowed to subscribe there makes this CSE call out to verify.
+            let target = self
+                .store
+                .read(|r| resources::resolve(r, &parent, None, &req.to))?;
+            access::check(&self.rules, &originator, Operation::Create, &target)?;
             let ri = format!("sub{:012x}", rand::random::<u64>() >> 16);
             self.verify(&originator, &ri, &string_list(attrs.get("nu")))?;
             preset_ri = Some(ri);
@@ -530,7 +540,14 @@ impl Cse {
             let target = resources::resolve(r, base, virt, &req.to)?;
             access::check(&self.rules, originator, Operation::Retrieve, &target)?;
             if rcn == 4 {
-                let children = r.children(&target.ri, resources::MAX_CHILDREN_IN_RESPONSE)?;
+                // Only the children the originator may read (the CSEBase is readable by all).
+                let children: Vec<_> = r
+                    .children(&target.ri, resources::MAX_CHILDREN_IN_RESPONSE)?
+                    .into_iter()
+                    .filter(|c| {
+                        access::check(&self.rules, originator, Operation::Retrieve, c).is_ok()
+                    })
+                    .collect();
                 return Ok(resources::with_children(&target, &children));
             }
             Ok(target.to_pc())
@@ -633,6 +650,11 @@ impl Cse {
             turn.write_queued();
         }
         let (value, notices) = pending.wait()?;
+        // Writes of one batch wake up in any order; the notifications they caused leave in
+        // the order of the requests.
+        if let Some(turn) = turn {
+            turn.before_read();
+        }
         self.dispatch(notices);
         Ok(value)
     }

@@ -262,7 +262,11 @@ pub fn resolve_target(r: &Reader, rules: &Rules, nu: &str, owner: &str) -> Resul
         return next_hop(r, rules, &csi).map_err(|e| e.dbg);
     }
     let found = if local.contains('/') {
-        r.get_by_srn(&local.replacen("-/", &format!("{}/", rules.me.rn), 1))
+        let structured = match local.strip_prefix("-/") {
+            Some(rest) => format!("{}/{rest}", rules.me.rn),
+            None => local.clone(),
+        };
+        r.get_by_srn(&structured)
     } else {
         r.get(&local)
     }
@@ -347,9 +351,14 @@ pub fn next_hop(r: &Reader, rules: &Rules, csi: &str) -> Result<Target, Error> {
     }
 }
 
+/// A request identifier for a request this CSE sends itself.
+pub fn fresh_rqi(kind: &str) -> String {
+    format!("{kind}-{:016x}", rand::random::<u64>())
+}
+
 /// A NOTIFY request from this CSE to `to` carrying `pc`.
 pub fn request(rules: &Rules, to: &str, pc: Value) -> RequestPrimitive {
-    let rqi = format!("notify-{:016x}", rand::random::<u64>());
+    let rqi = fresh_rqi("notify");
     let mut req = RequestPrimitive::new(
         crate::onem2m::Operation::Notify,
         to,

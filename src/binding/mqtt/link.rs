@@ -247,8 +247,12 @@ fn connect(
 struct Job {
     topic: Bytes,
     payload: Bytes,
-    _permit: OwnedSemaphorePermit,
+    _permits: (OwnedSemaphorePermit, OwnedSemaphorePermit),
 }
+
+/// Requests one originator may have queued or in progress; more are answered "busy" at once,
+/// so that one device cannot take the whole budget and stall everyone else.
+const PER_ORIGINATOR: usize = 256;
 
 /// Hands incoming publishes to per-originator queues (answers to the CSE's own requests go
 /// to the pending map instead).
@@ -256,7 +260,7 @@ struct Dispatcher {
     cse: Cse,
     local: Arc<LocalLink>,
     budget: Arc<Semaphore>,
-    queues: HashMap<Bytes, mpsc::UnboundedSender<Job>>,
+    queues: HashMap<Bytes, (mpsc::UnboundedSender<Job>, Arc<Semaphore>)>,
 }
 
 impl Dispatcher {
@@ -275,32 +279,71 @@ impl Dispatcher {
             self.local.answered(&payload);
             return true;
         }
-        let Ok(permit) = self.budget.clone().acquire_owned().await else {
-            return false;
-        };
         let key = queue_key(&topic);
+        let own = match self.queues.get(&key) {
+            Some((q, own)) if !q.is_closed() => own.clone(),
+            _ => Arc::new(Semaphore::new(PER_ORIGINATOR)),
+        };
+        // Never wait here: this loop also takes the answers the CSE itself waits for.
+        let permits = match (
+            self.budget.clone().try_acquire_owned(),
+            own.clone().try_acquire_owned(),
+        ) {
+            (Ok(all), Ok(mine)) => (all, mine),
+            _ => {
+                busy(self.local.clone(), topic, payload);
+                return true;
+            }
+        };
         let mut job = Job {
             topic,
             payload,
-            _permit: permit,
+            _permits: permits,
         };
         // The queue may have just ended for idleness; then start a new one.
-        if let Some(queue) = self.queues.get(&key) {
+        if let Some((queue, _)) = self.queues.get(&key) {
             match queue.send(job) {
                 Ok(()) => return true,
                 Err(mpsc::error::SendError(back)) => job = back,
             }
         }
         if self.queues.len() >= 1024 {
-            self.queues.retain(|_, q| !q.is_closed());
+            self.queues.retain(|_, (q, _)| !q.is_closed());
         }
         let (qtx, qrx) = mpsc::unbounded_channel();
         // A fresh channel with a live receiver accepts the job.
         let _ = qtx.send(job);
-        self.queues.insert(key, qtx);
+        self.queues.insert(key, (qtx, own));
         tokio::spawn(serve_queue(self.cse.clone(), self.local.clone(), qrx));
         true
     }
+}
+
+/// Answers a request that arrived while its originator (or the CSE) had too many in progress.
+fn busy(local: Arc<LocalLink>, topic: Bytes, payload: Bytes) {
+    tokio::spawn(async move {
+        let Some(parsed) = std::str::from_utf8(&topic).ok().and_then(Topic::parse) else {
+            return;
+        };
+        tracing::warn!(
+            originator = parsed.originator,
+            "too many requests in progress; answered busy"
+        );
+        let rqi = Serialization::Json
+            .decode(&payload)
+            .ok()
+            .and_then(|v| RequestPrimitive::from_value(v).ok())
+            .map(|r| r.rqi)
+            .unwrap_or_default();
+        let err = Error::internal(
+            "the CSE is busy: too many requests from this originator are in progress; try again",
+        );
+        let rsp = ResponsePrimitive::error(&err, rqi, None);
+        local.publish(
+            parsed.response_topic("json"),
+            Serialization::Json.encode(&rsp.to_value()),
+        );
+    });
 }
 
 async fn run(
@@ -480,6 +523,9 @@ fn check_topic(cse: &Cse, topic: &Topic, req: &mut RequestPrimitive) -> Result<(
                 Some(fr) if originator_to_local(fr, me) == in_topic => {}
                 // A CSE writes its own ID into the topic without the slash: /id-mn → id-mn.
                 Some(fr) if fr.starts_with('/') && id_to_topic(fr) == topic.originator => {}
+                // A CSE forwarding for one of its entities publishes under its own ID with the
+                // entity's SP-relative ID in fr (/id-mn/Cae on topic level id-mn).
+                Some(fr) if fr.starts_with(&format!("/{}/", topic.originator)) => {}
                 Some(fr) => {
                     return Err(Error::no_privilege(format!(
                         "originator '{fr}' does not match the topic's originator '{}'",
