@@ -104,8 +104,7 @@ impl Inner {
     }
 
     async fn broker(&self, host: &str, port: u16) -> Result<Arc<MqttTransport>, Failure> {
-        let mut brokers = self.brokers.lock().await;
-        if let Some(t) = brokers.get(&(host.to_string(), port)) {
+        if let Some(t) = self.brokers.lock().await.get(&(host.to_string(), port)) {
             return Ok(t.clone());
         }
         let endpoint = Endpoint::Mqtt {
@@ -128,8 +127,10 @@ impl Inner {
                 .await
                 .map_err(|e| Failure::Unsent(e.to_string()))?,
         );
-        brokers.insert((host.to_string(), port), t.clone());
-        Ok(t)
+        // Connecting happens without the pool's lock, so one dead broker delays no other; if
+        // another task connected meanwhile, its connection is kept.
+        let mut brokers = self.brokers.lock().await;
+        Ok(brokers.entry((host.to_string(), port)).or_insert(t).clone())
     }
 
     /// Sends one request; with `answer`, waits for the answer (else a queued QoS 1 publish on
@@ -166,7 +167,11 @@ impl Inner {
                         .map_err(Failure::Unanswered)
                 } else {
                     // QoS 1 to the subscriber; a persistent session keeps it while offline.
-                    link.publish_request(receiver, req);
+                    if !link.publish_request(receiver, req) {
+                        return Err(Failure::Unsent(
+                            "the broker did not take the publish".into(),
+                        ));
+                    }
                     Ok(ResponsePrimitive::new(
                         Rsc::OK,
                         &req.rqi,

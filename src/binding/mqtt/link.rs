@@ -49,7 +49,8 @@ pub struct LocalLink {
 }
 
 impl LocalLink {
-    fn publish(&self, topic: String, body: Vec<u8>) {
+    /// `false` when the publish could not be handed to the broker (logged).
+    fn publish(&self, topic: String, body: Vec<u8>) -> bool {
         let sent = match &self.outlet {
             Outlet::Router(tx) => lock(tx)
                 .publish(topic.clone(), body)
@@ -59,15 +60,16 @@ impl LocalLink {
                 .try_publish(topic.clone(), rumqttc::QoS::AtLeastOnce, false, body)
                 .map_err(|e| e.to_string()),
         };
-        if let Err(e) = sent {
+        if let Err(e) = &sent {
             tracing::error!(%topic, error = %e, "cannot publish");
         }
+        sent.is_ok()
     }
 
     /// Publishes `req` to `receiver` (an ID in topic form) without waiting for an answer.
-    pub fn publish_request(&self, receiver: &str, req: &RequestPrimitive) {
+    pub fn publish_request(&self, receiver: &str, req: &RequestPrimitive) -> bool {
         let topic = format!("/oneM2M/req/{}/{receiver}/json", self.cse_id);
-        self.publish(topic, Serialization::Json.encode(&req.to_value()));
+        self.publish(topic, Serialization::Json.encode(&req.to_value()))
     }
 
     /// Publishes `req` to `receiver` and waits for its answer.
@@ -78,7 +80,10 @@ impl LocalLink {
     ) -> Result<ResponsePrimitive, String> {
         let (tx, rx) = oneshot::channel();
         lock(&self.pending).insert(req.rqi.clone(), tx);
-        self.publish_request(receiver, req);
+        if !self.publish_request(receiver, req) {
+            lock(&self.pending).remove(&req.rqi);
+            return Err(format!("cannot publish to {receiver}"));
+        }
         let answer = tokio::time::timeout(ANSWER_WITHIN, rx).await;
         lock(&self.pending).remove(&req.rqi);
         match answer {
@@ -401,7 +406,8 @@ fn queue_key(topic: &Bytes) -> Bytes {
 
 /// Handles one originator's requests in order until it has been idle for a while.
 /// Requests of one originator being handled at once (in turn order, see `cse::turn`).
-const PIPELINE: usize = 64;
+/// Each waits on a blocking thread, so this also bounds the threads one originator can hold.
+const PIPELINE: usize = 16;
 
 async fn serve_queue(cse: Cse, local: Arc<LocalLink>, mut jobs: mpsc::UnboundedReceiver<Job>) {
     let mut sequence = Sequence::default();
@@ -411,7 +417,14 @@ async fn serve_queue(cse: Cse, local: Arc<LocalLink>, mut jobs: mpsc::UnboundedR
             Ok(Some(job)) => job,
             Ok(None) => return,
             Err(_) => {
-                // Refuse new jobs, then finish what was queued meanwhile.
+                // Let every request still running finish, so that a queue started after this
+                // one closes cannot overtake them; then refuse new jobs and finish what was
+                // queued meanwhile.
+                while let Some(h) = running.pop_front() {
+                    if let Err(e) = h.await {
+                        tracing::error!(error = %e, "request handler panicked");
+                    }
+                }
                 jobs.close();
                 match jobs.try_recv() {
                     Ok(job) => job,
