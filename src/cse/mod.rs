@@ -383,33 +383,14 @@ impl Cse {
         csi: &str,
     ) -> Result<Success, Error> {
         let hop = self.store.read(|r| notify::next_hop(r, &self.rules, csi))?;
-        let delivery = self.delivery.get().ok_or_else(|| {
-            Error::new(
-                Rsc::TARGET_NOT_REACHABLE,
-                "no transport to other CSEs is running",
-            )
-        })?;
         let mut fwd = req.clone();
-        // Our own request identifier on the next hop: originators' rqis need not be unique
-        // across originators, and answers are matched by rqi. The answer goes back under the
-        // originator's rqi.
-        fwd.rqi = notify::fresh_rqi("fwd");
         fwd.fr = Some(if originator.is_empty() || originator.starts_with('/') {
             originator.to_string()
         } else {
             format!("{}/{originator}", self.rules.me.csi)
         });
         fwd.rt = ResponseType::Blocking;
-        let rsp = delivery.request(&hop, fwd).map_err(|why| {
-            Error::new(
-                Rsc::TARGET_NOT_REACHABLE,
-                format!("CSE {csi} did not answer: {why}"),
-            )
-        })?;
-        Ok(Success {
-            rsc: rsp.rsc,
-            pc: rsp.pc,
-        })
+        self.relay(&hop, fwd, "fwd", &format!("CSE {csi}"))
     }
 
     /// A NOTIFY for one of our AEs (typically forwarded by another CSE) goes on to the AE's
@@ -434,19 +415,32 @@ impl Cse {
             .store
             .read(|r| Ok::<_, StoreError>(notify::resolve_target(r, &self.rules, &ae.ri, &ae.ri)))?
             .map_err(|why| Error::new(Rsc::TARGET_NOT_REACHABLE, why))?;
+        let mut fwd = req.clone();
+        fwd.to = ae.ri.clone();
+        self.relay(&target, fwd, "notify", &format!("AE {}", ae.ri))
+    }
+
+    /// Sends a request on to another entity and passes its answer back.
+    fn relay(
+        &self,
+        target: &notify::Target,
+        mut req: RequestPrimitive,
+        kind: &str,
+        who: &str,
+    ) -> Result<Success, Error> {
         let delivery = self.delivery.get().ok_or_else(|| {
             Error::new(
                 Rsc::TARGET_NOT_REACHABLE,
-                "no notification delivery is running",
+                "no transport to other entities is running",
             )
         })?;
-        let mut fwd = req.clone();
-        fwd.to = ae.ri.clone();
-        fwd.rqi = notify::fresh_rqi("notify");
-        let rsp = delivery.request(&target, fwd).map_err(|why| {
+        // Our own request identifier on the way on: originators' rqis need not be unique across
+        // originators, and answers are matched by rqi. Our answer keeps the originator's rqi.
+        req.rqi = notify::fresh_rqi(kind);
+        let rsp = delivery.request(target, req).map_err(|why| {
             Error::new(
                 Rsc::TARGET_NOT_REACHABLE,
-                format!("AE {} did not answer: {why}", ae.ri),
+                format!("{who} did not answer: {why}"),
             )
         })?;
         Ok(Success {
