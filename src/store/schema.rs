@@ -19,7 +19,9 @@ CREATE TABLE IF NOT EXISTS resource (
     et    TEXT,
     attrs TEXT NOT NULL
 );
-CREATE UNIQUE INDEX IF NOT EXISTS resource_parent_name ON resource (pi, rn);
+-- A name is unique under its parent through srn (parent's srn / rn); version 1 also had a
+-- (pi, rn) index, which cost a page write per insert for nothing.
+DROP INDEX IF EXISTS resource_parent_name;
 CREATE INDEX IF NOT EXISTS resource_parent_type ON resource (pi, ty, seq);
 CREATE INDEX IF NOT EXISTS resource_type_name ON resource (ty, srn);
 CREATE INDEX IF NOT EXISTS resource_expiry ON resource (et) WHERE et IS NOT NULL;

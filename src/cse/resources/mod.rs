@@ -108,14 +108,39 @@ pub fn with_children(target: &Resource, children: &[Resource]) -> Value {
     json!({ target.ty.root_name(): attrs })
 }
 
-/// A new resource ID: the type's prefix and 12 random characters.
+/// A new resource ID: the type's prefix, a clock of this process (microseconds, never repeating,
+/// 11 base-36 digits) and 3 random characters (IDs from before a clock step back still differ).
+///
+/// IDs in creation order make every index on them (ri, srn, type and name) grow at its end, so
+/// a batch of new instances dirties a few pages instead of one page per index per instance:
+/// that is most of the cost of a commit. Mobius orders its IDs by time the same way.
 fn new_id(prefix: &str) -> String {
-    const CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    use std::sync::atomic::{AtomicU64, Ordering};
+    const DIGITS: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64);
+    let mut prev = LAST.load(Ordering::Relaxed);
+    let tick = loop {
+        let next = now.max(prev + 1);
+        match LAST.compare_exchange_weak(prev, next, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => break next,
+            Err(actual) => prev = actual,
+        }
+    };
+    let mut id = String::with_capacity(prefix.len() + 14);
+    id.push_str(prefix);
+    let mut clock = [b'0'; 11];
+    let mut n = tick;
+    for d in clock.iter_mut().rev() {
+        *d = DIGITS[(n % 36) as usize];
+        n /= 36;
+    }
+    id.extend(clock.iter().map(|&b| b as char));
     let mut rng = rand::thread_rng();
-    let suffix: String = (0..12)
-        .map(|_| CHARS[rng.gen_range(0..CHARS.len())] as char)
-        .collect();
-    format!("{prefix}{suffix}")
+    id.extend((0..3).map(|_| DIGITS[rng.gen_range(0..DIGITS.len())] as char));
+    id
 }
 
 /// Checks a requested expiration time and brings it to the stored form.
@@ -316,11 +341,22 @@ mod tests {
     }
 
     #[test]
-    fn ids_have_the_type_prefix_and_differ() {
-        let a = new_id("cnt");
-        let b = new_id("cnt");
-        assert!(a.starts_with("cnt") && a.len() == 15);
-        assert_ne!(a, b);
+    fn ids_have_the_type_prefix_differ_and_sort_in_creation_order() {
+        let ids: Vec<String> = (0..1000).map(|_| new_id("cin")).collect();
+        for id in &ids {
+            assert!(id.starts_with("cin") && id.len() == 17, "{id}");
+            assert!(id[3..]
+                .bytes()
+                .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase()));
+        }
+        for pair in ids.windows(2) {
+            assert!(
+                pair[0][..14] < pair[1][..14],
+                "{} then {}",
+                pair[0],
+                pair[1]
+            );
+        }
     }
 
     #[test]
