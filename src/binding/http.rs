@@ -2,7 +2,7 @@
 //! dispatcher the MQTT binding uses, and the response primitive back to status, `X-M2M-*`
 //! headers and a body that is `pc`.
 
-use crate::cse::Cse;
+use crate::cse::{Begun, Cse};
 use crate::onem2m::http::{self as h, content_type, parse_query, to_from_path};
 use crate::onem2m::{Error, Operation, RequestPrimitive, ResponsePrimitive, ResponseType, Rsc};
 use axum::body::{Body, Bytes};
@@ -67,7 +67,13 @@ async fn handle(
             return to_response(&rsp);
         }
     };
-    let handled = tokio::task::spawn_blocking(move || cse.handle(&req)).await;
+    // A write waits for its commit without holding a thread; reads and the rest run on a
+    // blocking thread.
+    let handled = match cse.begin(req) {
+        Begun::Answered(rsp) => Ok(rsp),
+        Begun::Writing(pending) => Ok(pending.finish().await),
+        Begun::Blocking(blocked) => tokio::task::spawn_blocking(move || blocked.run()).await,
+    };
     match handled {
         Ok(Some(rsp)) => to_response(&rsp),
         Ok(None) => Response::builder()

@@ -9,7 +9,6 @@ mod discovery;
 pub mod expiry;
 pub mod notify;
 mod resources;
-pub mod turn;
 
 use crate::config::{Config, CseKind};
 use crate::onem2m::address::{self, parse_target};
@@ -24,7 +23,6 @@ use serde_json::{json, Value};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
-use turn::Turn;
 
 impl From<StoreError> for Error {
     fn from(e: StoreError) -> Self {
@@ -269,23 +267,74 @@ impl Cse {
         &self.store
     }
 
-    /// Handles one request. Blocking (it waits for the store): call it from a blocking thread.
-    /// Returns `None` when the request asked for no response (`rt` = 5).
-    pub fn handle(&self, req: &RequestPrimitive) -> Option<ResponsePrimitive> {
-        self.handle_in_turn(req, None)
+    /// Takes a request as far as it goes without waiting: an answer (a request refused by the
+    /// checks, which need no I/O), a write queued for the store (creates, updates and deletes,
+    /// the hot path), or the rest, which must run on a blocking thread (reads, discovery,
+    /// forwarding, and subscriptions, whose verification calls out). Never blocks.
+    ///
+    /// Writes reach the store in the order `begin` is called, so a binding that calls it in
+    /// arrival order keeps one originator's writes in order without waiting for their commits.
+    pub fn begin(&self, req: RequestPrimitive) -> Begun {
+        let guard = InFlight::enter(&self.in_flight);
+        let started = Instant::now();
+        let planned = self
+            .check(&req)
+            .and_then(|checked| self.plan_write(&req, checked));
+        match planned {
+            Err(e) => Begun::Answered(self.respond(&req, started, Err(e))),
+            Ok(Plan::Write(f)) => Begun::Writing(PendingWrite {
+                submitted: self.store.submit(move |w| {
+                    let mut notices = Vec::new();
+                    let done = f(w, &mut notices)?;
+                    Ok::<_, Error>((done, notices))
+                }),
+                cse: self.clone(),
+                req,
+                started,
+                _guard: guard,
+            }),
+            Ok(Plan::Blocking(checked)) => Begun::Blocking(Box::new(Blocked {
+                cse: self.clone(),
+                req,
+                checked: *checked,
+                started,
+                _guard: guard,
+            })),
+        }
     }
 
-    /// As [`handle`](Self::handle), in `turn` among the requests of one originator: writes
-    /// reach the store in arrival order, reads see every earlier write (see [`turn`]).
-    pub fn handle_in_turn(
+    /// Handles one request from start to answer. Blocking (it waits for the store): call it
+    /// from a blocking thread. Returns `None` when the request asked for no response (`rt` 5).
+    pub fn handle(&self, req: RequestPrimitive) -> Option<ResponsePrimitive> {
+        match self.begin(req) {
+            Begun::Answered(rsp) => rsp,
+            Begun::Writing(pending) => pending.wait(),
+            Begun::Blocking(blocked) => blocked.run(),
+        }
+    }
+
+    /// The answer to a write once it is committed (or failed); its notifications are queued.
+    fn written(
         &self,
         req: &RequestPrimitive,
-        turn: Option<Turn>,
+        started: Instant,
+        result: Result<(Success, Vec<Notice>), Error>,
     ) -> Option<ResponsePrimitive> {
-        self.in_flight.fetch_add(1, Ordering::SeqCst);
-        let _done = InFlight(&self.in_flight);
-        let started = Instant::now();
-        let rsp = match self.process(req, turn.as_ref()) {
+        let result = result.map(|(done, notices)| {
+            self.dispatch(notices);
+            done
+        });
+        self.respond(req, started, result)
+    }
+
+    /// The response to `req` for `result`, logged; `None` if the request asked for none.
+    fn respond(
+        &self,
+        req: &RequestPrimitive,
+        started: Instant,
+        result: Result<Success, Error>,
+    ) -> Option<ResponsePrimitive> {
+        let rsp = match result {
             Ok(ok) => ResponsePrimitive::new(ok.rsc, &req.rqi, req.rvi.clone(), ok.pc),
             Err(e) => {
                 if e.rsc == Rsc::INTERNAL_SERVER_ERROR {
@@ -302,22 +351,9 @@ impl Cse {
         (req.rt != ResponseType::NoResponse).then_some(rsp)
     }
 
-    fn process(&self, req: &RequestPrimitive, turn: Option<&Turn>) -> Result<Success, Error> {
-        // A plain write is checked at once and waits for its turn only to queue its write (see
-        // `write_in_turn`); everything else (reads, forwarding, and subscriptions, whose
-        // verification reads and calls out) waits until the originator's earlier requests are
-        // done.
-        if let Some(turn) = turn {
-            let plain_write = match req.op {
-                Operation::Create => req.ty != Some(ResourceType::Subscription.code() as u64),
-                Operation::Update => req.pc.as_ref().and_then(|pc| pc.get("m2m:sub")).is_none(),
-                Operation::Delete => true,
-                Operation::Retrieve | Operation::Notify => false,
-            };
-            if !(plain_write && req.fc.is_none() && !req.to.starts_with('/')) {
-                turn.before_read();
-            }
-        }
+    /// The checks every request passes before anything is read: release, response type,
+    /// originator, filter criteria, and where the target is.
+    fn check(&self, req: &RequestPrimitive) -> Result<Checked, Error> {
         if let Some(rvi) = &req.rvi {
             if !SUPPORTED_RELEASES.contains(&rvi.as_str()) {
                 return Err(Error::new(
@@ -357,20 +393,114 @@ impl Cse {
             _ if registering => String::new(),
             _ => return Err(Error::bad_request("missing originator (fr)")),
         };
-        let (base, virt) = match parse_target(&req.to, &self.rules.me)? {
-            Target::Local { base, virt } => (base, virt),
-            Target::Remote { csi } => return self.forward(req, &originator, &csi),
+        let route = match parse_target(&req.to, &self.rules.me)? {
+            Target::Remote { csi } => Route::Remote(csi),
+            Target::Local { base, virt } => match discovery {
+                Some(filter) => Route::Discover { base, virt, filter },
+                None => Route::Local { base, virt },
+            },
         };
-        if let Some(filter) = discovery {
-            return self.discover(req, &originator, &base, virt, &filter);
+        Ok(Checked { originator, route })
+    }
+
+    /// A plain create, update or delete becomes a write for the store; the rest goes on to
+    /// the blocking path.
+    fn plan_write(&self, req: &RequestPrimitive, checked: Checked) -> Result<Plan, Error> {
+        let Checked { originator, route } = checked;
+        let Route::Local { base, virt } = route else {
+            return Ok(Plan::Blocking(Box::new(Checked { originator, route })));
+        };
+        let subscription = match req.op {
+            Operation::Create => req.ty == Some(ResourceType::Subscription.code() as u64),
+            Operation::Update => req.pc.as_ref().and_then(|pc| pc.get("m2m:sub")).is_some(),
+            Operation::Delete => false,
+            Operation::Retrieve | Operation::Notify => true,
+        };
+        if subscription {
+            return Ok(Plan::Blocking(Box::new(Checked {
+                originator,
+                route: Route::Local { base, virt },
+            })));
         }
+        Ok(Plan::Write(match req.op {
+            Operation::Create => {
+                let (ty, rcn, attrs) = create_content(req, virt)?;
+                self.create_write(req, originator, base, ty, rcn, attrs, None)
+            }
+            Operation::Update => self.update_write(req, originator, base, virt)?,
+            _ => self.delete_write(req, originator, base, virt)?,
+        }))
+    }
+
+    /// Requests that read, call out, or verify before they write. Blocking.
+    fn process_blocking(&self, req: &RequestPrimitive, checked: Checked) -> Result<Success, Error> {
+        let Checked { originator, route } = checked;
+        let (base, virt) = match route {
+            Route::Remote(csi) => return self.forward(req, &originator, &csi),
+            Route::Discover { base, virt, filter } => {
+                return self.discover(req, &originator, &base, virt, &filter)
+            }
+            Route::Local { base, virt } => (base, virt),
+        };
         match req.op {
-            Operation::Create => self.create(req, originator, base, virt, turn),
+            Operation::Create => {
+                let (ty, rcn, attrs) = create_content(req, virt)?;
+                let mut preset_ri = None;
+                if ty == ResourceType::Subscription {
+                    // Only someone allowed to subscribe there makes this CSE call out to
+                    // verify.
+                    let target = self
+                        .store
+                        .read(|r| resources::resolve(r, &base, None, &req.to))?;
+                    access::check(&self.rules, &originator, Operation::Create, &target)?;
+                    let ri = format!("sub{:012x}", rand::random::<u64>() >> 16);
+                    self.verify(&originator, &ri, &string_list(attrs.get("nu")))?;
+                    preset_ri = Some(ri);
+                }
+                self.write(self.create_write(req, originator, base, ty, rcn, attrs, preset_ri))
+            }
             Operation::Retrieve => self.retrieve(req, &originator, &base, virt),
-            Operation::Update => self.update(req, originator, base, virt, turn),
-            Operation::Delete => self.delete(req, originator, base, virt, turn),
+            Operation::Update => {
+                // New notification targets of a subscription are verified before they are
+                // stored.
+                if let Some(new_nus) = req
+                    .pc
+                    .as_ref()
+                    .and_then(|pc| pc.get("m2m:sub"))
+                    .and_then(|s| s.get("nu"))
+                {
+                    let current = self
+                        .store
+                        .read(|r| resources::resolve(r, &base, None, &req.to))?;
+                    if current.ty == ResourceType::Subscription {
+                        access::check(&self.rules, &originator, Operation::Update, &current)?;
+                        let old = string_list(current.attrs.get("nu"));
+                        let added: Vec<String> = string_list(Some(new_nus))
+                            .into_iter()
+                            .filter(|n| !old.contains(n))
+                            .collect();
+                        self.verify(&originator, &current.ri, &added)?;
+                    }
+                }
+                self.write(self.update_write(req, originator, base, virt)?)
+            }
+            Operation::Delete => self.write(self.delete_write(req, originator, base, virt)?),
             Operation::Notify => self.notify_entity(req, &base, virt),
         }
+    }
+
+    /// Runs a write, waits for its commit, then sends the notifications it caused. Blocking.
+    fn write(&self, f: WriteFn) -> Result<Success, Error> {
+        let (done, notices) = self
+            .store
+            .submit(move |w| {
+                let mut notices = Vec::new();
+                let done = f(w, &mut notices)?;
+                Ok::<_, Error>((done, notices))
+            })
+            .wait()?;
+        self.dispatch(notices);
+        Ok(done)
     }
 
     /// A request for a resource on another CSE goes on to it (or towards it, through our
@@ -449,54 +579,18 @@ impl Cse {
         })
     }
 
-    fn create(
+    /// The write that creates the resource, with the answer `rcn` asks for.
+    #[allow(clippy::too_many_arguments)]
+    fn create_write(
         &self,
         req: &RequestPrimitive,
         originator: String,
         parent: Base,
-        virt: Option<address::Virtual>,
-        turn: Option<&Turn>,
-    ) -> Result<Success, Error> {
-        let ty = match req.ty {
-            None => return Err(Error::bad_request("missing ty in CREATE request")),
-            Some(ty) => u16::try_from(ty)
-                .ok()
-                .and_then(ResourceType::from_u16)
-                .ok_or_else(|| {
-                    Error::bad_request(format!("resource type {ty} is not supported"))
-                })?,
-        };
-        if !resources::creatable(ty) {
-            return Err(Error::new(
-                if ty == ResourceType::CseBase {
-                    Rsc::OPERATION_NOT_ALLOWED
-                } else {
-                    Rsc::NOT_IMPLEMENTED
-                },
-                format!(
-                    "creating {} (ty {}) is not supported",
-                    ty.root_name(),
-                    ty.code()
-                ),
-            ));
-        }
-        if virt.is_some() {
-            return Err(Error::not_allowed("nothing can be created under la or ol"));
-        }
-        let rcn = result_content(req.rcn, 1, &[0, 1, 2, 3], "CREATE")?;
-        let attrs = resources::content(req.pc.as_ref(), ty)?;
-        attributes::validate(ty, attributes::Op::Create, &attrs)?;
-        let mut preset_ri = None;
-        if ty == ResourceType::Subscription {
-            // Only someone allowed to subscribe there makes this CSE call out to verify.
-            let target = self
-                .store
-                .read(|r| resources::resolve(r, &parent, None, &req.to))?;
-            access::check(&self.rules, &originator, Operation::Create, &target)?;
-            let ri = format!("sub{:012x}", rand::random::<u64>() >> 16);
-            self.verify(&originator, &ri, &string_list(attrs.get("nu")))?;
-            preset_ri = Some(ri);
-        }
+        ty: ResourceType,
+        rcn: u64,
+        attrs: serde_json::Map<String, Value>,
+        preset_ri: Option<String>,
+    ) -> WriteFn {
         let rules = self.rules.clone();
         let new = resources::NewResource {
             ty,
@@ -504,21 +598,21 @@ impl Cse {
             requested_id: req.fr.clone(),
             ri: preset_ri,
         };
-        let created = self.write_in_turn(turn, move |w, out| {
-            resources::create(w, &rules, &originator, &parent, new, out)
-        })?;
-        let pc = match rcn {
-            0 => None,
-            2 => Some(json!({ "m2m:uri": created.srn })),
-            3 => {
-                let short = created.ty.root_name().trim_start_matches("m2m:");
-                Some(json!({ "m2m:rce": { short: created.attrs, "uri": created.srn } }))
-            }
-            _ => Some(created.to_pc()),
-        };
-        Ok(Success {
-            rsc: Rsc::CREATED,
-            pc,
+        Box::new(move |w, out| {
+            let created = resources::create(w, &rules, &originator, &parent, new, out)?;
+            let pc = match rcn {
+                0 => None,
+                2 => Some(json!({ "m2m:uri": created.srn })),
+                3 => {
+                    let short = created.ty.root_name().trim_start_matches("m2m:");
+                    Some(json!({ "m2m:rce": { short: created.attrs, "uri": created.srn } }))
+                }
+                _ => Some(created.to_pc()),
+            };
+            Ok(Success {
+                rsc: Rsc::CREATED,
+                pc,
+            })
         })
     }
 
@@ -583,14 +677,13 @@ impl Cse {
         })
     }
 
-    fn update(
+    fn update_write(
         &self,
         req: &RequestPrimitive,
         originator: String,
         base: Base,
         virt: Option<address::Virtual>,
-        turn: Option<&Turn>,
-    ) -> Result<Success, Error> {
+    ) -> Result<WriteFn, Error> {
         if virt.is_some() {
             return Err(Error::not_allowed("la and ol cannot be updated"));
         }
@@ -599,85 +692,172 @@ impl Cse {
             .pc
             .clone()
             .ok_or_else(|| Error::bad_request("an UPDATE needs content (pc)"))?;
-        // New notification targets of a subscription are verified before they are stored.
-        if let Some(new_nus) = pc.get("m2m:sub").and_then(|s| s.get("nu")) {
-            let current = self
-                .store
-                .read(|r| resources::resolve(r, &base, None, &req.to))?;
-            if current.ty == ResourceType::Subscription {
-                access::check(&self.rules, &originator, Operation::Update, &current)?;
-                let old = string_list(current.attrs.get("nu"));
-                let added: Vec<String> = string_list(Some(new_nus))
-                    .into_iter()
-                    .filter(|n| !old.contains(n))
-                    .collect();
-                self.verify(&originator, &current.ri, &added)?;
-            }
-        }
         let rules = self.rules.clone();
         let to = req.to.clone();
-        let updated = self.write_in_turn(turn, move |w, out| {
-            resources::update(w, &rules, &originator, &base, &to, pc, out)
-        })?;
-        Ok(Success {
-            rsc: Rsc::UPDATED,
-            pc: (rcn == 1).then(|| updated.to_pc()),
-        })
+        Ok(Box::new(move |w, out| {
+            let updated = resources::update(w, &rules, &originator, &base, &to, pc, out)?;
+            Ok(Success {
+                rsc: Rsc::UPDATED,
+                pc: (rcn == 1).then(|| updated.to_pc()),
+            })
+        }))
     }
 
-    /// Queues a write for the writer, lets the originator's next request go on, waits for the
-    /// commit, then sends the notifications the write caused.
-    fn write_in_turn<T: Send + 'static>(
-        &self,
-        turn: Option<&Turn>,
-        f: impl FnOnce(&crate::store::Writer, &mut Vec<Notice>) -> Result<T, Error> + Send + 'static,
-    ) -> Result<T, Error> {
-        if let Some(turn) = turn {
-            turn.before_write();
-        }
-        let pending = self.store.submit(move |w| {
-            let mut out = Vec::new();
-            let value = f(w, &mut out)?;
-            Ok::<_, Error>((value, out))
-        });
-        if let Some(turn) = turn {
-            turn.write_queued();
-        }
-        let (value, notices) = pending.wait()?;
-        // Writes of one batch wake up in any order; the notifications they caused leave in
-        // the order of the requests.
-        if let Some(turn) = turn {
-            turn.before_read();
-        }
-        self.dispatch(notices);
-        Ok(value)
-    }
-
-    fn delete(
+    fn delete_write(
         &self,
         req: &RequestPrimitive,
         originator: String,
         base: Base,
         virt: Option<address::Virtual>,
-        turn: Option<&Turn>,
-    ) -> Result<Success, Error> {
+    ) -> Result<WriteFn, Error> {
         let rcn = result_content(req.rcn, 0, &[0, 1], "DELETE")?;
         let rules = self.rules.clone();
         let to = req.to.clone();
-        let deleted = self.write_in_turn(turn, move |w, out| {
+        Ok(Box::new(move |w, out| {
             let target = resources::resolve(w, &base, virt, &to)?;
             access::check(&rules, &originator, Operation::Delete, &target)?;
             if target.ty == ResourceType::CseBase {
                 return Err(Error::not_allowed("the CSEBase cannot be deleted"));
             }
             resources::delete(w, &rules, &target, out)?;
-            Ok(target)
-        })?;
-        Ok(Success {
-            rsc: Rsc::DELETED,
-            pc: (rcn == 1).then(|| deleted.to_pc()),
-        })
+            Ok(Success {
+                rsc: Rsc::DELETED,
+                pc: (rcn == 1).then(|| target.to_pc()),
+            })
+        }))
     }
+}
+
+/// The checks on a CREATE that need no I/O: the type, the answer asked for, and the content.
+fn create_content(
+    req: &RequestPrimitive,
+    virt: Option<address::Virtual>,
+) -> Result<(ResourceType, u64, serde_json::Map<String, Value>), Error> {
+    let ty = match req.ty {
+        None => return Err(Error::bad_request("missing ty in CREATE request")),
+        Some(ty) => u16::try_from(ty)
+            .ok()
+            .and_then(ResourceType::from_u16)
+            .ok_or_else(|| Error::bad_request(format!("resource type {ty} is not supported")))?,
+    };
+    if !resources::creatable(ty) {
+        return Err(Error::new(
+            if ty == ResourceType::CseBase {
+                Rsc::OPERATION_NOT_ALLOWED
+            } else {
+                Rsc::NOT_IMPLEMENTED
+            },
+            format!(
+                "creating {} (ty {}) is not supported",
+                ty.root_name(),
+                ty.code()
+            ),
+        ));
+    }
+    if virt.is_some() {
+        return Err(Error::not_allowed("nothing can be created under la or ol"));
+    }
+    let rcn = result_content(req.rcn, 1, &[0, 1, 2, 3], "CREATE")?;
+    let attrs = resources::content(req.pc.as_ref(), ty)?;
+    attributes::validate(ty, attributes::Op::Create, &attrs)?;
+    Ok((ty, rcn, attrs))
+}
+
+/// What a request turned into, without waiting for anything (see [`Cse::begin`]).
+// The large variant is the hot one (a write); boxing it would cost an allocation per request
+// for a value that lives only until the caller's `match`.
+#[allow(clippy::large_enum_variant)]
+pub enum Begun {
+    /// Answered at once (`None`: no answer is due).
+    Answered(Option<ResponsePrimitive>),
+    /// Its write is queued for the store.
+    Writing(PendingWrite),
+    /// It must run on a blocking thread: [`Blocked::run`].
+    Blocking(Box<Blocked>),
+}
+
+/// A write on its way to the disk; its answer once committed.
+pub struct PendingWrite {
+    cse: Cse,
+    req: RequestPrimitive,
+    started: Instant,
+    submitted: crate::store::Submitted<(Success, Vec<Notice>), Error>,
+    _guard: InFlight,
+}
+
+impl PendingWrite {
+    /// Waits (without blocking a thread) for the commit, queues the notifications the write
+    /// caused, and gives the answer.
+    pub async fn finish(self) -> Option<ResponsePrimitive> {
+        let PendingWrite {
+            cse,
+            req,
+            started,
+            submitted,
+            _guard,
+        } = self;
+        cse.written(&req, started, submitted.done().await)
+    }
+
+    /// As [`finish`](Self::finish), blocking the calling thread.
+    pub fn wait(self) -> Option<ResponsePrimitive> {
+        let PendingWrite {
+            cse,
+            req,
+            started,
+            submitted,
+            _guard,
+        } = self;
+        cse.written(&req, started, submitted.wait())
+    }
+}
+
+/// A request for the blocking path.
+pub struct Blocked {
+    cse: Cse,
+    req: RequestPrimitive,
+    checked: Checked,
+    started: Instant,
+    _guard: InFlight,
+}
+
+impl Blocked {
+    /// Handles the request to its answer. Blocking: run it on a blocking thread.
+    pub fn run(self) -> Option<ResponsePrimitive> {
+        let result = self.cse.process_blocking(&self.req, self.checked);
+        self.cse.respond(&self.req, self.started, result)
+    }
+}
+
+/// A write to run in the store's transaction; it collects the notices it causes.
+type WriteFn = Box<
+    dyn FnOnce(&crate::store::Writer, &mut Vec<Notice>) -> Result<Success, Error> + Send + 'static,
+>;
+
+enum Plan {
+    Write(WriteFn),
+    Blocking(Box<Checked>),
+}
+
+/// What the checks found: who asks, and where the request goes.
+pub struct Checked {
+    originator: String,
+    route: Route,
+}
+
+enum Route {
+    /// Another CSE's resource: forwarded.
+    Remote(String),
+    /// A discovery under a local resource.
+    Discover {
+        base: Base,
+        virt: Option<address::Virtual>,
+        filter: discovery::Filter,
+    },
+    Local {
+        base: Base,
+        virt: Option<address::Virtual>,
+    },
 }
 
 /// Checks `rcn` against what this CSE supports for the operation.
@@ -692,10 +872,17 @@ fn result_content(rcn: Option<u64>, default: u64, allowed: &[u64], op: &str) -> 
     }
 }
 
-/// Counts a request out of [`Cse::in_flight`] however it ends.
-struct InFlight<'a>(&'a AtomicUsize);
+/// Counts a request in [`Cse::in_flight`] until it ends, however it ends.
+struct InFlight(Arc<AtomicUsize>);
 
-impl Drop for InFlight<'_> {
+impl InFlight {
+    fn enter(count: &Arc<AtomicUsize>) -> InFlight {
+        count.fetch_add(1, Ordering::SeqCst);
+        InFlight(count.clone())
+    }
+}
+
+impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::SeqCst);
     }

@@ -187,6 +187,17 @@ impl<T, E: From<StoreError>> Submitted<T, E> {
             .recv()
             .unwrap_or_else(|_| Err(StoreError::Closed.into()))
     }
+
+    /// Waits, without blocking the thread, until the write is committed (or failed).
+    pub async fn done(self) -> Result<T, E> {
+        if !self.queued {
+            return Err(StoreError::Closed.into());
+        }
+        self.rx
+            .recv_async()
+            .await
+            .unwrap_or_else(|_| Err(StoreError::Closed.into()))
+    }
 }
 
 /// Read access to the resource tree.

@@ -1,24 +1,27 @@
 //! The CSE's in-process link to the embedded broker. It subscribes to the request topics of
-//! this CSE, hands each request to the dispatcher on a blocking thread, and publishes the
-//! answer on the matching response topic.
+//! this CSE, hands each request to the dispatcher, and publishes the answer on the matching
+//! response topic.
 //!
-//! Ordering: requests from one originator (one topic originator level) are handled one after
-//! another, in the order the broker delivered them, so a device that pipelines CREATEs finds
-//! its last one in `la`. Requests from different originators run concurrently, so a slow one
-//! holds up nobody else.
+//! Ordering: requests from one originator (one topic originator level) are taken in the order
+//! the broker delivered them, so a device that pipelines CREATEs finds its last one in `la`,
+//! and their answers leave in that order. Their writes are queued for the store at once and
+//! commit together; a read waits for the writes before it. Requests from different originators
+//! run concurrently, so a slow one holds up nobody else.
 
 use super::broker::EmbeddedBroker;
 use crate::binding::Serialization;
-use crate::cse::turn::{Sequence, Turn};
-use crate::cse::Cse;
+use crate::cse::{Begun, Blocked, Cse, PendingWrite};
 use crate::onem2m::address::originator_to_local;
 use crate::onem2m::topic::{id_from_topic, id_to_topic, Topic, TopicKind};
 use crate::onem2m::{Error, Operation, RequestPrimitive, ResourceType, ResponsePrimitive, Rsc};
 use bytes::Bytes;
+use futures_util::stream::{FuturesOrdered, StreamExt};
 use rand::Rng;
 use rumqttd::local::{LinkRx, LinkTx};
 use rumqttd::Notification;
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
@@ -404,50 +407,96 @@ fn queue_key(topic: &Bytes) -> Bytes {
     topic.slice(..end)
 }
 
-/// Handles one originator's requests in order until it has been idle for a while.
-/// Requests of one originator being handled at once (in turn order, see `cse::turn`).
-/// Each waits on a blocking thread, so this also bounds the threads one originator can hold.
-const PIPELINE: usize = 16;
+/// Answers of one originator in progress at once. Writes in progress hold no thread (they
+/// wait in the store's queue), so this only bounds the memory one originator's burst holds.
+const PIPELINE: usize = 64;
 
+/// The topic and body of an answer to publish, if one is due.
+type Outgoing = Option<(String, Vec<u8>)>;
+
+/// An answer on its way: resolves once the request is done.
+type Answer = Pin<Box<dyn Future<Output = Outgoing> + Send>>;
+
+/// Handles one originator's requests in arrival order until it has been idle for a while.
+///
+/// Each request is taken as far as it goes at once ([`Cse::begin`]): a write is queued for the
+/// store right away, so the writes of a device that pipelines reach the store in order and
+/// commit together, and no thread waits for them. A request that reads (or calls out) first
+/// waits until every earlier request of the originator is answered, and the next one waits
+/// for it, so it sees exactly the writes sent before it. Answers leave in arrival order.
 async fn serve_queue(cse: Cse, local: Arc<LocalLink>, mut jobs: mpsc::UnboundedReceiver<Job>) {
-    let mut sequence = Sequence::default();
-    let mut running = std::collections::VecDeque::new();
+    let mut running: FuturesOrdered<Answer> = FuturesOrdered::new();
     loop {
-        let job = match tokio::time::timeout(IDLE, jobs.recv()).await {
-            Ok(Some(job)) => job,
-            Ok(None) => return,
-            Err(_) => {
-                // Let every request still running finish, so that a queue started after this
-                // one closes cannot overtake them; then refuse new jobs and finish what was
-                // queued meanwhile.
-                while let Some(h) = running.pop_front() {
-                    if let Err(e) = h.await {
-                        tracing::error!(error = %e, "request handler panicked");
+        let job = if running.is_empty() {
+            match tokio::time::timeout(IDLE, jobs.recv()).await {
+                Ok(Some(job)) => job,
+                Ok(None) => return,
+                Err(_) => {
+                    // Refuse new jobs (the dispatcher starts a new queue for them), then finish
+                    // what was queued meanwhile. Nothing is in progress, so the new queue
+                    // cannot overtake anything of this one.
+                    jobs.close();
+                    match jobs.try_recv() {
+                        Ok(job) => job,
+                        Err(_) => return,
                     }
                 }
-                jobs.close();
-                match jobs.try_recv() {
-                    Ok(job) => job,
-                    Err(_) => return,
+            }
+        } else {
+            let room = running.len() < PIPELINE;
+            tokio::select! {
+                biased;
+                Some(out) = running.next() => {
+                    send(&local, out);
+                    continue;
                 }
+                job = jobs.recv(), if room => match job {
+                    Some(job) => job,
+                    None => {
+                        while let Some(out) = running.next().await {
+                            send(&local, out);
+                        }
+                        return;
+                    }
+                },
             }
         };
-        let (cse, local) = (cse.clone(), local.clone());
-        let turn = sequence.next_turn();
-        running.push_back(tokio::task::spawn_blocking(move || {
-            if let Some((topic, body)) = handle(&cse, &job.topic, &job.payload, turn) {
-                local.publish(topic, body);
-            }
-        }));
-        // Requests finish in turn order, so the oldest is the one to wait for.
-        while running.len() >= PIPELINE || running.front().is_some_and(|h| h.is_finished()) {
-            let Some(oldest) = running.pop_front() else {
-                break;
-            };
-            if let Err(e) = oldest.await {
-                tracing::error!(error = %e, "request handler panicked");
+        let Job {
+            topic,
+            payload,
+            _permits: permits,
+        } = job;
+        match start(&cse, &topic, &payload) {
+            Step::Now(out) => running.push_back(Box::pin(async move {
+                drop(permits);
+                out
+            })),
+            Step::Write(pending, reply) => running.push_back(Box::pin(async move {
+                let out = reply.encode(pending.finish().await);
+                drop(permits);
+                out
+            })),
+            Step::Blocking(blocked, reply) => {
+                while let Some(out) = running.next().await {
+                    send(&local, out);
+                }
+                let out = match tokio::task::spawn_blocking(move || blocked.run()).await {
+                    Ok(rsp) => reply.encode(rsp),
+                    Err(e) => {
+                        tracing::error!(error = %e, "request handler panicked");
+                        None
+                    }
+                };
+                drop(permits);
+                send(&local, out);
             }
         }
+    }
+}
+
+fn send(local: &LocalLink, out: Outgoing) {
+    if let Some((topic, body)) = out {
+        local.publish(topic, body);
     }
 }
 
@@ -455,48 +504,63 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Turns one incoming publish into the topic and body of its answer, if one is due.
-fn handle(cse: &Cse, topic: &Bytes, payload: &Bytes, turn: Turn) -> Option<(String, Vec<u8>)> {
+/// How one incoming publish proceeds.
+#[allow(clippy::large_enum_variant)] // as `Begun`: the large variant is the hot one
+enum Step {
+    /// Answered already (or nothing to answer).
+    Now(Outgoing),
+    /// A write queued for the store.
+    Write(PendingWrite, Reply),
+    /// A request for a blocking thread.
+    Blocking(Box<Blocked>, Reply),
+}
+
+/// Where and how the answer to a request goes.
+struct Reply {
+    topic: String,
+    ser: Serialization,
+}
+
+impl Reply {
+    fn encode(&self, rsp: Option<ResponsePrimitive>) -> Outgoing {
+        rsp.map(|rsp| (self.topic.clone(), self.ser.encode(&rsp.to_value())))
+    }
+}
+
+/// Reads one incoming publish and takes it as far as it goes without waiting.
+fn start(cse: &Cse, topic: &Bytes, payload: &Bytes) -> Step {
     let Ok(topic) = std::str::from_utf8(topic) else {
         tracing::warn!("ignoring a publish whose topic is not UTF-8");
-        return None;
+        return Step::Now(None);
     };
     let Some(parsed) = Topic::parse(topic) else {
         tracing::warn!(%topic, "ignoring a publish on a malformed oneM2M topic");
-        return None;
+        return Step::Now(None);
     };
-    let (ser, rsp) = match Serialization::from_topic_level(parsed.serialization) {
-        Some(ser) => (ser, answer(cse, &parsed, ser, payload, turn)),
-        None => {
-            let level = parsed.serialization.unwrap_or_default();
-            tracing::warn!(%topic, "request in an unsupported serialization");
-            let err = Error::new(
-                Rsc::UNSUPPORTED_MEDIA_TYPE,
-                format!("serialization '{level}' is not supported; publish to .../json"),
-            );
-            (
-                Serialization::Json,
-                Some(ResponsePrimitive::error(&err, "", None)),
-            )
-        }
+    let Some(ser) = Serialization::from_topic_level(parsed.serialization) else {
+        let level = parsed.serialization.unwrap_or_default();
+        tracing::warn!(%topic, "request in an unsupported serialization");
+        let err = Error::new(
+            Rsc::UNSUPPORTED_MEDIA_TYPE,
+            format!("serialization '{level}' is not supported; publish to .../json"),
+        );
+        let reply = Reply {
+            topic: parsed.response_topic("json"),
+            ser: Serialization::Json,
+        };
+        return Step::Now(reply.encode(Some(ResponsePrimitive::error(&err, "", None))));
     };
-    let rsp = rsp?;
-    Some((
-        parsed.response_topic(ser.name()),
-        ser.encode(&rsp.to_value()),
-    ))
-}
-
-fn answer(
-    cse: &Cse,
-    topic: &Topic,
-    ser: Serialization,
-    payload: &[u8],
-    turn: Turn,
-) -> Option<ResponsePrimitive> {
+    let reply = Reply {
+        topic: parsed.response_topic(ser.name()),
+        ser,
+    };
     let reject = |err: Error, rqi: Option<String>, rvi: Option<String>| {
-        tracing::warn!(originator = topic.originator, rsc = err.rsc.code(), dbg = %err.dbg, "request rejected");
-        Some(ResponsePrimitive::error(&err, rqi.unwrap_or_default(), rvi))
+        tracing::warn!(originator = parsed.originator, rsc = err.rsc.code(), dbg = %err.dbg, "request rejected");
+        Step::Now(reply.encode(Some(ResponsePrimitive::error(
+            &err,
+            rqi.unwrap_or_default(),
+            rvi,
+        ))))
     };
     let body = match ser.decode(payload) {
         Ok(v) => v,
@@ -506,10 +570,14 @@ fn answer(
         Ok(r) => r,
         Err(e) => return reject(e.error, e.rqi, None),
     };
-    if let Err(err) = check_topic(cse, topic, &mut req) {
+    if let Err(err) = check_topic(cse, &parsed, &mut req) {
         return reject(err, Some(req.rqi), req.rvi);
     }
-    cse.handle_in_turn(&req, Some(turn))
+    match cse.begin(req) {
+        Begun::Answered(rsp) => Step::Now(reply.encode(rsp)),
+        Begun::Writing(pending) => Step::Write(pending, reply),
+        Begun::Blocking(blocked) => Step::Blocking(blocked, reply),
+    }
 }
 
 /// TS-0010 consistency between the topic and the primitive.
