@@ -71,7 +71,7 @@ async fn handle(
     // blocking thread.
     let handled = match cse.begin(req) {
         Begun::Answered(rsp) => Ok(rsp),
-        Begun::Writing(pending) => Ok(pending.finish().await),
+        Begun::Write(write) => Ok(write.submit().finish().await),
         Begun::Blocking(blocked) => tokio::task::spawn_blocking(move || blocked.run()).await,
     };
     match handled {

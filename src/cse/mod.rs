@@ -268,12 +268,13 @@ impl Cse {
     }
 
     /// Takes a request as far as it goes without waiting: an answer (a request refused by the
-    /// checks, which need no I/O), a write queued for the store (creates, updates and deletes,
-    /// the hot path), or the rest, which must run on a blocking thread (reads, discovery,
-    /// forwarding, and subscriptions, whose verification calls out). Never blocks.
+    /// checks, which need no I/O), a write for the store (creates, updates and deletes, the hot
+    /// path), or the rest, which must run on a blocking thread (reads, discovery, forwarding,
+    /// and subscriptions, whose verification calls out). Never blocks.
     ///
-    /// Writes reach the store in the order `begin` is called, so a binding that calls it in
-    /// arrival order keeps one originator's writes in order without waiting for their commits.
+    /// Writes reach the store in the order they are [submitted](Write::submit), so a binding
+    /// that submits in arrival order keeps one originator's writes in order without waiting for
+    /// their commits.
     pub fn begin(&self, req: RequestPrimitive) -> Begun {
         let guard = InFlight::enter(&self.in_flight);
         let started = Instant::now();
@@ -282,16 +283,12 @@ impl Cse {
             .and_then(|checked| self.plan_write(&req, checked));
         match planned {
             Err(e) => Begun::Answered(self.respond(&req, started, Err(e))),
-            Ok(Plan::Write(f)) => Begun::Writing(PendingWrite {
-                submitted: self.store.submit(move |w| {
-                    let mut notices = Vec::new();
-                    let done = f(w, &mut notices)?;
-                    Ok::<_, Error>((done, notices))
-                }),
+            Ok(Plan::Write(f)) => Begun::Write(Write {
+                f,
                 cse: self.clone(),
                 req,
                 started,
-                _guard: guard,
+                guard,
             }),
             Ok(Plan::Blocking(checked)) => Begun::Blocking(Box::new(Blocked {
                 cse: self.clone(),
@@ -308,7 +305,7 @@ impl Cse {
     pub fn handle(&self, req: RequestPrimitive) -> Option<ResponsePrimitive> {
         match self.begin(req) {
             Begun::Answered(rsp) => rsp,
-            Begun::Writing(pending) => pending.wait(),
+            Begun::Write(write) => write.submit().wait(),
             Begun::Blocking(blocked) => blocked.run(),
         }
     }
@@ -770,10 +767,43 @@ fn create_content(
 pub enum Begun {
     /// Answered at once (`None`: no answer is due).
     Answered(Option<ResponsePrimitive>),
-    /// Its write is queued for the store.
-    Writing(PendingWrite),
+    /// A write for the store: [`Write::submit`].
+    Write(Write),
     /// It must run on a blocking thread: [`Blocked::run`].
     Blocking(Box<Blocked>),
+}
+
+/// A request's write, ready for the store.
+pub struct Write {
+    f: WriteFn,
+    cse: Cse,
+    req: RequestPrimitive,
+    started: Instant,
+    guard: InFlight,
+}
+
+impl Write {
+    /// Queues the write for the store; writes run in the order they are submitted.
+    pub fn submit(self) -> PendingWrite {
+        let Write {
+            f,
+            cse,
+            req,
+            started,
+            guard,
+        } = self;
+        PendingWrite {
+            submitted: cse.store.submit(move |w| {
+                let mut notices = Vec::new();
+                let done = f(w, &mut notices)?;
+                Ok::<_, Error>((done, notices))
+            }),
+            cse,
+            req,
+            started,
+            _guard: guard,
+        }
+    }
 }
 
 /// A write on its way to the disk; its answer once committed.

@@ -10,7 +10,7 @@
 
 use super::broker::EmbeddedBroker;
 use crate::binding::Serialization;
-use crate::cse::{Begun, Blocked, Cse, PendingWrite};
+use crate::cse::{Begun, Blocked, Cse, Write};
 use crate::onem2m::address::originator_to_local;
 use crate::onem2m::topic::{id_from_topic, id_to_topic, Topic, TopicKind};
 use crate::onem2m::{Error, Operation, RequestPrimitive, ResourceType, ResponsePrimitive, Rsc};
@@ -421,11 +421,12 @@ type Answer = Pin<Box<dyn Future<Output = Outgoing> + Send>>;
 ///
 /// Each request is taken as far as it goes at once ([`Cse::begin`]): a write is queued for the
 /// store right away, so the writes of a device that pipelines reach the store in order and
-/// commit together, and no thread waits for them. A request that reads (or calls out) first
-/// waits until every earlier request of the originator is answered, and the next one waits
-/// for it, so it sees exactly the writes sent before it. Answers leave in arrival order.
+/// commit together, and no thread waits for them. Reads (and whatever else runs on a blocking
+/// thread) run side by side, but never beside a write of the same originator: a read waits
+/// until the writes before it are answered, and a write until the reads before it are, so each
+/// sees exactly what was sent before it. Answers leave in arrival order.
 async fn serve_queue(cse: Cse, local: Arc<LocalLink>, mut jobs: mpsc::UnboundedReceiver<Job>) {
-    let mut running: FuturesOrdered<Answer> = FuturesOrdered::new();
+    let mut running = Running::default();
     loop {
         let job = if running.is_empty() {
             match tokio::time::timeout(IDLE, jobs.recv()).await {
@@ -453,9 +454,7 @@ async fn serve_queue(cse: Cse, local: Arc<LocalLink>, mut jobs: mpsc::UnboundedR
                 job = jobs.recv(), if room => match job {
                     Some(job) => job,
                     None => {
-                        while let Some(out) = running.next().await {
-                            send(&local, out);
-                        }
+                        running.drain(&local).await;
                         return;
                     }
                 },
@@ -467,29 +466,109 @@ async fn serve_queue(cse: Cse, local: Arc<LocalLink>, mut jobs: mpsc::UnboundedR
             _permits: permits,
         } = job;
         match start(&cse, &topic, &payload) {
-            Step::Now(out) => running.push_back(Box::pin(async move {
-                drop(permits);
-                out
-            })),
-            Step::Write(pending, reply) => running.push_back(Box::pin(async move {
-                let out = reply.encode(pending.finish().await);
-                drop(permits);
-                out
-            })),
-            Step::Blocking(blocked, reply) => {
-                while let Some(out) = running.next().await {
-                    send(&local, out);
-                }
-                let out = match tokio::task::spawn_blocking(move || blocked.run()).await {
-                    Ok(rsp) => reply.encode(rsp),
-                    Err(e) => {
-                        tracing::error!(error = %e, "request handler panicked");
-                        None
-                    }
-                };
-                drop(permits);
-                send(&local, out);
+            Step::Now(out) => running.push(
+                Kind::Answered,
+                Box::pin(async move {
+                    drop(permits);
+                    out
+                }),
+            ),
+            Step::Write(write, reply) => {
+                running.drain_unless(Kind::Write, &local).await;
+                let pending = write.submit();
+                running.push(
+                    Kind::Write,
+                    Box::pin(async move {
+                        let out = reply.encode(pending.finish().await);
+                        drop(permits);
+                        out
+                    }),
+                );
             }
+            Step::Blocking(blocked, reply) => {
+                running.drain_unless(Kind::Blocking, &local).await;
+                let handle = tokio::task::spawn_blocking(move || blocked.run());
+                running.push(
+                    Kind::Blocking,
+                    Box::pin(async move {
+                        let out = match handle.await {
+                            Ok(rsp) => reply.encode(rsp),
+                            Err(e) => {
+                                tracing::error!(error = %e, "request handler panicked");
+                                None
+                            }
+                        };
+                        drop(permits);
+                        out
+                    }),
+                );
+            }
+        }
+    }
+}
+
+/// What an answer in progress waits for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Answered,
+    Write,
+    Blocking,
+}
+
+/// An originator's answers in progress, in arrival order.
+#[derive(Default)]
+struct Running {
+    answers: FuturesOrdered<Answer>,
+    kinds: std::collections::VecDeque<Kind>,
+    writes: usize,
+    blocking: usize,
+}
+
+impl Running {
+    fn is_empty(&self) -> bool {
+        self.kinds.is_empty()
+    }
+
+    fn len(&self) -> usize {
+        self.kinds.len()
+    }
+
+    fn push(&mut self, kind: Kind, answer: Answer) {
+        match kind {
+            Kind::Write => self.writes += 1,
+            Kind::Blocking => self.blocking += 1,
+            Kind::Answered => {}
+        }
+        self.kinds.push_back(kind);
+        self.answers.push_back(answer);
+    }
+
+    /// The oldest answer, once it is ready.
+    async fn next(&mut self) -> Option<Outgoing> {
+        let out = self.answers.next().await?;
+        match self.kinds.pop_front() {
+            Some(Kind::Write) => self.writes -= 1,
+            Some(Kind::Blocking) => self.blocking -= 1,
+            _ => {}
+        }
+        Some(out)
+    }
+
+    /// Sends every answer in progress, unless all of them are of `kind` (or answered already).
+    async fn drain_unless(&mut self, kind: Kind, local: &LocalLink) {
+        let others = match kind {
+            Kind::Write => self.blocking,
+            Kind::Blocking => self.writes,
+            Kind::Answered => 0,
+        };
+        if others > 0 {
+            self.drain(local).await;
+        }
+    }
+
+    async fn drain(&mut self, local: &LocalLink) {
+        while let Some(out) = self.next().await {
+            send(local, out);
         }
     }
 }
@@ -509,8 +588,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 enum Step {
     /// Answered already (or nothing to answer).
     Now(Outgoing),
-    /// A write queued for the store.
-    Write(PendingWrite, Reply),
+    /// A write for the store.
+    Write(Write, Reply),
     /// A request for a blocking thread.
     Blocking(Box<Blocked>, Reply),
 }
@@ -575,7 +654,7 @@ fn start(cse: &Cse, topic: &Bytes, payload: &Bytes) -> Step {
     }
     match cse.begin(req) {
         Begun::Answered(rsp) => Step::Now(reply.encode(rsp)),
-        Begun::Writing(pending) => Step::Write(pending, reply),
+        Begun::Write(write) => Step::Write(write, reply),
         Begun::Blocking(blocked) => Step::Blocking(blocked, reply),
     }
 }
