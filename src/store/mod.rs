@@ -421,11 +421,11 @@ where
     }
 }
 
-fn writer_loop(mut conn: Connection, rx: flume::Receiver<Box<dyn Job>>) {
+fn writer_loop(conn: Connection, rx: flume::Receiver<Box<dyn Job>>) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         batch.extend(rx.try_iter().take(MAX_BATCH - 1));
-        let commit = run_batch(&mut conn, &mut batch);
+        let commit = run_batch(&conn, &mut batch);
         if let Err(e) = &commit {
             tracing::error!(error = %e, jobs = batch.len(), "database commit failed");
         }
@@ -435,18 +435,33 @@ fn writer_loop(mut conn: Connection, rx: flume::Receiver<Box<dyn Job>>) {
     }
 }
 
-fn run_batch(conn: &mut Connection, batch: &mut [Box<dyn Job>]) -> Result<(), String> {
-    let mut tx = conn
-        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-        .map_err(|e| e.to_string())?;
-    for job in batch.iter_mut() {
-        let sp = tx.savepoint().map_err(|e| e.to_string())?;
-        if job.run(&sp) {
-            sp.commit().map_err(|e| e.to_string())?;
+/// Runs a batch in one transaction, each job in a savepoint of its own. The transaction and
+/// savepoint statements are prepared once (rusqlite's `Transaction` parses them every time:
+/// a tenth of the writer's time, measured with perf).
+fn run_batch(conn: &Connection, batch: &mut [Box<dyn Job>]) -> Result<(), String> {
+    let step = |sql: &str| {
+        conn.prepare_cached(sql)
+            .and_then(|mut s| s.execute([]))
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    };
+    step("BEGIN IMMEDIATE")?;
+    let ran = (|| {
+        for job in batch.iter_mut() {
+            step("SAVEPOINT job")?;
+            if !job.run(conn) {
+                step("ROLLBACK TO job")?;
+            }
+            step("RELEASE job")?;
         }
-        // A savepoint dropped without commit rolls back.
+        step("COMMIT")
+    })();
+    if ran.is_err() && !conn.is_autocommit() {
+        if let Err(e) = conn.execute_batch("ROLLBACK") {
+            tracing::error!(error = %e, "cannot roll back a failed batch");
+        }
     }
-    tx.commit().map_err(|e| e.to_string())
+    ran
 }
 
 #[cfg(test)]
