@@ -103,6 +103,65 @@ async fn pipelined_requests_from_one_device_keep_their_order() {
     assert_eq!(la["pc"]["m2m:cin"]["con"], (N - 1).to_string());
 }
 
+/// Writes and reads pipelined by one device: every read sees exactly the writes sent before it
+/// (none after), and the answers come back in the order the requests went out.
+#[tokio::test]
+async fn pipelined_reads_see_exactly_the_writes_sent_before_them() {
+    let hub = Hub::start();
+    let mut dev = Device::connect(hub.mqtt, "Cmix").await;
+    dev.listen_responses("Cmix").await;
+    register(&mut dev, "Cmix", "mix").await;
+    dev.request(
+        "Cmix",
+        create("cse-in/mix", 3, json!({"m2m:cnt":{"rn":"c"}})),
+    )
+    .await;
+
+    const N: u64 = 30;
+    let mut sent = Vec::new();
+    for i in 0..N {
+        let write = json!({"op":1,"to":"cse-in/mix/c","fr":"Cmix","rqi":format!("w{i}"),"rvi":"3",
+                           "ty":4,"pc":{"m2m:cin":{"con":i.to_string()}}});
+        // Two reads in a row (they may run side by side), then the next write.
+        let read_a =
+            json!({"op":2,"to":"cse-in/mix/c/la","fr":"Cmix","rqi":format!("a{i}"),"rvi":"3"});
+        let read_b =
+            json!({"op":2,"to":"cse-in/mix/c","fr":"Cmix","rqi":format!("b{i}"),"rvi":"3"});
+        for body in [write, read_a, read_b] {
+            sent.push(body["rqi"].as_str().unwrap().to_string());
+            dev.publish("/oneM2M/req/Cmix/id-in/json", body.to_string())
+                .await;
+        }
+    }
+    let mut answered = Vec::new();
+    while answered.len() < sent.len() {
+        let p = dev.expect(|p| p.topic.starts_with("/oneM2M/resp/")).await;
+        let v: serde_json::Value = serde_json::from_slice(&p.payload).unwrap();
+        let rqi = v["rqi"].as_str().unwrap_or_default().to_string();
+        let i: u64 = rqi[1..].parse().unwrap();
+        match &rqi[..1] {
+            "w" => assert_eq!(rsc(&v), 2001, "{v}"),
+            "a" => assert_eq!(
+                v["pc"]["m2m:cin"]["con"],
+                i.to_string(),
+                "la read after write {i} sees that write and no later one: {v}"
+            ),
+            "b" => assert_eq!(
+                v["pc"]["m2m:cnt"]["cni"],
+                i + 1,
+                "the container read after write {i} counts {} instances: {v}",
+                i + 1
+            ),
+            _ => panic!("unexpected answer {v}"),
+        }
+        answered.push(rqi);
+    }
+    assert_eq!(
+        answered, sent,
+        "answers leave in the order the requests arrived"
+    );
+}
+
 #[tokio::test]
 async fn many_devices_at_once() {
     let hub = Hub::start();
