@@ -411,6 +411,11 @@ fn queue_key(topic: &Bytes) -> Bytes {
 /// wait in the store's queue), so this only bounds the memory one originator's burst holds.
 const PIPELINE: usize = 64;
 
+/// Reads (blocking-path requests) of one originator running at once. More only make the
+/// threads take turns on the cores: with 16 in flight from each of 4 devices, allowing all of
+/// them cut retrieve `la` from 29,900 to 22,300/s on 2 cores.
+const READS_AT_ONCE: usize = 2;
+
 /// The topic and body of an answer to publish, if one is due.
 type Outgoing = Option<(String, Vec<u8>)>;
 
@@ -487,6 +492,12 @@ async fn serve_queue(cse: Cse, local: Arc<LocalLink>, mut jobs: mpsc::UnboundedR
             }
             Step::Blocking(blocked, reply) => {
                 running.drain_unless(Kind::Blocking, &local).await;
+                while running.blocking >= READS_AT_ONCE {
+                    match running.next().await {
+                        Some(out) => send(&local, out),
+                        None => break,
+                    }
+                }
                 let handle = tokio::task::spawn_blocking(move || blocked.run());
                 running.push(
                     Kind::Blocking,
