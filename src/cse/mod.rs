@@ -407,13 +407,14 @@ impl Cse {
         let Route::Local { base, virt } = route else {
             return Ok(Plan::Blocking(Box::new(Checked { originator, route })));
         };
-        let subscription = match req.op {
+        // Subscriptions verify their targets (they call out) before they are written.
+        let needs_blocking = match req.op {
             Operation::Create => req.ty == Some(ResourceType::Subscription.code() as u64),
             Operation::Update => req.pc.as_ref().and_then(|pc| pc.get("m2m:sub")).is_some(),
             Operation::Delete => false,
             Operation::Retrieve | Operation::Notify => true,
         };
-        if subscription {
+        if needs_blocking {
             return Ok(Plan::Blocking(Box::new(Checked {
                 originator,
                 route: Route::Local { base, virt },
