@@ -17,7 +17,7 @@ use crate::onem2m::{
     Base, CseIdentity, Error, Operation, RequestPrimitive, ResourceType, ResponsePrimitive,
     ResponseType, Rsc, Target,
 };
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, Submitted};
 use notify::{string_list, Delivery, Notice};
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -300,28 +300,20 @@ impl Cse {
         }
     }
 
-    /// Handles one request from start to answer. Blocking (it waits for the store): call it
-    /// from a blocking thread. Returns `None` when the request asked for no response (`rt` 5).
-    pub fn handle(&self, req: RequestPrimitive) -> Option<ResponsePrimitive> {
-        match self.begin(req) {
-            Begun::Answered(rsp) => rsp,
-            Begun::Write(write) => write.submit().wait(),
-            Begun::Blocking(blocked) => blocked.run(),
-        }
+    /// Queues a write for the store, collecting the notices it causes.
+    fn submit_write(&self, f: WriteFn) -> Submitted<(Success, Vec<Notice>), Error> {
+        self.store.submit(move |w| {
+            let mut notices = Vec::new();
+            let done = f(w, &mut notices)?;
+            Ok::<_, Error>((done, notices))
+        })
     }
 
-    /// The answer to a write once it is committed (or failed); its notifications are queued.
-    fn written(
-        &self,
-        req: &RequestPrimitive,
-        started: Instant,
-        result: Result<(Success, Vec<Notice>), Error>,
-    ) -> Option<ResponsePrimitive> {
-        let result = result.map(|(done, notices)| {
-            self.dispatch(notices);
-            done
-        });
-        self.respond(req, started, result)
+    /// After a write ended: sends the notifications it caused, if it was committed.
+    fn committed(&self, result: Result<(Success, Vec<Notice>), Error>) -> Result<Success, Error> {
+        let (done, notices) = result?;
+        self.dispatch(notices);
+        Ok(done)
     }
 
     /// The response to `req` for `result`, logged; `None` if the request asked for none.
@@ -489,16 +481,7 @@ impl Cse {
 
     /// Runs a write, waits for its commit, then sends the notifications it caused. Blocking.
     fn write(&self, f: WriteFn) -> Result<Success, Error> {
-        let (done, notices) = self
-            .store
-            .submit(move |w| {
-                let mut notices = Vec::new();
-                let done = f(w, &mut notices)?;
-                Ok::<_, Error>((done, notices))
-            })
-            .wait()?;
-        self.dispatch(notices);
-        Ok(done)
+        self.committed(self.submit_write(f).wait())
     }
 
     /// A request for a resource on another CSE goes on to it (or towards it, through our
@@ -794,11 +777,7 @@ impl Write {
             guard,
         } = self;
         PendingWrite {
-            submitted: cse.store.submit(move |w| {
-                let mut notices = Vec::new();
-                let done = f(w, &mut notices)?;
-                Ok::<_, Error>((done, notices))
-            }),
+            submitted: cse.submit_write(f),
             cse,
             req,
             started,
@@ -812,7 +791,7 @@ pub struct PendingWrite {
     cse: Cse,
     req: RequestPrimitive,
     started: Instant,
-    submitted: crate::store::Submitted<(Success, Vec<Notice>), Error>,
+    submitted: Submitted<(Success, Vec<Notice>), Error>,
     _guard: InFlight,
 }
 
@@ -827,19 +806,8 @@ impl PendingWrite {
             submitted,
             _guard,
         } = self;
-        cse.written(&req, started, submitted.done().await)
-    }
-
-    /// As [`finish`](Self::finish), blocking the calling thread.
-    pub fn wait(self) -> Option<ResponsePrimitive> {
-        let PendingWrite {
-            cse,
-            req,
-            started,
-            submitted,
-            _guard,
-        } = self;
-        cse.written(&req, started, submitted.wait())
+        let result = cse.committed(submitted.done().await);
+        cse.respond(&req, started, result)
     }
 }
 
