@@ -459,7 +459,7 @@ async fn serve_queue(cse: Cse, local: Arc<LocalLink>, mut jobs: mpsc::UnboundedR
                 job = jobs.recv(), if room => match job {
                     Some(job) => job,
                     None => {
-                        running.drain(&local).await;
+                        running.send_until(&local, Running::is_empty).await;
                         return;
                     }
                 },
@@ -479,7 +479,9 @@ async fn serve_queue(cse: Cse, local: Arc<LocalLink>, mut jobs: mpsc::UnboundedR
                 }),
             ),
             Step::Write(write, reply) => {
-                running.drain_unless(Kind::Write, &local).await;
+                running
+                    .send_until(&local, |r| r.count(Kind::Blocking) == 0)
+                    .await;
                 let pending = write.submit();
                 running.push(
                     Kind::Write,
@@ -491,13 +493,11 @@ async fn serve_queue(cse: Cse, local: Arc<LocalLink>, mut jobs: mpsc::UnboundedR
                 );
             }
             Step::Blocking(blocked, reply) => {
-                running.drain_unless(Kind::Blocking, &local).await;
-                while running.blocking >= READS_AT_ONCE {
-                    match running.next().await {
-                        Some(out) => send(&local, out),
-                        None => break,
-                    }
-                }
+                running
+                    .send_until(&local, |r| {
+                        r.count(Kind::Write) == 0 && r.count(Kind::Blocking) < READS_AT_ONCE
+                    })
+                    .await;
                 let handle = tokio::task::spawn_blocking(move || blocked.run());
                 running.push(
                     Kind::Blocking,
@@ -531,8 +531,6 @@ enum Kind {
 struct Running {
     answers: FuturesOrdered<Answer>,
     kinds: std::collections::VecDeque<Kind>,
-    writes: usize,
-    blocking: usize,
 }
 
 impl Running {
@@ -544,12 +542,12 @@ impl Running {
         self.kinds.len()
     }
 
+    /// Answers of `kind` in progress (at most `PIPELINE` to count).
+    fn count(&self, kind: Kind) -> usize {
+        self.kinds.iter().filter(|k| **k == kind).count()
+    }
+
     fn push(&mut self, kind: Kind, answer: Answer) {
-        match kind {
-            Kind::Write => self.writes += 1,
-            Kind::Blocking => self.blocking += 1,
-            Kind::Answered => {}
-        }
         self.kinds.push_back(kind);
         self.answers.push_back(answer);
     }
@@ -557,29 +555,17 @@ impl Running {
     /// The oldest answer, once it is ready.
     async fn next(&mut self) -> Option<Outgoing> {
         let out = self.answers.next().await?;
-        match self.kinds.pop_front() {
-            Some(Kind::Write) => self.writes -= 1,
-            Some(Kind::Blocking) => self.blocking -= 1,
-            _ => {}
-        }
+        self.kinds.pop_front();
         Some(out)
     }
 
-    /// Sends every answer in progress, unless all of them are of `kind` (or answered already).
-    async fn drain_unless(&mut self, kind: Kind, local: &LocalLink) {
-        let others = match kind {
-            Kind::Write => self.blocking,
-            Kind::Blocking => self.writes,
-            Kind::Answered => 0,
-        };
-        if others > 0 {
-            self.drain(local).await;
-        }
-    }
-
-    async fn drain(&mut self, local: &LocalLink) {
-        while let Some(out) = self.next().await {
-            send(local, out);
+    /// Sends the oldest answers as they become ready until `enough` holds (or none is left).
+    async fn send_until(&mut self, local: &LocalLink, enough: impl Fn(&Running) -> bool) {
+        while !enough(self) {
+            match self.next().await {
+                Some(out) => send(local, out),
+                None => break,
+            }
         }
     }
 }
