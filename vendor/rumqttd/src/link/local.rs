@@ -163,6 +163,11 @@ impl LinkTx {
         self.recv_buffer.lock()
     }
 
+    /// The buffer itself, which identifies this connection to the router (m2mhub patch).
+    pub(crate) fn incoming_buffer(&self) -> Arc<Mutex<VecDeque<Packet>>> {
+        self.recv_buffer.clone()
+    }
+
     /// Send raw device data
     fn push(&mut self, data: Packet) -> Result<usize, LinkError> {
         let len = {

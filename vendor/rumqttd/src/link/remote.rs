@@ -61,6 +61,13 @@ pub struct RemoteLink<P> {
 }
 
 impl<P: Protocol> RemoteLink<P> {
+    /// Identifies this connection in its disconnect event (m2mhub patch).
+    pub(crate) fn incoming_buffer(
+        &self,
+    ) -> std::sync::Arc<parking_lot::Mutex<std::collections::VecDeque<crate::protocol::Packet>>> {
+        self.link_tx.incoming_buffer()
+    }
+
     pub async fn new(
         router_tx: Sender<(ConnectionId, Event)>,
         tenant_id: Option<String>,

@@ -53,8 +53,12 @@ pub enum Event {
     Ready,
     /// Data for native commitlog
     DeviceData,
-    /// Disconnection request
-    Disconnect,
+    /// A link ended; `incoming` is its incoming buffer. (m2mhub patch: connection IDs are
+    /// reused, so the router acts only if the ID still belongs to the connection with this
+    /// buffer, and not to a newer one that took it over in the meantime.)
+    Disconnect {
+        incoming: std::sync::Arc<parking_lot::Mutex<VecDeque<Packet>>>,
+    },
     /// Shadow
     Shadow(ShadowRequest),
     /// Collect and send alerts to all alerts links

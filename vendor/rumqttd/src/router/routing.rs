@@ -244,7 +244,20 @@ impl Router {
             Event::NewMeter(tx) => self.handle_new_meter(tx),
             Event::NewAlert(tx) => self.handle_new_alert(tx),
             Event::DeviceData => self.handle_device_payload(id),
-            Event::Disconnect => self.handle_disconnection(id, None),
+            // m2mhub patch: a client that reconnects with the same client ID takes over the
+            // previous connection, whose ID the new one may get (the slab reuses it); the
+            // previous link's own disconnect, still queued, must not end the new connection.
+            Event::Disconnect { incoming } => {
+                let same = self
+                    .ibufs
+                    .get(id)
+                    .is_some_and(|i| std::sync::Arc::ptr_eq(&i.buffer, &incoming));
+                if same {
+                    self.handle_disconnection(id, None)
+                } else {
+                    info!(connection_id = id, "ignoring the disconnect of a replaced connection");
+                }
+            }
             Event::Ready => self.scheduler.reschedule(id, ScheduleReason::Ready),
             Event::Shadow(request) => {
                 retrieve_shadow(&mut self.datalog, &mut self.obufs[id], request)

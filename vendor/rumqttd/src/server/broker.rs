@@ -579,6 +579,7 @@ async fn remote<P: Protocol>(
     };
 
     let connection_id = link.connection_id;
+    let incoming = link.incoming_buffer();
     let will_delay_interval = link.will_delay_interval;
     let mut send_disconnect = true;
 
@@ -604,7 +605,7 @@ async fn remote<P: Protocol>(
     };
 
     if send_disconnect {
-        let disconnect = Event::Disconnect;
+        let disconnect = Event::Disconnect { incoming };
         let message = (connection_id, disconnect);
         router_tx.send(message).ok();
     }
