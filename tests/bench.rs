@@ -72,7 +72,11 @@ fn bench_prints_a_table_and_json_for_a_tiny_load() {
     assert_eq!(v["scale"].as_array().unwrap().len(), 4, "{}", v["scale"]);
 
     let out = bench(&[]);
-    assert!(out.status.success());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let table = String::from_utf8(out.stdout).unwrap();
     assert!(
         table.contains("workload") && table.contains("ops/s") && table.contains("vs echo"),
