@@ -12,7 +12,7 @@ use super::attributes::{self, check_resource_name};
 use super::notify::{self, Notice};
 use super::Rules;
 use crate::onem2m::{time, Base, Error, Operation, ResourceType, Rsc, Virtual};
-use crate::store::{Reader, Resource, Writer};
+use crate::store::{Reader, Resource, StoreError, Writer};
 use rand::Rng;
 use serde_json::{json, Map, Value};
 
@@ -208,13 +208,9 @@ pub fn create(
         _ => ri.clone(),
     };
     check_resource_name(&rn)?;
+    // A sibling with the same name makes the insert below fail on the unique index of srn
+    // (4105 CONFLICT); no lookup beforehand.
     let srn = format!("{}/{rn}", parent.srn);
-    if w.get_by_srn(&srn)?.is_some() {
-        return Err(Error::conflict(format!(
-            "a resource named '{rn}' already exists under {}",
-            parent.srn
-        )));
-    }
     let now = time::now();
     expiration(&mut attrs, &now)?;
     if attrs.contains_key("cr") {
@@ -250,7 +246,13 @@ pub fn create(
         owner,
         attrs,
     };
-    w.insert(&res)?;
+    w.insert(&res).map_err(|e| match e {
+        StoreError::Conflict(_) => Error::conflict(format!(
+            "a resource named '{}' already exists under {}",
+            res.rn, parent.srn
+        )),
+        other => other.into(),
+    })?;
     notify::child_created(w, rules, &parent, &res, out)?;
     if ty == ResourceType::ContentInstance {
         container::instance_added(w, rules, parent, &res, &now, out)?;
