@@ -192,17 +192,50 @@ pub async fn serve_external(
     let mut dispatcher = Dispatcher::new(cse, local.clone());
     let (up_tx, up_rx) = oneshot::channel();
     tokio::spawn(async move {
+        // Ready once the broker holds our subscriptions: a request published before its SUBACK
+        // may find no subscriber and be dropped.
         let mut up = Some(up_tx);
         loop {
             match eventloop.poll().await {
                 Ok(rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(ack))) => {
-                    if !ack.session_present {
-                        for f in &filters {
-                            let _ = client.try_subscribe(f.clone(), rumqttc::QoS::AtLeastOnce);
+                    if ack.session_present {
+                        if let Some(up) = up.take() {
+                            let _ = up.send(Ok(()));
                         }
+                    } else {
+                        let _ = client.try_subscribe_many(filters.iter().map(|f| {
+                            rumqttc::SubscribeFilter::new(f.clone(), rumqttc::QoS::AtLeastOnce)
+                        }));
                     }
-                    if let Some(up) = up.take() {
-                        let _ = up.send(Ok(()));
+                }
+                Ok(rumqttc::Event::Incoming(rumqttc::Packet::SubAck(ack))) => {
+                    let refused: Vec<&str> = ack
+                        .return_codes
+                        .iter()
+                        .zip(&filters)
+                        .filter(|(code, _)| {
+                            matches!(code, rumqttc::mqttbytes::v4::SubscribeReasonCode::Failure)
+                        })
+                        .map(|(_, f)| f.as_str())
+                        .collect();
+                    let result = if refused.is_empty() {
+                        Ok(())
+                    } else {
+                        Err(format!("the broker refused the subscriptions {refused:?}"))
+                    };
+                    match up.take() {
+                        Some(up) => {
+                            let failed = result.is_err();
+                            let _ = up.send(result);
+                            if failed {
+                                return;
+                            }
+                        }
+                        None => {
+                            if let Err(e) = result {
+                                tracing::error!(error = %e, "requests on these topics are not served");
+                            }
+                        }
                     }
                 }
                 Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(p))) => {
@@ -231,7 +264,7 @@ pub async fn serve_external(
             "cannot connect to the MQTT broker {url}: {e}"
         )),
         _ => Err(anyhow::anyhow!(
-            "cannot connect to the MQTT broker {url}: no CONNACK within 10 s"
+            "cannot connect to the MQTT broker {url}: not connected and subscribed within 10 s"
         )),
     }
 }
