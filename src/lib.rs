@@ -17,3 +17,4 @@ pub mod cse;
 pub mod onem2m;
 pub mod remote;
 pub mod store;
+mod sync;

@@ -9,6 +9,7 @@ use super::mqtt::link::{LocalLink, ANSWER_WITHIN};
 use crate::client::{ClientError, Endpoint, HttpTransport, MqttTransport, Options};
 use crate::cse::notify::{Delivery, Target};
 use crate::onem2m::{RequestPrimitive, ResponsePrimitive, Rsc};
+use crate::sync::lock;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -64,10 +65,6 @@ impl Deliverer {
             }),
         })
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Whether a delivery failed in a way worth another try.

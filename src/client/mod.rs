@@ -23,6 +23,7 @@ pub use mqtt::MqttTransport;
 pub use notify::{Incoming, Notifications};
 
 use crate::onem2m::{Operation, RequestPrimitive, ResourceType, ResponsePrimitive};
+use crate::sync::lock;
 use serde_json::{Map, Value};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -200,15 +201,12 @@ impl<T: Transport> Client<T> {
     }
 
     pub fn originator(&self) -> String {
-        self.originator
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        lock(&self.originator).clone()
     }
 
     /// Switches the originator, typically to the AE-ID a registration returned.
     pub fn set_originator(&self, originator: &str) {
-        *self.originator.lock().unwrap_or_else(|p| p.into_inner()) = originator.to_string();
+        *lock(&self.originator) = originator.to_string();
     }
 
     /// A request from this client with a fresh `rqi`, ready to adjust and [`send`](Self::send).

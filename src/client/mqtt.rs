@@ -6,6 +6,7 @@ use super::notify::{Incoming, Notifications};
 use super::{ClientError, Endpoint, Options, Transport};
 use crate::onem2m::topic::{id_to_topic, Topic, TopicKind};
 use crate::onem2m::{Error, Operation, RequestPrimitive, ResourceType, ResponsePrimitive, Rsc};
+use crate::sync::lock;
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -40,10 +41,6 @@ struct Shared {
     subacks: watch::Sender<u64>,
     /// Notification receivers by the receiver level of `/oneM2M/req/<from>/<receiver>/...`.
     receivers: Mutex<HashMap<String, mpsc::Sender<Incoming>>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl MqttTransport {

@@ -12,6 +12,7 @@ mod schema;
 
 pub use resource::Resource;
 
+use crate::sync::lock;
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
@@ -108,8 +109,7 @@ impl Store {
     }
 
     fn lock_readers(&self) -> std::sync::MutexGuard<'_, Vec<Connection>> {
-        // A panic while holding this lock cannot leave the Vec inconsistent.
-        self.inner.readers.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.inner.readers)
     }
 
     /// Runs `f` on the writer thread inside a transaction and returns its result once that
@@ -138,12 +138,7 @@ impl Store {
             out: None,
             reply,
         });
-        let writer = self
-            .inner
-            .writer
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        let writer = lock(&self.inner.writer).clone();
         let queued = writer.is_some_and(|w| w.send(job).is_ok());
         Submitted { rx, queued }
     }
@@ -151,19 +146,8 @@ impl Store {
     /// Finishes every write already submitted, then closes the database (which checkpoints its
     /// WAL). Later writes fail with [`StoreError::Closed`]. Blocking.
     pub fn close(&self) {
-        drop(
-            self.inner
-                .writer
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .take(),
-        );
-        let thread = self
-            .inner
-            .writer_thread
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
+        drop(lock(&self.inner.writer).take());
+        let thread = lock(&self.inner.writer_thread).take();
         if let Some(t) = thread {
             let _ = t.join();
         }

@@ -14,6 +14,7 @@ use crate::cse::{Begun, Blocked, Cse, Write};
 use crate::onem2m::address::originator_to_local;
 use crate::onem2m::topic::{id_from_topic, id_to_topic, Topic, TopicKind};
 use crate::onem2m::{Error, Operation, RequestPrimitive, ResourceType, ResponsePrimitive, Rsc};
+use crate::sync::lock;
 use bytes::Bytes;
 use futures_util::stream::{FuturesOrdered, StreamExt};
 use rand::Rng;
@@ -607,10 +608,6 @@ fn send(local: &LocalLink, out: Outgoing) {
     if let Some((topic, body)) = out {
         local.publish(topic, body);
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// How one incoming publish proceeds.
