@@ -29,6 +29,30 @@ async fn mqtt_ae(hub: &Hub, aei: &str) -> (Client, Notifications) {
     (c, notes)
 }
 
+/// A client on the HTTP binding with `originator`.
+async fn http_client(hub: &Hub, originator: &str) -> Client {
+    Client::connect(
+        &format!("http://{}", hub.http.unwrap()),
+        originator,
+        Options::default(),
+    )
+    .await
+    .unwrap()
+}
+
+/// Creates the container `c` under `parent`.
+async fn container_c(client: &Client, parent: &str) {
+    let r = client
+        .create(
+            parent,
+            ResourceType::Container,
+            json!({"m2m:cnt":{"rn":"c"}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.rsc, Rsc::CREATED, "{r:?}");
+}
+
 async fn next_sgn(notes: &mut Notifications) -> Value {
     let n = tokio::time::timeout(WAIT, notes.next())
         .await
@@ -106,22 +130,10 @@ async fn a_subscriber_sees_every_new_instance_over_mqtt() {
 async fn verification_requests_gate_subscriptions() {
     let hub = Hub::start();
     let (ae, _notes) = mqtt_ae(&hub, "Cverif").await;
-    ae.create(
-        "cse-in/Cverif",
-        ResourceType::Container,
-        json!({"m2m:cnt":{"rn":"c"}}),
-    )
-    .await
-    .unwrap();
+    container_c(&ae, "cse-in/Cverif").await;
 
     // An HTTP receiver that accepts: it sees vrq, sur and cr, and the subscription is made.
-    let http = Client::connect(
-        &format!("http://{}", hub.http.unwrap()),
-        "Cverif",
-        Options::default(),
-    )
-    .await
-    .unwrap();
+    let http = http_client(&hub, "Cverif").await;
     let (mut receiver, url) = http.notifications(None).await.unwrap();
     let creating = tokio::spawn(async move {
         ae.create(
@@ -222,14 +234,7 @@ async fn verification_requests_gate_subscriptions() {
 async fn another_ae_is_notified_at_its_poa_after_answering_verification_on_a_release_1_topic() {
     let hub = Hub::start();
     let (owner, _n) = mqtt_ae(&hub, "Cowner").await;
-    owner
-        .create(
-            "cse-in/Cowner",
-            ResourceType::Container,
-            json!({"m2m:cnt":{"rn":"c"}}),
-        )
-        .await
-        .unwrap();
+    container_c(&owner, "cse-in/Cowner").await;
 
     // An OpenMTC-style AE: raw MQTT, answers on /oneM2M/resp/<orig>/<recv> without the suffix.
     let mut other = Device::connect(hub.mqtt, "Cother").await;
@@ -299,13 +304,7 @@ async fn another_ae_is_notified_at_its_poa_after_answering_verification_on_a_rel
 async fn event_types_content_types_counters_and_deletion_notices() {
     let hub = Hub::start();
     let (ae, mut notes) = mqtt_ae(&hub, "Cnet").await;
-    ae.create(
-        "cse-in/Cnet",
-        ResourceType::Container,
-        json!({"m2m:cnt":{"rn":"c"}}),
-    )
-    .await
-    .unwrap();
+    container_c(&ae, "cse-in/Cnet").await;
     // Only updates of the container, modified attributes only; deletion notice to the AE.
     let r = ae
         .create(
@@ -430,22 +429,10 @@ async fn event_types_content_types_counters_and_deletion_notices() {
 async fn a_dead_http_target_does_not_delay_mqtt_notifications() {
     let hub = Hub::start();
     let (ae, mut notes) = mqtt_ae(&hub, "Cboth").await;
-    ae.create(
-        "cse-in/Cboth",
-        ResourceType::Container,
-        json!({"m2m:cnt":{"rn":"c"}}),
-    )
-    .await
-    .unwrap();
+    container_c(&ae, "cse-in/Cboth").await;
 
     // An HTTP target that answers its verification, then never answers again.
-    let http = Client::connect(
-        &format!("http://{}", hub.http.unwrap()),
-        "Cboth",
-        Options::default(),
-    )
-    .await
-    .unwrap();
+    let http = http_client(&hub, "Cboth").await;
     let (mut stuck, url) = http.notifications(None).await.unwrap();
     let (hang_tx, hang_rx) = tokio::sync::oneshot::channel::<()>();
     let receiver = tokio::spawn(async move {
@@ -553,13 +540,7 @@ async fn an_offline_ae_with_a_persistent_session_gets_its_notification_on_reconn
 #[tokio::test]
 async fn an_ae_with_an_http_poa_is_notified_over_http() {
     let hub = Hub::start();
-    let http = Client::connect(
-        &format!("http://{}", hub.http.unwrap()),
-        "Cweb",
-        Options::default(),
-    )
-    .await
-    .unwrap();
+    let http = http_client(&hub, "Cweb").await;
     let (mut notes, poa) = http.notifications(None).await.unwrap();
     let r = http
         .create(
@@ -570,13 +551,7 @@ async fn an_ae_with_an_http_poa_is_notified_over_http() {
         .await
         .unwrap();
     assert_eq!(r.rsc, Rsc::CREATED);
-    http.create(
-        "cse-in/web",
-        ResourceType::Container,
-        json!({"m2m:cnt":{"rn":"c"}}),
-    )
-    .await
-    .unwrap();
+    container_c(&http, "cse-in/web").await;
     http.create(
         "cse-in/web/c",
         ResourceType::Subscription,
