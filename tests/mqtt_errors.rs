@@ -412,3 +412,46 @@ async fn garbage_does_not_disturb_other_clients() {
     let r = dev.request("Cerr", retrieve("cse-in/app/box/la")).await;
     assert_eq!(rsc(&r), 2000, "{r}");
 }
+
+/// A target that once made the parser recurse once per `//<sp-id>` prefix: 8,000 of them (a
+/// 128 KB payload, under the broker's 256 KiB limit) overflowed the stack and aborted the
+/// whole process. Now it is a 4000 like any other bad address, and everyone is still served.
+#[tokio::test]
+async fn a_huge_stacked_target_is_a_bad_request_not_a_crash() {
+    let (hub, mut dev) = setup().await;
+    let to = "//m2mhub.example".repeat(8_000);
+    let body = json!({"op":2,"to":to,"fr":"Cerr","rqi":"deep","rvi":"3"}).to_string();
+    assert!(body.len() > 128_000 && body.len() < 256 * 1024);
+    let (t, r) = raw(&mut dev, "/oneM2M/req/Cerr/id-in/json", body.as_bytes()).await;
+    assert_eq!(t, "/oneM2M/resp/Cerr/id-in/json");
+    assert_eq!(rsc(&r), 4000, "{r}");
+    assert_eq!(r["rqi"], "deep");
+    assert!(dbg(&r).contains("at most 4096"), "{r}");
+    assert!(
+        dbg(&r).len() < 200,
+        "the answer does not echo the input: {r}"
+    );
+
+    // Just under the limit, the prefixes still repeat: refused in one pass too.
+    let to = "//m2mhub.example".repeat(250);
+    let r = dev.request("Cerr", json!({"op":2,"to":to})).await;
+    assert_eq!(rsc(&r), 4000, "{r}");
+
+    // An originator as long is refused the same way.
+    let r = dev
+        .send(
+            "/oneM2M/req/Cerr/id-in/json",
+            json!({"op":2,"to":"cse-in","fr":format!("/id-in/{}", "C".repeat(5000)),"rqi":"longfr","rvi":"3"}),
+        )
+        .await
+        .1;
+    assert_eq!(rsc(&r), 4000, "{r}");
+
+    // The process is alive and serves another client normally.
+    let mut other = Device::connect(hub.mqtt, "Cafter").await;
+    other.listen_responses("Cafter").await;
+    assert_eq!(rsc(&register(&mut other, "Cafter", "after").await), 2001);
+    let r = other.request("Cafter", retrieve("cse-in/after")).await;
+    assert_eq!(rsc(&r), 2000, "{r}");
+    assert!(!hub.logs().contains("overflow"), "{}", hub.logs());
+}

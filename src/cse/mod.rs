@@ -12,7 +12,7 @@ mod resources;
 
 use crate::config::{Config, CseKind};
 use crate::onem2m::address::{self, parse_target};
-use crate::onem2m::primitive::SUPPORTED_RELEASES;
+use crate::onem2m::primitive::{too_long, SUPPORTED_RELEASES};
 use crate::onem2m::{
     Base, CseIdentity, Error, Operation, RequestPrimitive, ResourceType, ResponsePrimitive,
     ResponseType, Rsc, Target,
@@ -375,6 +375,10 @@ impl Cse {
                     )),
                 },
             };
+        // The MQTT binding's parser refuses these already; HTTP headers arrive here unchecked.
+        if let Some(e) = req.fr.as_deref().and_then(|fr| too_long("fr", fr)) {
+            return Err(e);
+        }
         let registering =
             req.op == Operation::Create && req.ty == Some(ResourceType::Ae.code() as u64);
         let originator = match req.fr.as_deref() {

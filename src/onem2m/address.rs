@@ -56,42 +56,60 @@ pub enum Target {
     Remote { csi: String },
 }
 
+/// Longest `to` accepted, in bytes. A structured address is a path of resource names; real ones
+/// are a few hundred bytes at most. Longer input is refused before it is looked at.
+pub const MAX_ADDRESS_LEN: usize = 4096;
+
 /// Reads a `to` parameter. Accepted forms: CSE-relative structured (`cse-in/ae/cnt`, `-/ae/cnt`),
 /// CSE-relative unstructured (`cnt123`, `cnt123/la`), SP-relative (`/id-in/...`) and absolute
 /// (`//sp/id-in/...`). A trailing `la` or `ol` names a virtual resource.
+///
+/// One pass over the input, without recursion: an absolute address is brought to SP-relative
+/// form once, and what follows the SP-ID must be a CSE-ID (`//sp//sp/...` is not an address).
 pub fn parse_target(to: &str, me: &CseIdentity) -> Result<Target, Error> {
-    let cse_relative = if let Some(abs) = to.strip_prefix("//") {
+    if to.len() > MAX_ADDRESS_LEN {
+        return Err(Error::bad_request(format!(
+            "the target address (to) is {} bytes long; at most {MAX_ADDRESS_LEN} are accepted",
+            to.len()
+        )));
+    }
+    let invalid = || Error::bad_request(format!("'{}' is not a valid address", shorten(to)));
+    let sp_relative = if let Some(abs) = to.strip_prefix("//") {
         let (sp, rest) = abs.split_once('/').unwrap_or((abs, ""));
         if sp != me.sp_id {
             return Ok(Target::Remote {
                 csi: format!("//{sp}/{}", rest.split('/').next().unwrap_or("")),
             });
         }
-        return parse_target(&format!("/{rest}"), me);
-    } else if let Some(sp_rel) = to.strip_prefix('/') {
-        let (csi, rest) = sp_rel.split_once('/').unwrap_or((sp_rel, ""));
-        if csi.is_empty() {
-            return Err(Error::bad_request(format!("'{to}' is not a valid address")));
-        }
-        if csi != me.id() {
-            return Ok(Target::Remote {
-                csi: format!("/{csi}"),
-            });
-        }
-        if rest.is_empty() {
-            return Ok(Target::Local {
-                base: Base::Structured(me.rn.clone()),
-                virt: None,
-            });
-        }
-        rest
+        Some(rest)
     } else {
-        to
+        to.strip_prefix('/')
+    };
+    let cse_relative = match sp_relative {
+        None => to,
+        Some(sp_rel) => {
+            let (csi, rest) = sp_rel.split_once('/').unwrap_or((sp_rel, ""));
+            if csi.is_empty() {
+                return Err(invalid());
+            }
+            if csi != me.id() {
+                return Ok(Target::Remote {
+                    csi: format!("/{csi}"),
+                });
+            }
+            if rest.is_empty() {
+                return Ok(Target::Local {
+                    base: Base::Structured(me.rn.clone()),
+                    virt: None,
+                });
+            }
+            rest
+        }
     };
 
     let mut segs: Vec<&str> = cse_relative.trim_end_matches('/').split('/').collect();
     if segs.iter().any(|s| s.is_empty()) {
-        return Err(Error::bad_request(format!("'{to}' is not a valid address")));
+        return Err(invalid());
     }
     if segs[0] == "-" {
         segs[0] = &me.rn;
@@ -117,9 +135,19 @@ pub fn parse_target(to: &str, me: &CseIdentity) -> Result<Target, Error> {
         });
     }
     Err(Error::not_found(format!(
-        "'{to}' is neither a structured address (starting with '{}' or '-') nor a resource ID",
+        "'{}' is neither a structured address (starting with '{}' or '-') nor a resource ID",
+        shorten(to),
         me.rn
     )))
+}
+
+/// At most the first 100 characters of client input, for an error message.
+pub fn shorten(s: &str) -> std::borrow::Cow<'_, str> {
+    const SHOWN: usize = 100;
+    match s.char_indices().nth(SHOWN) {
+        None => s.into(),
+        Some((end, _)) => format!("{}…", &s[..end]).into(),
+    }
 }
 
 /// Brings an originator ID to the CSE-relative form this CSE stores: `/id-in/Cabc` → `Cabc`.
@@ -251,6 +279,42 @@ mod tests {
             parse_target("abc/def", &me).unwrap_err().rsc,
             super::super::Rsc::NOT_FOUND
         );
+    }
+
+    #[test]
+    fn absolute_prefixes_do_not_repeat() {
+        let me = me();
+        for bad in [
+            "//m2mhub.example",
+            "//m2mhub.example/",
+            "//m2mhub.example//id-in",
+        ] {
+            assert_eq!(
+                parse_target(bad, &me).unwrap_err().rsc,
+                super::super::Rsc::BAD_REQUEST,
+                "{bad}"
+            );
+        }
+        // What once recursed once per prefix: refused in one pass, whatever its length.
+        let stacked = "//m2mhub.example".repeat(200);
+        assert_eq!(
+            parse_target(&stacked, &me).unwrap_err().rsc,
+            super::super::Rsc::BAD_REQUEST
+        );
+        let huge = "//m2mhub.example".repeat(8_000);
+        let e = parse_target(&huge, &me).unwrap_err();
+        assert_eq!(e.rsc, super::super::Rsc::BAD_REQUEST);
+        assert!(e.dbg.contains("at most 4096"), "{}", e.dbg);
+        assert!(e.dbg.len() < 200, "the message does not echo the input");
+    }
+
+    #[test]
+    fn long_input_is_shortened_in_messages() {
+        assert_eq!(shorten("abc"), "abc");
+        let long = "é".repeat(300);
+        let short = shorten(&long);
+        assert_eq!(short.chars().count(), 101);
+        assert!(short.ends_with('…'));
     }
 
     #[test]

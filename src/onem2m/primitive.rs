@@ -17,6 +17,18 @@ const REQUEST_PARAMETERS: &[&str] = &[
 /// as OpenMTC does (ACME refuses it with 4001); the response then carries no `rvi` either.
 pub const SUPPORTED_RELEASES: &[&str] = &["1", "2", "2a", "3", "4", "5"];
 
+/// The error for an address or ID (`to`, `fr`) longer than
+/// [`MAX_ADDRESS_LEN`](super::address::MAX_ADDRESS_LEN), if it is.
+pub fn too_long(name: &str, value: &str) -> Option<Error> {
+    use super::address::MAX_ADDRESS_LEN;
+    (value.len() > MAX_ADDRESS_LEN).then(|| {
+        Error::bad_request(format!(
+            "{name} is {} bytes long; at most {MAX_ADDRESS_LEN} are accepted",
+            value.len()
+        ))
+    })
+}
+
 /// `rt.rtv` values (TS-0004 §6.3.4.2.x responseType).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ResponseType {
@@ -120,6 +132,11 @@ impl RequestPrimitive {
             Some(Value::String(s)) => Some(s.clone()),
             Some(_) => return Err(fail("fr must be a string".into())),
         };
+        for (name, value) in [("to", Some(&to)), ("fr", fr.as_ref())] {
+            if let Some(e) = value.and_then(|v| too_long(name, v)) {
+                return Err(fail(e.dbg));
+            }
+        }
         let rvi = match obj.get("rvi") {
             None => None,
             Some(Value::String(s)) => Some(s.clone()),
