@@ -4,19 +4,17 @@
 //! `Broker::start`, so that the listeners run on our runtime, a failed bind is reported to the
 //! caller, and new in-process links can be made at any time.
 //!
-//! rumqttd never sets TCP_NODELAY on the sockets it accepts. A QoS 1 request/response then
-//! waits on Nagle's algorithm and the peer's delayed ACK (23 round trips/s instead of 4,700/s
-//! measured on a bare echo). On Linux an accepted socket inherits TCP_NODELAY from its listening
-//! socket, so once a listener is bound we find its descriptor and set the option on it.
+//! Upstream rumqttd never sets TCP_NODELAY on the sockets it accepts: a QoS 1 request/response
+//! then waits on Nagle's algorithm and the peer's delayed ACK (23 round trips/s instead of
+//! 4,700/s measured on a bare echo). The vendored copy sets it on every accepted socket, and
+//! serves on a listener we bind here (see `vendor/rumqttd/PATCHED.md`).
 
 use crate::config::MqttConfig;
-use anyhow::{anyhow, bail, Context};
+use anyhow::{anyhow, Context};
 use rumqttd::local::{LinkBuilder, LinkRx, LinkTx};
 use rumqttd::{ConnectionSettings, LinkType, Router, RouterConfig, Server, ServerSettings};
-use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 /// In-memory backlog the router keeps per topic filter: segments of this size...
 const SEGMENT_SIZE: usize = 64 * 1024;
@@ -68,8 +66,6 @@ impl EmbeddedBroker {
             connections: connections.clone(),
         };
 
-        // One listener after the other, so that each new listening socket is known to be the
-        // one just started, even when both ask for port 0.
         let v4 = Server::new(
             settings("mqtt-v4", cfg.listen),
             router_tx.clone(),
@@ -121,9 +117,8 @@ impl EmbeddedBroker {
     }
 }
 
-/// Starts `server` on our runtime and waits until its listener shows up among the process's
-/// listening sockets (or the server fails), then sets TCP_NODELAY on it. Returns the bound
-/// address, which tells the real port when `want` asked for port 0.
+/// Binds `want` and starts `server` on it, on our runtime. Returns the bound address, which
+/// tells the real port when `want` asked for port 0.
 async fn bind<P>(
     want: SocketAddr,
     mut server: Server<P>,
@@ -131,78 +126,14 @@ async fn bind<P>(
 where
     P: rumqttd::protocol::Protocol + Clone + Send + Sync + 'static,
 {
-    let before = listening_sockets();
+    let listener = tokio::net::TcpListener::bind(want)
+        .await
+        .with_context(|| format!("cannot listen for MQTT on {want}"))?;
+    let addr = listener.local_addr()?;
     let task = tokio::spawn(async move {
-        match server.start(LinkType::Remote).await {
-            Ok(()) => anyhow!("listener stopped"),
-            Err(e) => anyhow!("{e}"),
+        if let Err(e) = server.start_on(listener, LinkType::Remote).await {
+            tracing::error!(listen = %addr, error = %e, "MQTT listener stopped");
         }
     });
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if task.is_finished() {
-            let err = task.await.map_err(|e| anyhow!("{e}"))?;
-            return Err(err).with_context(|| format!("cannot listen for MQTT on {want}"));
-        }
-        let new = listening_sockets();
-        let found = new.difference(&before).find(|(_, addr)| {
-            addr.ip() == want.ip() && (want.port() == 0 || addr.port() == want.port())
-        });
-        if let Some((fd, addr)) = found {
-            set_nodelay(*fd).with_context(|| format!("cannot set TCP_NODELAY on {addr}"))?;
-            return Ok((*addr, task.abort_handle()));
-        }
-        if Instant::now() > deadline {
-            bail!("the MQTT listener on {want} did not come up within 10 s");
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
-
-/// Listening TCP sockets of this process, by descriptor.
-#[cfg(target_os = "linux")]
-fn listening_sockets() -> HashSet<(i32, SocketAddr)> {
-    use std::os::fd::BorrowedFd;
-    let mut out = HashSet::new();
-    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
-        return out;
-    };
-    for entry in dir.flatten() {
-        let Some(fd) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        // SAFETY: the descriptor is only borrowed for a few getsockopt/getsockname calls; if it
-        // was closed meanwhile these calls fail, which we ignore.
-        let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
-        let sock = socket2::SockRef::from(&borrowed);
-        if sock.is_listener().unwrap_or(false) && sock.r#type().ok() == Some(socket2::Type::STREAM)
-        {
-            if let Some(addr) = sock.local_addr().ok().and_then(|a| a.as_socket()) {
-                out.insert((fd, addr));
-            }
-        }
-    }
-    out
-}
-
-#[cfg(target_os = "linux")]
-fn set_nodelay(fd: i32) -> std::io::Result<()> {
-    use std::os::fd::BorrowedFd;
-    // SAFETY: as above; the listener lives as long as the server task.
-    let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
-    socket2::SockRef::from(&borrowed).set_nodelay(true)
-}
-
-#[cfg(not(target_os = "linux"))]
-fn listening_sockets() -> HashSet<(i32, SocketAddr)> {
-    HashSet::new()
-}
-
-#[cfg(not(target_os = "linux"))]
-fn set_nodelay(_fd: i32) -> std::io::Result<()> {
-    Ok(())
+    Ok((addr, task.abort_handle()))
 }
