@@ -2,30 +2,14 @@
 
 use super::notify::{Incoming, Notifications};
 use super::{ClientError, Endpoint, Options, Transport};
-use crate::binding::http::{to_request, to_response};
-use crate::onem2m::http::{self as h, path_from_to, query_pairs};
+use crate::onem2m::http::{self as h, Destination};
 use crate::onem2m::{Error, Operation, RequestPrimitive, ResponsePrimitive, Rsc};
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, Method, Uri};
 use axum::response::Response;
-use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
-use serde_json::Value;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::sync::mpsc;
-
-/// Characters escaped in a path; `/` stays as it is.
-const PATH: &AsciiSet = &CONTROLS
-    .add(b' ')
-    .add(b'"')
-    .add(b'#')
-    .add(b'%')
-    .add(b'<')
-    .add(b'>')
-    .add(b'?')
-    .add(b'`')
-    .add(b'{')
-    .add(b'}');
 
 /// How long a notification may wait for the application's answer.
 const ANSWER_WITHIN: Duration = Duration::from_secs(30);
@@ -80,7 +64,7 @@ impl HttpTransport {
         url: &str,
         req: &RequestPrimitive,
     ) -> Result<ResponsePrimitive, ClientError> {
-        self.exchange(url.to_string(), req).await
+        self.exchange(req, Destination::Url(url)).await
     }
 
     /// Sends `req` to the CSE whose HTTP binding is at `base`, at the path its `to` names.
@@ -89,51 +73,23 @@ impl HttpTransport {
         base: &str,
         req: &RequestPrimitive,
     ) -> Result<ResponsePrimitive, ClientError> {
-        let url = format!(
-            "{base}{}",
-            utf8_percent_encode(&path_from_to(&req.to), PATH)
-        );
-        self.exchange(url, req).await
+        self.exchange(req, Destination::Cse(base)).await
     }
 
     async fn exchange(
         &self,
-        mut url: String,
         req: &RequestPrimitive,
+        to: Destination<'_>,
     ) -> Result<ResponsePrimitive, ClientError> {
-        let pairs = query_pairs(req.rcn, req.rt, req.drt, req.fc.as_ref());
-        if !pairs.is_empty() {
-            url.push('?');
-            url.push_str(
-                &url::form_urlencoded::Serializer::new(String::new())
-                    .extend_pairs(pairs)
-                    .finish(),
-            );
+        let out = h::request_to_http(req, to);
+        let mut b = self.http.request(out.method, &out.url);
+        for (name, value) in &out.headers {
+            b = b.header(*name, value);
         }
-        let method = match req.op {
-            Operation::Create | Operation::Notify => reqwest::Method::POST,
-            Operation::Retrieve => reqwest::Method::GET,
-            Operation::Update => reqwest::Method::PUT,
-            Operation::Delete => reqwest::Method::DELETE,
-        };
-        let mut b = self.http.request(method, &url).header(h::RI, &req.rqi);
-        if let Some(fr) = &req.fr {
-            b = b.header(h::ORIGIN, fr);
+        if let Some(body) = out.body {
+            b = b.body(body);
         }
-        if let Some(rvi) = &req.rvi {
-            b = b.header(h::RVI, rvi);
-        }
-        if let Some(pc) = &req.pc {
-            let ctype = match req.ty {
-                Some(ty) => format!("application/json;ty={ty}"),
-                None => "application/json".to_string(),
-            };
-            b = b
-                .header("content-type", ctype)
-                .body(serde_json::to_vec(pc).unwrap_or_default());
-        } else if let Some(ty) = req.ty {
-            b = b.header("content-type", format!("application/json;ty={ty}"));
-        }
+        let url = out.url;
         let rsp = b.send().await.map_err(|e| {
             if e.is_timeout() {
                 ClientError::Timeout(self.timeout)
@@ -143,42 +99,13 @@ impl HttpTransport {
                 ClientError::Transport(e.to_string())
             }
         })?;
-        let header = |name: &str| {
-            rsp.headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string)
-        };
-        let rsc = header(h::RSC)
-            .and_then(|v| v.trim().parse::<u16>().ok())
-            .ok_or_else(|| {
-                ClientError::Response(format!(
-                    "HTTP {} without an X-M2M-RSC header: is {url} a oneM2M entity?",
-                    rsp.status()
-                ))
-            })?;
-        let rqi = header(h::RI).unwrap_or_else(|| req.rqi.clone());
-        let rvi = header(h::RVI);
-        let ot = header(h::OT).unwrap_or_default();
+        let (status, headers) = (rsp.status(), rsp.headers().clone());
         let body = rsp
             .bytes()
             .await
             .map_err(|e| ClientError::Transport(e.to_string()))?;
-        let pc = if body.iter().all(u8::is_ascii_whitespace) {
-            None
-        } else {
-            Some(
-                serde_json::from_slice::<Value>(&body)
-                    .map_err(|e| ClientError::Response(format!("body is not JSON: {e}")))?,
-            )
-        };
-        Ok(ResponsePrimitive {
-            rsc: Rsc(rsc),
-            rqi,
-            rvi,
-            ot,
-            pc,
-        })
+        h::response_from_http(status, &headers, &body, &req.rqi)
+            .map_err(|e| ClientError::Response(format!("{e}: is {url} a oneM2M entity?")))
     }
 }
 
@@ -217,6 +144,10 @@ impl Transport for HttpTransport {
     }
 }
 
+fn to_response(rsp: &ResponsePrimitive) -> Response {
+    h::response_to_http(rsp).map(Body::from)
+}
+
 async fn receive(
     axum::extract::State(tx): axum::extract::State<mpsc::Sender<Incoming>>,
     method: Method,
@@ -229,7 +160,7 @@ async fn receive(
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_string();
-    let req = match to_request(&method, &uri, &headers, &body) {
+    let req = match h::request_from_http(&method, &uri, &headers, &body) {
         Ok(req) if req.op == Operation::Notify => req,
         Ok(_) => {
             let err = Error::not_allowed("this receiver accepts NOTIFY requests only");

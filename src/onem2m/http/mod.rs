@@ -1,5 +1,13 @@
-//! TS-0009 mapping between a request primitive and an HTTP request: the `to` ↔ path forms,
-//! query parameters, and header names. Pure: the HTTP binding and the HTTP client share it.
+//! TS-0009 mapping between primitives and HTTP messages: the `to` ↔ path forms, query
+//! parameters, header names, and (in [`message`]) whole requests and responses. Pure: the HTTP
+//! binding and the HTTP client share it.
+
+mod message;
+
+pub use message::{
+    request_from_http, request_to_http, response_from_http, response_to_http, Destination,
+    HttpRequest,
+};
 
 use super::primitive::ResponseType;
 use super::Error;
