@@ -7,6 +7,7 @@ use crate::binding::mqtt::{self, EmbeddedBroker};
 use crate::config::Config;
 use crate::config::MqttMode;
 use crate::cse::{expiry, Cse};
+use crate::onem2m::MqttUrl;
 use crate::store::Store;
 use anyhow::Context;
 use std::net::SocketAddr;
@@ -49,12 +50,8 @@ impl Appliance {
             (true, MqttMode::External) => {
                 let link =
                     mqtt::link::serve_external(&config.mqtt.broker, cse.clone(), relay_for).await?;
-                let url = url::Url::parse(&config.mqtt.broker)?;
-                let host = url.host_str().unwrap_or_default().to_string();
-                (
-                    None,
-                    Some((link, OwnBroker::At(host, url.port().unwrap_or(1883)))),
-                )
+                let url = MqttUrl::parse(&config.mqtt.broker).map_err(anyhow::Error::msg)?;
+                (None, Some((link, OwnBroker::At(url.host, url.port))))
             }
         };
         let delivery = Deliverer::new(

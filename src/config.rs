@@ -2,6 +2,7 @@
 //! variables, merged by figment. Unknown keys are errors, so a misspelt key is reported at
 //! start-up instead of being ignored.
 
+use crate::onem2m::MqttUrl;
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
@@ -248,7 +249,10 @@ impl Config {
         if self.storage.path.as_os_str().is_empty() {
             return invalid("storage.path", "must not be empty");
         }
-        if self.mqtt.mode == MqttMode::External && !self.mqtt.broker.starts_with("mqtt://") {
+        if self.mqtt.mode == MqttMode::External
+            && !(self.mqtt.broker.starts_with("mqtt://")
+                && MqttUrl::parse(&self.mqtt.broker).is_ok())
+        {
             return invalid("mqtt.broker", "must be an mqtt://host:port URL");
         }
         if self.mqtt.max_connections == 0 {
@@ -274,9 +278,11 @@ impl Config {
                 return invalid("remote_cse.name", "must be a CSEBase name without '/'");
             }
             let url = |s: &String| {
-                ["mqtt://", "http://", "https://", "mqtts://"]
-                    .iter()
-                    .any(|p| s.starts_with(p))
+                if MqttUrl::is_mqtt(s) {
+                    MqttUrl::parse(s).is_ok()
+                } else {
+                    s.starts_with("http://") || s.starts_with("https://")
+                }
             };
             if r.poa.is_empty() || !r.poa.iter().all(url) {
                 return invalid("remote_cse.poa", "must list mqtt:// or http:// URLs");

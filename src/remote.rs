@@ -7,7 +7,7 @@
 use crate::client::{Client, Options};
 use crate::config::RemoteCseConfig;
 use crate::cse::Cse;
-use crate::onem2m::{ResourceType, Rsc};
+use crate::onem2m::{MqttUrl, ResourceType, Rsc};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -18,7 +18,7 @@ pub fn spawn(cse: Cse, remote: RemoteCseConfig) {
 
 fn endpoint(remote: &RemoteCseConfig) -> String {
     let poa = remote.poa[0].trim_end_matches('/');
-    if poa.starts_with("mqtt") {
+    if MqttUrl::is_mqtt(poa) {
         format!("{poa}#{}", remote.cse_id)
     } else {
         poa.to_string()

@@ -7,6 +7,7 @@
 //! CSE-relative `to` then fails with an error that asks for the fragment.
 
 use super::ClientError;
+use crate::onem2m::MqttUrl;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Endpoint {
@@ -27,53 +28,39 @@ pub enum Endpoint {
 impl Endpoint {
     pub fn parse(s: &str) -> Result<Endpoint, ClientError> {
         let bad = |why: &str| ClientError::Endpoint(s.to_string(), why.to_string());
+        if MqttUrl::is_mqtt(s) {
+            let url = MqttUrl::parse(s).map_err(|e| bad(&e))?;
+            if url
+                .fragment
+                .as_deref()
+                .is_some_and(|f| f.contains(['/', '+', '#']))
+            {
+                return Err(bad("the fragment must be a CSE-ID such as id-in"));
+            }
+            return Ok(Endpoint::Mqtt {
+                host: url.host,
+                port: url.port,
+                tls: url.tls,
+                cse_id: url.fragment,
+            });
+        }
         let url = url::Url::parse(s).map_err(|e| bad(&e.to_string()))?;
-        if !["mqtt", "mqtts", "secure-mqtt", "http", "https"].contains(&url.scheme()) {
+        let scheme = url.scheme();
+        if scheme != "http" && scheme != "https" {
             return Err(bad(&format!(
-                "scheme '{}' is not one of mqtt, mqtts, http, https",
-                url.scheme()
+                "scheme '{scheme}' is not one of mqtt, mqtts, http, https"
             )));
         }
         let host = url
             .host_str()
             .filter(|h| !h.is_empty())
-            .ok_or_else(|| bad("no host"))?
-            .to_string();
-        match url.scheme() {
-            scheme @ ("mqtt" | "mqtts" | "secure-mqtt") => {
-                let tls = scheme != "mqtt";
-                let cse_id = url
-                    .fragment()
-                    .map(|f| f.trim_start_matches('/').to_string())
-                    .filter(|f| !f.is_empty());
-                if cse_id
-                    .as_deref()
-                    .is_some_and(|f| f.contains(['/', '+', '#']))
-                {
-                    return Err(bad("the fragment must be a CSE-ID such as id-in"));
-                }
-                Ok(Endpoint::Mqtt {
-                    host: host
-                        .trim_start_matches('[')
-                        .trim_end_matches(']')
-                        .to_string(),
-                    port: url.port().unwrap_or(if tls { 8883 } else { 1883 }),
-                    tls,
-                    cse_id,
-                })
-            }
-            scheme @ ("http" | "https") => {
-                let port = url.port().map(|p| format!(":{p}")).unwrap_or_default();
-                let path = url.path().trim_end_matches('/');
-                Ok(Endpoint::Http {
-                    base: format!("{scheme}://{host}{port}{path}"),
-                    tls: scheme == "https",
-                })
-            }
-            other => Err(bad(&format!(
-                "scheme '{other}' is not one of mqtt, mqtts, http, https"
-            ))),
-        }
+            .ok_or_else(|| bad("no host"))?;
+        let port = url.port().map(|p| format!(":{p}")).unwrap_or_default();
+        let path = url.path().trim_end_matches('/');
+        Ok(Endpoint::Http {
+            base: format!("{scheme}://{host}{port}{path}"),
+            tls: scheme == "https",
+        })
     }
 
     pub fn is_tls(&self) -> bool {

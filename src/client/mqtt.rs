@@ -5,7 +5,9 @@
 use super::notify::{Incoming, Notifications};
 use super::{ClientError, Endpoint, Options, Transport};
 use crate::onem2m::topic::{id_to_topic, Topic, TopicKind};
-use crate::onem2m::{Error, Operation, RequestPrimitive, ResourceType, ResponsePrimitive, Rsc};
+use crate::onem2m::{
+    Error, MqttUrl, Operation, RequestPrimitive, ResourceType, ResponsePrimitive, Rsc,
+};
 use crate::sync::lock;
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS};
 use std::collections::HashMap;
@@ -50,7 +52,10 @@ impl MqttTransport {
         opts: &Options,
     ) -> Result<Self, ClientError> {
         let Endpoint::Mqtt {
-            host, port, cse_id, ..
+            host,
+            port,
+            cse_id,
+            tls,
         } = endpoint
         else {
             return Err(ClientError::Endpoint(
@@ -80,7 +85,14 @@ impl MqttTransport {
         });
         let (up_tx, up_rx) = oneshot::channel();
         let driver = tokio::spawn(drive(eventloop, shared.clone(), up_tx)).abort_handle();
-        let where_ = format!("mqtt://{host}:{port}");
+        let where_ = MqttUrl {
+            host: host.clone(),
+            port: *port,
+            tls: *tls,
+            path: None,
+            fragment: None,
+        }
+        .broker();
         match tokio::time::timeout(opts.timeout, up_rx).await {
             Ok(Ok(Ok(()))) => {}
             Ok(Ok(Err(e))) => {

@@ -8,7 +8,7 @@
 
 use super::Rules;
 use crate::onem2m::address::originator_to_local;
-use crate::onem2m::{Error, RequestPrimitive, ResourceType, Rsc};
+use crate::onem2m::{Error, MqttUrl, RequestPrimitive, ResourceType, Rsc};
 use crate::store::{Reader, Resource, Writer};
 use serde_json::{json, Map, Value};
 
@@ -224,25 +224,14 @@ pub fn resolve_target(r: &Reader, rules: &Rules, nu: &str, owner: &str) -> Resul
         return Ok(Target::Http(nu.to_string()));
     }
     if nu.starts_with("mqtt://") {
-        let url = url::Url::parse(nu).map_err(|e| format!("'{nu}' is not a URL: {e}"))?;
-        let host = url
-            .host_str()
-            .ok_or_else(|| format!("'{nu}' has no host"))?;
-        let path = url.path().trim_matches('/');
-        let receiver = if path.is_empty() {
-            owner.to_string()
-        } else {
-            path.to_string()
-        };
+        let url = MqttUrl::parse(nu)?;
+        let receiver = url.path.unwrap_or_else(|| owner.to_string());
         if receiver.is_empty() {
             return Err(format!("'{nu}' names no receiver"));
         }
         return Ok(Target::Mqtt {
-            host: host
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .to_string(),
-            port: url.port().unwrap_or(1883),
+            host: url.host,
+            port: url.port,
             receiver: crate::onem2m::topic::id_to_topic(&receiver),
         });
     }
@@ -335,15 +324,10 @@ pub fn next_hop(r: &Reader, rules: &Rules, csi: &str) -> Result<Target, Error> {
         )));
     };
     if poa.starts_with("mqtt://") {
-        let url =
-            url::Url::parse(poa).map_err(|e| unreachable(format!("poa '{poa}' of {csi}: {e}")))?;
-        let host = url.host_str().unwrap_or_default();
+        let url = MqttUrl::parse(poa).map_err(|e| unreachable(format!("poa of {csi}: {e}")))?;
         Ok(Target::Mqtt {
-            host: host
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .to_string(),
-            port: url.port().unwrap_or(1883),
+            host: url.host,
+            port: url.port,
             receiver: id.to_string(),
         })
     } else {

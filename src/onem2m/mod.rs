@@ -3,6 +3,7 @@
 
 pub mod address;
 pub mod http;
+pub mod poa;
 pub mod primitive;
 pub mod rsc;
 pub mod time;
@@ -10,6 +11,7 @@ pub mod topic;
 pub mod types;
 
 pub use address::{Base, CseIdentity, Target, Virtual};
+pub use poa::MqttUrl;
 pub use primitive::{PrimitiveError, RequestPrimitive, ResponsePrimitive, ResponseType};
 pub use rsc::{Error, Rsc};
 pub use types::{Operation, ResourceType};

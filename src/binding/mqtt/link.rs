@@ -13,7 +13,9 @@ use crate::binding::Serialization;
 use crate::cse::{Begun, Blocked, Cse, Write};
 use crate::onem2m::address::originator_to_local;
 use crate::onem2m::topic::{id_from_topic, id_to_topic, Topic, TopicKind};
-use crate::onem2m::{Error, Operation, RequestPrimitive, ResourceType, ResponsePrimitive, Rsc};
+use crate::onem2m::{
+    Error, MqttUrl, Operation, RequestPrimitive, ResourceType, ResponsePrimitive, Rsc,
+};
 use crate::sync::lock;
 use bytes::Bytes;
 use futures_util::stream::{FuturesOrdered, StreamExt};
@@ -167,16 +169,9 @@ pub async fn serve_external(
     cse: Cse,
     relay_for: Vec<String>,
 ) -> anyhow::Result<Arc<LocalLink>> {
-    let parsed = url::Url::parse(url).map_err(|e| anyhow::anyhow!("mqtt.broker '{url}': {e}"))?;
-    let host = parsed
-        .host_str()
-        .ok_or_else(|| anyhow::anyhow!("mqtt.broker '{url}' has no host"))?;
+    let parsed = MqttUrl::parse(url).map_err(|e| anyhow::anyhow!("mqtt.broker: {e}"))?;
     let id = cse.identity().id().to_string();
-    let mut opts = rumqttc::MqttOptions::new(
-        format!("C::{id}"),
-        host.trim_start_matches('[').trim_end_matches(']'),
-        parsed.port().unwrap_or(1883),
-    );
+    let mut opts = rumqttc::MqttOptions::new(format!("C::{id}"), parsed.host, parsed.port);
     opts.set_keep_alive(Duration::from_secs(30));
     opts.set_clean_session(false);
     opts.set_max_packet_size(1 << 20, 1 << 20);

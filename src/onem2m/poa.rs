@@ -1,0 +1,123 @@
+//! MQTT URLs: a point of access (`poa`, a notification target `nu`), a broker to use, or a
+//! client endpoint, all in one form: `mqtt[s]://host[:port][/receiver][#cse-id]`.
+//!
+//! The path names a receiver (Mobius' form of an MQTT notification target); the fragment names
+//! the receiving CSE of an endpoint (OpenMTC's form: `mqtt://gateway:1883#id-in`). Each user
+//! takes what it needs and ignores the rest.
+
+/// A parsed `mqtt://`, `mqtts://` or `secure-mqtt://` URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MqttUrl {
+    /// Host name or address, without the brackets of an IPv6 literal.
+    pub host: String,
+    /// The port; 1883 (or 8883 with TLS) when the URL gives none.
+    pub port: u16,
+    /// `mqtts://` or `secure-mqtt://`.
+    pub tls: bool,
+    /// The path without its slashes, if not empty.
+    pub path: Option<String>,
+    /// The fragment without a leading slash, if not empty.
+    pub fragment: Option<String>,
+}
+
+impl MqttUrl {
+    /// Whether `s` is meant as an MQTT URL (by its scheme), well-formed or not.
+    pub fn is_mqtt(s: &str) -> bool {
+        ["mqtt://", "mqtts://", "secure-mqtt://"]
+            .iter()
+            .any(|scheme| s.len() >= scheme.len() && s[..scheme.len()].eq_ignore_ascii_case(scheme))
+    }
+
+    /// Reads an MQTT URL; the error says what is wrong with it.
+    pub fn parse(s: &str) -> Result<MqttUrl, String> {
+        let url = url::Url::parse(s).map_err(|e| format!("'{s}' is not a URL: {e}"))?;
+        let tls = match url.scheme() {
+            "mqtt" => false,
+            "mqtts" | "secure-mqtt" => true,
+            other => return Err(format!("'{s}': scheme '{other}' is not mqtt or mqtts")),
+        };
+        let host = url
+            .host_str()
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| format!("'{s}' has no host"))?;
+        let path = url.path().trim_matches('/');
+        let fragment = url.fragment().map(|f| f.trim_start_matches('/'));
+        Ok(MqttUrl {
+            host: host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string(),
+            port: url.port().unwrap_or(if tls { 8883 } else { 1883 }),
+            tls,
+            path: (!path.is_empty()).then(|| path.to_string()),
+            fragment: fragment.filter(|f| !f.is_empty()).map(str::to_string),
+        })
+    }
+
+    /// `host:port`, with an IPv6 literal in brackets.
+    pub fn authority(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+
+    /// The broker alone, `mqtt://host:port` (or `mqtts://`).
+    pub fn broker(&self) -> String {
+        let scheme = if self.tls { "mqtts" } else { "mqtt" };
+        format!("{scheme}://{}", self.authority())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_part_is_read() {
+        let u = MqttUrl::parse("mqtt://gw.local:1884/Cae#id-mn").unwrap();
+        assert_eq!(
+            u,
+            MqttUrl {
+                host: "gw.local".into(),
+                port: 1884,
+                tls: false,
+                path: Some("Cae".into()),
+                fragment: Some("id-mn".into()),
+            }
+        );
+        let u = MqttUrl::parse("mqtts://broker#/id-in").unwrap();
+        assert_eq!((u.port, u.tls), (8883, true));
+        assert_eq!(u.fragment.as_deref(), Some("id-in"));
+        assert_eq!(u.path, None);
+        let u = MqttUrl::parse("mqtt://127.0.0.1/").unwrap();
+        assert_eq!((u.port, u.path), (1883, None));
+    }
+
+    #[test]
+    fn ipv6_hosts_lose_and_regain_their_brackets() {
+        let u = MqttUrl::parse("mqtt://[::1]:1883#id-in").unwrap();
+        assert_eq!(u.host, "::1");
+        assert_eq!(u.authority(), "[::1]:1883");
+        assert_eq!(u.broker(), "mqtt://[::1]:1883");
+        assert_eq!(
+            MqttUrl::parse("secure-mqtt://h").unwrap().broker(),
+            "mqtts://h:8883"
+        );
+    }
+
+    #[test]
+    fn what_is_not_an_mqtt_url_says_why() {
+        for (s, why) in [
+            ("http://h", "scheme"),
+            ("mqtt://", "host"),
+            ("nonsense", "not a URL"),
+        ] {
+            let e = MqttUrl::parse(s).unwrap_err();
+            assert!(e.contains(why), "{s}: {e}");
+        }
+        assert!(MqttUrl::is_mqtt("MQTT://h") && MqttUrl::is_mqtt("mqtts://h"));
+        assert!(!MqttUrl::is_mqtt("http://h") && !MqttUrl::is_mqtt("mqt"));
+    }
+}
