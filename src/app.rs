@@ -49,7 +49,8 @@ impl Appliance {
             }
             (true, MqttMode::External) => {
                 let link =
-                    mqtt::link::serve_external(&config.mqtt.broker, cse.clone(), relay_for).await?;
+                    mqtt::external::serve_external(&config.mqtt.broker, cse.clone(), relay_for)
+                        .await?;
                 let url = MqttUrl::parse(&config.mqtt.broker).map_err(anyhow::Error::msg)?;
                 (None, Some((link, OwnBroker::At(url.host, url.port))))
             }

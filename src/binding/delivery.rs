@@ -5,9 +5,9 @@
 //! gets its notifications in order, retried with backoff, and a dead or slow target never
 //! delays another. A full queue drops (and logs) what does not fit.
 
-use super::mqtt::link::{LocalLink, ANSWER_WITHIN};
+use super::mqtt::link::LocalLink;
 use crate::client::{ClientError, Endpoint, HttpTransport, MqttTransport, Options};
-use crate::cse::notify::{Delivery, Target};
+use crate::cse::notify::{Delivery, Target, PEER_ANSWER_WITHIN};
 use crate::onem2m::{RequestPrimitive, ResponsePrimitive, Rsc};
 use crate::sync::lock;
 use std::collections::HashMap;
@@ -59,7 +59,7 @@ impl Deliverer {
                 runtime,
                 cse_id: cse_id.to_string(),
                 local,
-                http: HttpTransport::for_urls(ANSWER_WITHIN)?,
+                http: HttpTransport::for_urls(PEER_ANSWER_WITHIN)?,
                 brokers: tokio::sync::Mutex::new(HashMap::new()),
                 queues: Mutex::new(HashMap::new()),
             }),
@@ -111,7 +111,7 @@ impl Inner {
             cse_id: None,
         };
         let opts = Options {
-            timeout: ANSWER_WITHIN,
+            timeout: PEER_ANSWER_WITHIN,
             client_id: Some(format!(
                 "C::{}-notify-{:08x}",
                 self.cse_id,

@@ -1,18 +1,15 @@
 //! The HTTP transport (TS-0009), and an HTTP receiver for notifications.
 
-use super::notify::{Incoming, Notifications};
+use super::notify::{hand_over, Incoming, Notifications};
 use super::{ClientError, Endpoint, Options, Transport};
 use crate::onem2m::http::{self as h, Destination};
-use crate::onem2m::{Error, Operation, RequestPrimitive, ResponsePrimitive, Rsc};
+use crate::onem2m::{Error, Operation, RequestPrimitive, ResponsePrimitive};
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, Method, Uri};
 use axum::response::Response;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::sync::mpsc;
-
-/// How long a notification may wait for the application's answer.
-const ANSWER_WITHIN: Duration = Duration::from_secs(30);
 
 pub struct HttpTransport {
     http: reqwest::Client,
@@ -168,19 +165,5 @@ async fn receive(
         }
         Err(err) => return to_response(&ResponsePrimitive::error(&err, rqi, None)),
     };
-    let rvi = req.rvi.clone();
-    let (incoming, answer) = Incoming::new(req);
-    if tx.send(incoming).await.is_err() {
-        let err = Error::new(
-            Rsc::TARGET_NOT_REACHABLE,
-            "nobody is receiving notifications here",
-        );
-        return to_response(&ResponsePrimitive::error(&err, rqi, rvi));
-    }
-    let rsc = tokio::time::timeout(ANSWER_WITHIN, answer)
-        .await
-        .ok()
-        .and_then(Result::ok)
-        .unwrap_or(Rsc::OK);
-    to_response(&ResponsePrimitive::new(rsc, rqi, rvi, None))
+    to_response(&hand_over(&tx, req).await)
 }

@@ -16,10 +16,11 @@ pub mod endpoint;
 mod http;
 mod mqtt;
 mod notify;
+pub mod replies;
 
 pub use endpoint::Endpoint;
 pub use http::HttpTransport;
-pub use mqtt::MqttTransport;
+pub use mqtt::{Inbox, MqttTransport, Publisher, Session, SessionOptions};
 pub use notify::{Incoming, Notifications};
 
 use crate::onem2m::{Operation, RequestPrimitive, ResourceType, ResponsePrimitive};

@@ -1,7 +1,35 @@
 //! Incoming NOTIFY requests, whichever binding they came on, and the answer to each.
 
-use crate::onem2m::{RequestPrimitive, Rsc};
+use crate::onem2m::{Error, RequestPrimitive, ResponsePrimitive, Rsc};
+use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
+
+/// How long a receiver waits for the application's answer to a notification before it
+/// answers 2000 itself.
+pub const APP_ANSWER_WITHIN: Duration = Duration::from_secs(30);
+
+/// Hands a NOTIFY request to the application behind `receiver` and returns the answer it
+/// gave (2000 when it gave none in time, 5103 when nobody receives).
+pub(crate) async fn hand_over(
+    receiver: &mpsc::Sender<Incoming>,
+    req: RequestPrimitive,
+) -> ResponsePrimitive {
+    let (rqi, rvi) = (req.rqi.clone(), req.rvi.clone());
+    let (incoming, answer) = Incoming::new(req);
+    if receiver.send(incoming).await.is_err() {
+        let err = Error::new(
+            Rsc::TARGET_NOT_REACHABLE,
+            "nobody is receiving notifications here",
+        );
+        return ResponsePrimitive::error(&err, rqi, rvi);
+    }
+    let rsc = tokio::time::timeout(APP_ANSWER_WITHIN, answer)
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or(Rsc::OK);
+    ResponsePrimitive::new(rsc, rqi, rvi, None)
+}
 
 /// One NOTIFY request. Answer it with [`Incoming::respond`]; one dropped unanswered is
 /// answered 2000 OK.

@@ -12,6 +12,10 @@ use crate::onem2m::{Error, MqttUrl, RequestPrimitive, ResourceType, Rsc};
 use crate::store::{Reader, Resource, Writer};
 use serde_json::{json, Map, Value};
 
+/// How long the CSE waits for the answer to a request it sends itself: a verification request,
+/// a forwarded request, a relayed NOTIFY.
+pub const PEER_ANSWER_WITHIN: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Event types of `enc.net` (TS-0004 notificationEventType).
 pub const NET_UPDATE: u64 = 1;
 pub const NET_DELETE: u64 = 2;

@@ -1,0 +1,211 @@
+//! Reading one incoming publish on a request topic: the topic, the serialization, the
+//! primitive, and the TS-0010 consistency between topic and primitive. What is wrong is
+//! answered at once; what is right goes to the CSE, which takes it as far as it can without
+//! waiting ([`Cse::begin`]).
+
+use crate::binding::Serialization;
+use crate::cse::{Begun, Blocked, Cse, Write};
+use crate::onem2m::address::originator_to_local;
+use crate::onem2m::topic::{id_from_topic, id_to_topic, Topic, TopicKind};
+use crate::onem2m::{Error, Operation, RequestPrimitive, ResourceType, ResponsePrimitive, Rsc};
+
+/// The topic and body of an answer to publish, if one is due.
+pub type Outgoing = Option<(String, Vec<u8>)>;
+
+/// How one incoming publish proceeds.
+#[allow(clippy::large_enum_variant)] // as `Begun`: the large variant is the hot one
+pub enum Step {
+    /// Answered already (or nothing to answer).
+    Now(Outgoing),
+    /// A write for the store.
+    Write(Write, Reply),
+    /// A request for a blocking thread.
+    Blocking(Box<Blocked>, Reply),
+}
+
+/// Where and how the answer to a request goes.
+pub struct Reply {
+    topic: String,
+    ser: Serialization,
+}
+
+impl Reply {
+    pub fn encode(&self, rsp: Option<ResponsePrimitive>) -> Outgoing {
+        rsp.map(|rsp| (self.topic.clone(), self.ser.encode(&rsp.to_value())))
+    }
+}
+
+/// Reads one incoming publish and takes it as far as it goes without waiting.
+pub fn start(cse: &Cse, topic: &[u8], payload: &[u8]) -> Step {
+    let Ok(topic) = std::str::from_utf8(topic) else {
+        tracing::warn!("ignoring a publish whose topic is not UTF-8");
+        return Step::Now(None);
+    };
+    let Some(parsed) = Topic::parse(topic) else {
+        tracing::warn!(%topic, "ignoring a publish on a malformed oneM2M topic");
+        return Step::Now(None);
+    };
+    let Some(ser) = Serialization::from_topic_level(parsed.serialization) else {
+        let level = parsed.serialization.unwrap_or_default();
+        tracing::warn!(%topic, "request in an unsupported serialization");
+        let err = Error::new(
+            Rsc::UNSUPPORTED_MEDIA_TYPE,
+            format!("serialization '{level}' is not supported; publish to .../json"),
+        );
+        let reply = Reply {
+            topic: parsed.response_topic("json"),
+            ser: Serialization::Json,
+        };
+        return Step::Now(reply.encode(Some(ResponsePrimitive::error(&err, "", None))));
+    };
+    let reply = Reply {
+        topic: parsed.response_topic(ser.name()),
+        ser,
+    };
+    let reject = |err: Error, rqi: Option<String>, rvi: Option<String>| {
+        tracing::warn!(originator = parsed.originator, rsc = err.rsc.code(), dbg = %err.dbg, "request rejected");
+        Step::Now(reply.encode(Some(ResponsePrimitive::error(
+            &err,
+            rqi.unwrap_or_default(),
+            rvi,
+        ))))
+    };
+    let body = match ser.decode(payload) {
+        Ok(v) => v,
+        Err(msg) => return reject(Error::bad_request(msg), None, None),
+    };
+    let mut req = match RequestPrimitive::from_value(body) {
+        Ok(r) => r,
+        Err(e) => return reject(e.error, e.rqi, None),
+    };
+    if let Err(err) = check_topic(cse, &parsed, &mut req) {
+        return reject(err, Some(req.rqi), req.rvi);
+    }
+    match cse.begin(req) {
+        Begun::Answered(rsp) => Step::Now(reply.encode(rsp)),
+        Begun::Write(write) => Step::Write(write, reply),
+        Begun::Blocking(blocked) => Step::Blocking(blocked, reply),
+    }
+}
+
+/// The busy answer to a request that could not be admitted, on the topic of the originator
+/// named in `topic`, or `None` when the topic names none.
+pub fn busy(topic: &[u8], payload: &[u8]) -> Outgoing {
+    let parsed = std::str::from_utf8(topic).ok().and_then(Topic::parse)?;
+    tracing::warn!(
+        originator = parsed.originator,
+        "too many requests in progress; answered busy"
+    );
+    let rqi = Serialization::Json
+        .decode(payload)
+        .ok()
+        .and_then(|v| RequestPrimitive::from_value(v).ok())
+        .map(|r| r.rqi)
+        .unwrap_or_default();
+    let err = Error::internal(
+        "the CSE is busy: too many requests from this originator are in progress; try again",
+    );
+    let rsp = ResponsePrimitive::error(&err, rqi, None);
+    Some((
+        parsed.response_topic("json"),
+        Serialization::Json.encode(&rsp.to_value()),
+    ))
+}
+
+/// Requests are ordered per topic originator level (and receiver): the topic up to the
+/// serialization, `/oneM2M/<kind>/<originator>/<receiver>`.
+pub fn originator_key(topic: &[u8]) -> &[u8] {
+    let end = topic
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| **b == b'/')
+        .nth(4)
+        .map_or(topic.len(), |(i, _)| i);
+    &topic[..end]
+}
+
+/// TS-0010 consistency between the topic and the primitive.
+/// * On `req` topics the originator level names the sender: `fr` must be the same entity
+///   (compared after bringing both to CSE-relative form); a request without `fr` takes it from
+///   the topic, as Mobius does; an empty `fr` (an AE asking for an ID) is left to the CSE,
+///   which accepts it only for a registration. A mismatch is 4103 ORIGINATOR_HAS_NO_PRIVILEGE: the primitive
+///   claims an identity its topic does not carry.
+/// * On `reg_req` topics the originator level is a Credential-ID, not an AE-ID, so it is not
+///   compared; only registrations (CREATE of an AE or remoteCSE) are allowed there (4000 else).
+fn check_topic(cse: &Cse, topic: &Topic, req: &mut RequestPrimitive) -> Result<(), Error> {
+    let me = cse.identity();
+    match topic.kind {
+        TopicKind::Req => {
+            // Addressed to another CSE we relay for: a CSE-relative target is relative to it.
+            if topic.receiver != me.id() && !req.to.starts_with('/') {
+                req.to = format!("/{}/{}", topic.receiver.replace(':', "/"), req.to);
+            }
+            let in_topic = originator_to_local(&id_from_topic(topic.originator), me);
+            match &req.fr {
+                None => req.fr = Some(in_topic),
+                // No identity yet: only a registration can succeed, the CSE decides.
+                Some(fr) if fr.is_empty() => {}
+                Some(fr) if originator_to_local(fr, me) == in_topic => {}
+                // A CSE writes its own ID into the topic without the slash: /id-mn → id-mn.
+                Some(fr) if fr.starts_with('/') && id_to_topic(fr) == topic.originator => {}
+                // A CSE forwarding for one of its entities publishes under its own ID with the
+                // entity's SP-relative ID in fr (/id-mn/Cae on topic level id-mn).
+                Some(fr) if fr.starts_with(&format!("/{}/", topic.originator)) => {}
+                Some(fr) => {
+                    return Err(Error::no_privilege(format!(
+                        "originator '{fr}' does not match the topic's originator '{}'",
+                        topic.originator
+                    )))
+                }
+            }
+            Ok(())
+        }
+        TopicKind::RegReq => {
+            let registration = req.op == Operation::Create
+                && [ResourceType::Ae, ResourceType::RemoteCse]
+                    .iter()
+                    .any(|t| req.ty == Some(t.code() as u64));
+            if registration {
+                Ok(())
+            } else {
+                Err(Error::bad_request(
+                    "only registrations (CREATE of an AE or remoteCSE) may be sent on reg_req",
+                ))
+            }
+        }
+        // Not subscribed to; a response addressed to the CSE is not a request.
+        TopicKind::Resp | TopicKind::RegResp => Err(Error::bad_request("not a request topic")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_key_is_the_topic_up_to_the_serialization() {
+        assert_eq!(
+            originator_key(b"/oneM2M/req/Cabc/id-in/json"),
+            b"/oneM2M/req/Cabc/id-in"
+        );
+        assert_eq!(
+            originator_key(b"/oneM2M/reg_req/cred/id-in"),
+            b"/oneM2M/reg_req/cred/id-in"
+        );
+        assert_eq!(originator_key(b"/oneM2M/req"), b"/oneM2M/req");
+    }
+
+    #[test]
+    fn a_busy_answer_goes_to_the_originator_with_its_rqi() {
+        let (topic, body) = busy(
+            b"/oneM2M/req/Cabc/id-in/json",
+            br#"{"op":2,"to":"cse-in","fr":"Cabc","rqi":"r9"}"#,
+        )
+        .unwrap();
+        assert_eq!(topic, "/oneM2M/resp/Cabc/id-in/json");
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["rsc"], 5000);
+        assert_eq!(v["rqi"], "r9");
+        assert!(busy(b"not/a/onem2m/topic", b"").is_none());
+    }
+}

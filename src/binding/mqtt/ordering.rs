@@ -1,0 +1,232 @@
+//! Per-originator ordering: each originator's requests are handled in the order the broker
+//! delivered them, and their answers leave in that order, while different originators run
+//! side by side.
+//!
+//! Each originator has a queue and a task, which end after a while without requests. A write
+//! is queued for the store right away, so the writes of a device that pipelines reach the
+//! store in order and commit together, and no thread waits for them. Reads (and whatever else
+//! runs on a blocking thread) run side by side, but never beside a write of the same
+//! originator: a read waits until the writes before it are answered, and a write until the
+//! reads before it are, so each sees exactly what was sent before it.
+
+use super::admission::{Admitted, Allowance};
+use super::inbound::{self, Outgoing, Step};
+use super::link::LocalLink;
+use crate::cse::Cse;
+use bytes::Bytes;
+use futures_util::stream::{FuturesOrdered, StreamExt};
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// An originator's queue ends after this long without requests.
+const IDLE: Duration = Duration::from_secs(30);
+
+/// Answers of one originator in progress at once. Writes in progress hold no thread (they
+/// wait in the store's queue), so this only bounds the memory one originator's burst holds.
+const PIPELINE: usize = 64;
+
+/// Reads (blocking-path requests) of one originator running at once. More only make the
+/// threads take turns on the cores: with 16 in flight from each of 4 devices, allowing all of
+/// them cut retrieve `la` from 29,900 to 22,300/s on 2 cores.
+const READS_AT_ONCE: usize = 2;
+
+/// Queues kept before ended ones are swept out of the map.
+const SWEEP_AT: usize = 1024;
+
+/// One incoming request: its topic and body, and its place in the budget.
+pub struct Job {
+    pub topic: Bytes,
+    pub payload: Bytes,
+    pub admitted: Admitted,
+}
+
+/// The originators' queues, by [`inbound::originator_key`].
+#[derive(Default)]
+pub struct Queues {
+    queues: HashMap<Bytes, (mpsc::UnboundedSender<Job>, Allowance)>,
+}
+
+impl Queues {
+    /// The share of the budget of the originator with this key.
+    pub fn allowance(&self, key: &[u8]) -> Allowance {
+        match self.queues.get(key) {
+            Some((q, own)) if !q.is_closed() => own.clone(),
+            _ => Allowance::default(),
+        }
+    }
+
+    /// Queues `job` behind the originator's earlier requests, starting its queue if it has
+    /// none (or its queue just ended for idleness).
+    pub fn push(
+        &mut self,
+        key: Bytes,
+        allowance: Allowance,
+        job: Job,
+        cse: &Cse,
+        local: &Arc<LocalLink>,
+    ) {
+        let mut job = job;
+        if let Some((queue, _)) = self.queues.get(&key) {
+            match queue.send(job) {
+                Ok(()) => return,
+                Err(mpsc::error::SendError(back)) => job = back,
+            }
+        }
+        if self.queues.len() >= SWEEP_AT {
+            self.queues.retain(|_, (q, _)| !q.is_closed());
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        // A fresh channel with a live receiver accepts the job.
+        let _ = tx.send(job);
+        self.queues.insert(key, (tx, allowance));
+        tokio::spawn(serve_queue(cse.clone(), local.clone(), rx));
+    }
+}
+
+/// An answer on its way: resolves once the request is done.
+type Answer = Pin<Box<dyn Future<Output = Outgoing> + Send>>;
+
+/// Handles one originator's requests in arrival order until it has been idle for a while.
+async fn serve_queue(cse: Cse, local: Arc<LocalLink>, mut jobs: mpsc::UnboundedReceiver<Job>) {
+    let mut running = Running::default();
+    loop {
+        let job = if running.is_empty() {
+            match tokio::time::timeout(IDLE, jobs.recv()).await {
+                Ok(Some(job)) => job,
+                Ok(None) => return,
+                Err(_) => {
+                    // Refuse new jobs (the dispatcher starts a new queue for them), then finish
+                    // what was queued meanwhile. Nothing is in progress, so the new queue
+                    // cannot overtake anything of this one.
+                    jobs.close();
+                    match jobs.try_recv() {
+                        Ok(job) => job,
+                        Err(_) => return,
+                    }
+                }
+            }
+        } else {
+            let room = running.len() < PIPELINE;
+            tokio::select! {
+                biased;
+                Some(out) = running.next() => {
+                    local.send(out);
+                    continue;
+                }
+                job = jobs.recv(), if room => match job {
+                    Some(job) => job,
+                    None => {
+                        running.send_until(&local, Running::is_empty).await;
+                        return;
+                    }
+                },
+            }
+        };
+        let Job {
+            topic,
+            payload,
+            admitted,
+        } = job;
+        match inbound::start(&cse, &topic, &payload) {
+            Step::Now(out) => running.push(
+                Kind::Answered,
+                Box::pin(async move {
+                    drop(admitted);
+                    out
+                }),
+            ),
+            Step::Write(write, reply) => {
+                running
+                    .send_until(&local, |r| r.count(Kind::Blocking) == 0)
+                    .await;
+                let pending = write.submit();
+                running.push(
+                    Kind::Write,
+                    Box::pin(async move {
+                        let out = reply.encode(pending.finish().await);
+                        drop(admitted);
+                        out
+                    }),
+                );
+            }
+            Step::Blocking(blocked, reply) => {
+                running
+                    .send_until(&local, |r| {
+                        r.count(Kind::Write) == 0 && r.count(Kind::Blocking) < READS_AT_ONCE
+                    })
+                    .await;
+                let handle = tokio::task::spawn_blocking(move || blocked.run());
+                running.push(
+                    Kind::Blocking,
+                    Box::pin(async move {
+                        let out = match handle.await {
+                            Ok(rsp) => reply.encode(rsp),
+                            Err(e) => {
+                                tracing::error!(error = %e, "request handler panicked");
+                                None
+                            }
+                        };
+                        drop(admitted);
+                        out
+                    }),
+                );
+            }
+        }
+    }
+}
+
+/// What an answer in progress waits for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Answered,
+    Write,
+    Blocking,
+}
+
+/// An originator's answers in progress, in arrival order.
+#[derive(Default)]
+struct Running {
+    answers: FuturesOrdered<Answer>,
+    kinds: VecDeque<Kind>,
+}
+
+impl Running {
+    fn is_empty(&self) -> bool {
+        self.kinds.is_empty()
+    }
+
+    fn len(&self) -> usize {
+        self.kinds.len()
+    }
+
+    /// Answers of `kind` in progress (at most `PIPELINE` to count).
+    fn count(&self, kind: Kind) -> usize {
+        self.kinds.iter().filter(|k| **k == kind).count()
+    }
+
+    fn push(&mut self, kind: Kind, answer: Answer) {
+        self.kinds.push_back(kind);
+        self.answers.push_back(answer);
+    }
+
+    /// The oldest answer, once it is ready.
+    async fn next(&mut self) -> Option<Outgoing> {
+        let out = self.answers.next().await?;
+        self.kinds.pop_front();
+        Some(out)
+    }
+
+    /// Sends the oldest answers as they become ready until `enough` holds (or none is left).
+    async fn send_until(&mut self, local: &LocalLink, enough: impl Fn(&Running) -> bool) {
+        while !enough(self) {
+            match self.next().await {
+                Some(out) => local.send(out),
+                None => break,
+            }
+        }
+    }
+}
