@@ -6,6 +6,7 @@
 //! delays another. A full queue drops (and logs) what does not fit.
 
 use super::mqtt::link::LocalLink;
+use super::queues::{next_or_idle, KeyedQueues, Pushed};
 use crate::client::{ClientError, Endpoint, HttpTransport, MqttTransport, Options};
 use crate::cse::notify::{Delivery, Target, PEER_ANSWER_WITHIN};
 use crate::onem2m::{RequestPrimitive, ResponsePrimitive, Rsc};
@@ -45,7 +46,7 @@ struct Inner {
     local: Option<(Arc<LocalLink>, OwnBroker)>,
     http: HttpTransport,
     brokers: tokio::sync::Mutex<HashMap<(String, u16), Arc<MqttTransport>>>,
-    queues: Mutex<HashMap<Target, mpsc::Sender<RequestPrimitive>>>,
+    queues: Mutex<KeyedQueues<Target, RequestPrimitive>>,
 }
 
 impl Deliverer {
@@ -61,7 +62,7 @@ impl Deliverer {
                 local,
                 http: HttpTransport::for_urls(PEER_ANSWER_WITHIN)?,
                 brokers: tokio::sync::Mutex::new(HashMap::new()),
-                queues: Mutex::new(HashMap::new()),
+                queues: Mutex::new(KeyedQueues::new(QUEUE)),
             }),
         })
     }
@@ -199,18 +200,7 @@ impl Inner {
     }
 
     async fn work(self: Arc<Self>, target: Target, mut queue: mpsc::Receiver<RequestPrimitive>) {
-        loop {
-            let req = match tokio::time::timeout(IDLE, queue.recv()).await {
-                Ok(Some(req)) => req,
-                Ok(None) => return,
-                Err(_) => {
-                    queue.close();
-                    match queue.try_recv() {
-                        Ok(req) => req,
-                        Err(_) => return,
-                    }
-                }
-            };
+        while let Some(req) = next_or_idle(&mut queue, IDLE).await {
             let mut delay = FIRST_RETRY;
             for attempt in 1..=ATTEMPTS {
                 match self.send(&target, &req, false).await {
@@ -245,27 +235,17 @@ impl Delivery for Deliverer {
     }
 
     fn enqueue(&self, target: Target, req: RequestPrimitive) {
-        let mut queues = lock(&self.inner.queues);
-        let mut req = req;
-        if let Some(q) = queues.get(&target) {
-            match q.try_send(req) {
-                Ok(()) => return,
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    tracing::warn!(?target, "notification queue full; notification dropped");
-                    return;
-                }
-                Err(mpsc::error::TrySendError::Closed(back)) => req = back,
+        let pushed = lock(&self.inner.queues).push(target.clone(), req, ());
+        match pushed {
+            Pushed::Queued => {}
+            Pushed::Started(queue) => {
+                self.inner
+                    .runtime
+                    .spawn(self.inner.clone().work(target, queue));
+            }
+            Pushed::Full(_) => {
+                tracing::warn!(?target, "notification queue full; notification dropped")
             }
         }
-        if queues.len() >= 1024 {
-            queues.retain(|_, q| !q.is_closed());
-        }
-        let (tx, rx) = mpsc::channel(QUEUE);
-        // A fresh queue has room.
-        let _ = tx.try_send(req);
-        queues.insert(target.clone(), tx);
-        self.inner
-            .runtime
-            .spawn(self.inner.clone().work(target, rx));
     }
 }

@@ -3,6 +3,7 @@
 pub mod delivery;
 pub mod http;
 pub mod mqtt;
+mod queues;
 
 use serde_json::Value;
 

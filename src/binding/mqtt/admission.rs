@@ -10,7 +10,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 /// Requests queued or being handled at once, in all.
 const MAX_PENDING: usize = 1024;
 /// Requests one originator may have queued or in progress.
-const PER_ORIGINATOR: usize = 256;
+pub const PER_ORIGINATOR: usize = 256;
 
 /// The link's budget of requests.
 pub struct Admission {

@@ -9,13 +9,14 @@
 //! originator: a read waits until the writes before it are answered, and a write until the
 //! reads before it are, so each sees exactly what was sent before it.
 
-use super::admission::{Admitted, Allowance};
+use super::admission::{Admitted, Allowance, PER_ORIGINATOR};
 use super::inbound::{self, Outgoing, Step};
 use super::link::LocalLink;
+use crate::binding::queues::{next_or_idle, KeyedQueues, Pushed};
 use crate::cse::Cse;
 use bytes::Bytes;
 use futures_util::stream::{FuturesOrdered, StreamExt};
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -34,9 +35,6 @@ const PIPELINE: usize = 64;
 /// them cut retrieve `la` from 29,900 to 22,300/s on 2 cores.
 const READS_AT_ONCE: usize = 2;
 
-/// Queues kept before ended ones are swept out of the map.
-const SWEEP_AT: usize = 1024;
-
 /// One incoming request: its topic and body, and its place in the budget.
 pub struct Job {
     pub topic: Bytes,
@@ -44,19 +42,21 @@ pub struct Job {
     pub admitted: Admitted,
 }
 
-/// The originators' queues, by [`inbound::originator_key`].
-#[derive(Default)]
-pub struct Queues {
-    queues: HashMap<Bytes, (mpsc::UnboundedSender<Job>, Allowance)>,
+/// The originators' queues, by [`inbound::originator_key`], each with its share of the
+/// budget.
+pub struct Queues(KeyedQueues<Bytes, Job, Allowance>);
+
+impl Default for Queues {
+    fn default() -> Self {
+        // Admission lets no originator hold more than its allowance, so a queue never fills.
+        Queues(KeyedQueues::new(PER_ORIGINATOR))
+    }
 }
 
 impl Queues {
     /// The share of the budget of the originator with this key.
-    pub fn allowance(&self, key: &[u8]) -> Allowance {
-        match self.queues.get(key) {
-            Some((q, own)) if !q.is_closed() => own.clone(),
-            _ => Allowance::default(),
-        }
+    pub fn allowance(&self, key: &Bytes) -> Allowance {
+        self.0.state(key)
     }
 
     /// Queues `job` behind the originator's earlier requests, starting its queue if it has
@@ -69,21 +69,13 @@ impl Queues {
         cse: &Cse,
         local: &Arc<LocalLink>,
     ) {
-        let mut job = job;
-        if let Some((queue, _)) = self.queues.get(&key) {
-            match queue.send(job) {
-                Ok(()) => return,
-                Err(mpsc::error::SendError(back)) => job = back,
+        match self.0.push(key, job, allowance) {
+            Pushed::Queued => {}
+            Pushed::Started(jobs) => {
+                tokio::spawn(serve_queue(cse.clone(), local.clone(), jobs));
             }
+            Pushed::Full(job) => local.send(inbound::busy(&job.topic, &job.payload)),
         }
-        if self.queues.len() >= SWEEP_AT {
-            self.queues.retain(|_, (q, _)| !q.is_closed());
-        }
-        let (tx, rx) = mpsc::unbounded_channel();
-        // A fresh channel with a live receiver accepts the job.
-        let _ = tx.send(job);
-        self.queues.insert(key, (tx, allowance));
-        tokio::spawn(serve_queue(cse.clone(), local.clone(), rx));
     }
 }
 
@@ -91,23 +83,15 @@ impl Queues {
 type Answer = Pin<Box<dyn Future<Output = Outgoing> + Send>>;
 
 /// Handles one originator's requests in arrival order until it has been idle for a while.
-async fn serve_queue(cse: Cse, local: Arc<LocalLink>, mut jobs: mpsc::UnboundedReceiver<Job>) {
+async fn serve_queue(cse: Cse, local: Arc<LocalLink>, mut jobs: mpsc::Receiver<Job>) {
     let mut running = Running::default();
     loop {
         let job = if running.is_empty() {
-            match tokio::time::timeout(IDLE, jobs.recv()).await {
-                Ok(Some(job)) => job,
-                Ok(None) => return,
-                Err(_) => {
-                    // Refuse new jobs (the dispatcher starts a new queue for them), then finish
-                    // what was queued meanwhile. Nothing is in progress, so the new queue
-                    // cannot overtake anything of this one.
-                    jobs.close();
-                    match jobs.try_recv() {
-                        Ok(job) => job,
-                        Err(_) => return,
-                    }
-                }
+            // Nothing is in progress, so a new queue for this originator cannot overtake
+            // anything of this one.
+            match next_or_idle(&mut jobs, IDLE).await {
+                Some(job) => job,
+                None => return,
             }
         } else {
             let room = running.len() < PIPELINE;
