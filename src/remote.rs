@@ -7,6 +7,7 @@
 use crate::client::{Client, Options};
 use crate::config::RemoteCseConfig;
 use crate::cse::Cse;
+use crate::onem2m::primitive::ADVERTISED_RELEASES;
 use crate::onem2m::{MqttUrl, ResourceType, Rsc};
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -77,7 +78,7 @@ async fn ensure(c: &Client, cse: &Cse, remote: &RemoteCseConfig) -> Result<(), S
                 "rr": true,
                 "poa": remote.own_poa,
                 "cst": cse.kind().cst(),
-                "srv": ["2a", "3", "4"],
+                "srv": ADVERTISED_RELEASES,
             }});
             let made = c
                 .create(&registrar_cb, ResourceType::RemoteCse, csr)

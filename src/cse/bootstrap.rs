@@ -2,12 +2,10 @@
 //! belongs to the configured CSE.
 
 use super::Rules;
+use crate::onem2m::primitive::ADVERTISED_RELEASES;
 use crate::onem2m::{time, Error, ResourceType};
 use crate::store::{Resource, Store};
 use serde_json::{json, Map, Value};
-
-/// Release versions listed in the CSEBase `srv`.
-const SUPPORTED_RELEASE_VERSIONS: &[&str] = &["2a", "3", "4"];
 
 pub fn ensure_cse_base(store: &Store, rules: &Rules) -> Result<(), Error> {
     let rules = rules.clone();
@@ -55,7 +53,7 @@ pub fn ensure_cse_base(store: &Store, rules: &Rules) -> Result<(), Error> {
         a.insert("lt".into(), json!(now));
         a.insert("csi".into(), json!(me.csi));
         a.insert("cst".into(), json!(rules.kind.cst()));
-        a.insert("srv".into(), json!(SUPPORTED_RELEASE_VERSIONS));
+        a.insert("srv".into(), json!(ADVERTISED_RELEASES));
         a.insert(
             "srt".into(),
             json!([

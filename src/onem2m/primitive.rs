@@ -17,6 +17,11 @@ const REQUEST_PARAMETERS: &[&str] = &[
 /// as OpenMTC does (ACME refuses it with 4001); the response then carries no `rvi` either.
 pub const SUPPORTED_RELEASES: &[&str] = &["1", "2", "2a", "3", "4", "5"];
 
+/// The releases this CSE says it supports (`srv` of its CSEBase and of the `<remoteCSE>` it
+/// creates on its registrar): those whose behaviour it implements. It also accepts requests
+/// that name the others in [`SUPPORTED_RELEASES`], as ACME and OpenMTC do.
+pub const ADVERTISED_RELEASES: &[&str] = &["2a", "3", "4"];
+
 /// The error for an address or ID (`to`, `fr`) longer than
 /// [`MAX_ADDRESS_LEN`](super::address::MAX_ADDRESS_LEN), if it is.
 pub fn too_long(name: &str, value: &str) -> Option<Error> {
