@@ -6,7 +6,7 @@
 
 use crate::client::{Client, Options};
 use crate::config::RemoteCseConfig;
-use crate::cse::Cse;
+use crate::cse::{Cse, Registrar};
 use crate::onem2m::primitive::ADVERTISED_RELEASES;
 use crate::onem2m::{MqttUrl, ResourceType, Rsc};
 use serde_json::{json, Value};
@@ -106,11 +106,12 @@ async fn ensure(c: &Client, cse: &Cse, remote: &RemoteCseConfig) -> Result<(), S
         .and_then(|pc| pc.get("m2m:cb"))
         .and_then(Value::as_object)
         .ok_or_else(|| format!("the registrar's CSEBase could not be read ({})", cb.rsc))?;
-    cse.mirror_registrar(
-        &format!("/{}", remote.cse_id),
-        &registrar_cb,
-        &remote.poa,
-        attrs,
-    )
+    cse.mirror_registrar(Registrar {
+        csi: format!("/{}", remote.cse_id),
+        cb: registrar_cb,
+        poa: remote.poa.clone(),
+        base: attrs.clone(),
+    })
+    .await
     .map_err(|e| e.to_string())
 }

@@ -8,7 +8,8 @@
 use super::mqtt::link::LocalLink;
 use super::queues::{next_or_idle, KeyedQueues, Pushed};
 use crate::client::{ClientError, Endpoint, HttpTransport, MqttTransport, Options};
-use crate::cse::notify::{Delivery, Target, PEER_ANSWER_WITHIN};
+use crate::cse::notify::{Delivery, PEER_ANSWER_WITHIN};
+use crate::cse::reach::Target;
 use crate::onem2m::{RequestPrimitive, ResponsePrimitive, Rsc};
 use crate::sync::lock;
 use std::collections::HashMap;

@@ -3,8 +3,10 @@
 //! (TS-0001 §10.2.6, digest §5.3). The result is `{"m2m:uril": [...]}`, structured addresses
 //! by default (`drt` 1) or resource IDs (`drt` 2). Results come in tree order.
 
-use super::{access, resources, Rules};
-use crate::onem2m::{time, Base, Error, Operation, Rsc};
+use super::access::{self, Action};
+use super::pipeline::{result_content, Success};
+use super::{Cse, Rules};
+use crate::onem2m::{time, Base, Error, RequestPrimitive, Rsc, Virtual};
 use crate::store::{Reader, Resource};
 use serde_json::{json, Map, Value};
 
@@ -129,7 +131,40 @@ fn depth(srn: &str) -> usize {
     srn.matches('/').count()
 }
 
-/// Runs a discovery under `base` for `originator`.
+/// The RETRIEVE with `fu` 1: checks what the answer may be (`rcn` 11, `drt` 1 or 2), then
+/// [discovers](discover). Blocking.
+pub(super) fn run(
+    cse: &Cse,
+    req: &RequestPrimitive,
+    originator: &str,
+    base: &Base,
+    virt: Option<Virtual>,
+    filter: &Filter,
+) -> Result<Success, Error> {
+    if virt.is_some() {
+        return Err(Error::bad_request(
+            "discovery under la or ol is not possible",
+        ));
+    }
+    result_content(req.rcn, 11, &[11], "discovery")?;
+    let drt = match req.drt.unwrap_or(1) {
+        d @ (1 | 2) => d,
+        d => {
+            return Err(Error::bad_request(format!(
+                "drt {d} is not 1 (structured) or 2 (unstructured)"
+            )))
+        }
+    };
+    let pc = cse
+        .store
+        .read(|r| discover(r, &cse.rules, originator, base, &req.to, filter, drt))?;
+    Ok(Success {
+        rsc: Rsc::OK,
+        pc: Some(pc),
+    })
+}
+
+/// Lists what under `base` matches `filter` and `originator` may see.
 pub fn discover(
     r: &Reader,
     rules: &Rules,
@@ -139,8 +174,7 @@ pub fn discover(
     filter: &Filter,
     drt: u64,
 ) -> Result<Value, Error> {
-    let root = resources::resolve(r, base, None, to)?;
-    access::check(rules, originator, Operation::Retrieve, &root)?;
+    let root = access::target(r, rules, originator, Action::Discover, base, None, to)?;
     let max_depth = filter.level.map(|l| depth(&root.srn) + l);
     let mut skipped = 0;
     let mut found = Vec::new();
@@ -148,7 +182,7 @@ pub fn discover(
         if max_depth.is_some_and(|d| depth(&res.srn) > d) || !filter.matches(&res) {
             return true;
         }
-        if access::check(rules, originator, Operation::Retrieve, &res).is_err() {
+        if !access::visible(r, rules, originator, &res) {
             return true;
         }
         if skipped < filter.offset {

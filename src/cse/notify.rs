@@ -1,15 +1,17 @@
 //! Subscriptions at work: which events a `<subscription>` reports (`enc.net`, `chty`), what a
 //! notification carries (`nct`), the expiration counter (`exc`), deletion notifications
-//! (`sud` to `su`), and where a `nu` entry points.
+//! (`sud` to `su`); then dispatching the notifications, and verifying new targets.
 //!
 //! Notices are collected inside the write transaction that caused them, so that what is
-//! reported is exactly what was committed; they are delivered only after the commit, by a
-//! [`Delivery`] that never blocks request handling.
+//! reported is exactly what was committed; they are dispatched only after the commit, to a
+//! [`Delivery`] that never blocks request handling. Where a target is reached is
+//! [`super::reach`].
 
-use super::Rules;
-use crate::onem2m::address::originator_to_local;
-use crate::onem2m::{Error, MqttUrl, RequestPrimitive, ResourceType, Rsc};
-use crate::store::{Reader, Resource, Writer};
+use super::reach::{self, Target};
+use super::{Cse, Rules};
+use crate::onem2m::address;
+use crate::onem2m::{Error, RequestPrimitive, ResourceType, Rsc};
+use crate::store::{Resource, StoreError, Writer};
 use serde_json::{json, Map, Value};
 
 /// How long the CSE waits for the answer to a request it sends itself: a verification request,
@@ -31,21 +33,6 @@ pub struct Notice {
     pub owner: String,
     /// `{"m2m:sgn": {...}}`
     pub pc: Value,
-}
-
-/// Where a request goes: a notification's target, or the next CSE on a forwarded request's way.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Target {
-    /// POST to exactly this URL (a notification target).
-    Http(String),
-    /// A CSE's HTTP binding: the request's `to` becomes the path under this base URL.
-    HttpCse(String),
-    /// A broker and the receiver level of `/oneM2M/req/<cse-id>/<receiver>/json`.
-    Mqtt {
-        host: String,
-        port: u16,
-        receiver: String,
-    },
 }
 
 /// Sends NOTIFY requests. Implemented by the bindings.
@@ -220,125 +207,6 @@ pub fn child_deleted(
     fire(w, rules, parent, NET_DELETE_CHILD, child, None, out)
 }
 
-/// Where `nu` points. URLs are used as they are; an `mqtt://` URL's path names the receiver
-/// (Mobius' form), else the subscription's owner receives. Anything else is an AE (by AE-ID,
-/// SP-relative AE-ID, resource ID or structured address) reached at its first `poa`.
-pub fn resolve_target(r: &Reader, rules: &Rules, nu: &str, owner: &str) -> Result<Target, String> {
-    if nu.starts_with("http://") || nu.starts_with("https://") {
-        return Ok(Target::Http(nu.to_string()));
-    }
-    if nu.starts_with("mqtt://") {
-        let url = MqttUrl::parse(nu)?;
-        let receiver = url.path.unwrap_or_else(|| owner.to_string());
-        if receiver.is_empty() {
-            return Err(format!("'{nu}' names no receiver"));
-        }
-        return Ok(Target::Mqtt {
-            host: url.host,
-            port: url.port,
-            receiver: crate::onem2m::topic::id_to_topic(&receiver),
-        });
-    }
-    if nu.contains("://") {
-        return Err(format!(
-            "'{nu}': only http, https and mqtt targets are supported"
-        ));
-    }
-    let local = originator_to_local(nu, &rules.me);
-    // An entity of another CSE (`/id-mn/Cae`): its CSE delivers it.
-    if local.starts_with('/') {
-        let csi = local
-            .split('/')
-            .nth(1)
-            .map(|c| format!("/{c}"))
-            .unwrap_or_default();
-        return next_hop(r, rules, &csi).map_err(|e| e.dbg);
-    }
-    let found = if local.contains('/') {
-        let structured = match local.strip_prefix("-/") {
-            Some(rest) => format!("{}/{rest}", rules.me.rn),
-            None => local.clone(),
-        };
-        r.get_by_srn(&structured)
-    } else {
-        r.get(&local)
-    }
-    .map_err(|e| e.to_string())?;
-    let ae = found.ok_or_else(|| format!("'{nu}' is neither a URL nor a registered AE"))?;
-    if ae.ty != ResourceType::Ae {
-        return Err(format!("'{nu}' is a {}, not an AE", ae.ty.root_name()));
-    }
-    let poa = ae
-        .attrs
-        .get("poa")
-        .and_then(Value::as_array)
-        .and_then(|l| {
-            l.iter().filter_map(Value::as_str).find(|p| {
-                p.starts_with("http://") || p.starts_with("https://") || p.starts_with("mqtt://")
-            })
-        })
-        .ok_or_else(|| {
-            format!(
-                "AE {} has no http:// or mqtt:// point of access (poa)",
-                ae.ri
-            )
-        })?
-        .to_string();
-    match resolve_target(r, rules, &poa, &ae.ri)? {
-        // An AE's own mqtt poa names its broker; the AE itself receives.
-        Target::Mqtt { host, port, .. } => Ok(Target::Mqtt {
-            host,
-            port,
-            receiver: ae.ri,
-        }),
-        http => Ok(http),
-    }
-}
-
-/// How to reach the CSE `csi` (SP-relative, `/id-mn`): through its `<remoteCSE>` here if it
-/// registered with us or we with it, else through our registrar, else not at all (5103).
-pub fn next_hop(r: &Reader, rules: &Rules, csi: &str) -> Result<Target, Error> {
-    let unreachable = |why: String| Error::new(Rsc::TARGET_NOT_REACHABLE, why);
-    let id = csi
-        .trim_start_matches('/')
-        .rsplit('/')
-        .next()
-        .unwrap_or_default();
-    let csr = match r.get(id)? {
-        Some(csr) if csr.ty == ResourceType::RemoteCse => csr,
-        _ => match &rules.registrar {
-            Some(reg) if reg != csi => {
-                return next_hop(r, rules, reg).map_err(|e| {
-                    unreachable(format!("CSE {csi} is not known here, and {}", e.dbg))
-                })
-            }
-            _ => {
-                return Err(unreachable(format!(
-                    "CSE {csi} is not registered with this CSE"
-                )))
-            }
-        },
-    };
-    let poa = string_list(csr.attrs.get("poa"));
-    let Some(poa) = poa.iter().find(|p| {
-        p.starts_with("mqtt://") || p.starts_with("http://") || p.starts_with("https://")
-    }) else {
-        return Err(unreachable(format!(
-            "CSE {csi} has no mqtt:// or http:// point of access"
-        )));
-    };
-    if poa.starts_with("mqtt://") {
-        let url = MqttUrl::parse(poa).map_err(|e| unreachable(format!("poa of {csi}: {e}")))?;
-        Ok(Target::Mqtt {
-            host: url.host,
-            port: url.port,
-            receiver: id.to_string(),
-        })
-    } else {
-        Ok(Target::HttpCse(poa.trim_end_matches('/').to_string()))
-    }
-}
-
 /// A request identifier for a request this CSE sends itself.
 pub fn fresh_rqi(kind: &str) -> String {
     format!("{kind}-{:016x}", rand::random::<u64>())
@@ -355,4 +223,88 @@ pub fn request(rules: &Rules, to: &str, pc: Value) -> RequestPrimitive {
     );
     req.pc = Some(pc);
     req
+}
+
+impl Cse {
+    /// Resolves each notice's targets and queues the notifications. Never blocks on delivery.
+    pub(super) fn dispatch(&self, notices: Vec<Notice>) {
+        if notices.is_empty() {
+            return;
+        }
+        let Some(delivery) = self.delivery() else {
+            tracing::warn!(
+                count = notices.len(),
+                "notifications dropped: no delivery is running"
+            );
+            return;
+        };
+        for notice in notices {
+            for nu in &notice.targets {
+                let target = self.store.read(|r| {
+                    Ok::<_, StoreError>(reach::resolve_target(r, &self.rules, nu, &notice.owner))
+                });
+                match target {
+                    Ok(Ok(target)) => {
+                        delivery.enqueue(target, request(&self.rules, nu, notice.pc.clone()))
+                    }
+                    Ok(Err(why)) => tracing::warn!(%nu, %why, "cannot deliver a notification"),
+                    Err(e) => {
+                        tracing::error!(%nu, error = %e, "cannot resolve a notification target")
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends a verification request to every target in `nus` that is not the subscriber
+    /// itself; any answer other than 2000 fails the request with 5204 (digest §7.1). Blocking.
+    pub(super) fn verify(
+        &self,
+        originator: &str,
+        sub_ri: &str,
+        nus: &[String],
+    ) -> Result<(), Error> {
+        let fail = |nu: &str, why: String| {
+            Error::new(
+                Rsc::SUBSCRIPTION_VERIFICATION_INITIATION_FAILED,
+                format!("verification of notification target '{nu}' failed: {why}"),
+            )
+        };
+        for nu in nus {
+            if !originator.is_empty()
+                && address::originator_to_local(nu, &self.rules.me) == originator
+            {
+                continue;
+            }
+            let target = self.store.read(|r| {
+                // The subscriber named by its structured address is the subscriber too.
+                if !nu.contains("://") && nu.contains('/') {
+                    if let Some(ae) = r.get_by_srn(nu)? {
+                        if ae.ri == originator {
+                            return Ok(None);
+                        }
+                    }
+                }
+                Ok::<_, StoreError>(Some(reach::resolve_target(r, &self.rules, nu, originator)))
+            })?;
+            let target: Target = match target {
+                None => continue,
+                Some(t) => t.map_err(|why| fail(nu, why))?,
+            };
+            let delivery = self
+                .delivery()
+                .ok_or_else(|| fail(nu, "no notification delivery is running".into()))?;
+            let mut sgn = json!({ "vrq": true, "sur": sur(&self.rules, sub_ri) });
+            if !originator.is_empty() {
+                sgn["cr"] = json!(originator);
+            }
+            let req = request(&self.rules, nu, json!({ "m2m:sgn": sgn }));
+            match delivery.request(&target, req) {
+                Ok(rsp) if rsp.rsc == Rsc::OK => {}
+                Ok(rsp) => return Err(fail(nu, format!("the target answered {}", rsp.rsc))),
+                Err(why) => return Err(fail(nu, why)),
+            }
+        }
+        Ok(())
+    }
 }

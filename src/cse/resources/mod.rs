@@ -4,14 +4,14 @@
 mod ae;
 mod container;
 mod content_instance;
-mod remote_cse;
+pub mod remote_cse;
 pub mod subscription;
 
-use super::access;
+use super::access::{self, Action, Object};
 use super::attributes::{self, check_resource_name};
 use super::notify::{self, Notice};
 use super::Rules;
-use crate::onem2m::{time, Base, Error, Operation, ResourceType, Rsc, Virtual};
+use crate::onem2m::{time, Base, Error, ResourceType, Rsc, Virtual};
 use crate::store::{Reader, Resource, StoreError, Writer};
 use rand::Rng;
 use serde_json::{json, Map, Value};
@@ -191,6 +191,13 @@ pub fn create(
             ),
         ));
     }
+    access::authorize(
+        w,
+        rules,
+        originator,
+        Action::Create(ty),
+        Object::Resource(&parent),
+    )?;
     let (ri, owner) = if ty == ResourceType::Ae {
         let aei = ae::register(w, rules, originator, requested_id.as_deref())?;
         (aei.clone(), aei)
@@ -199,7 +206,6 @@ pub fn create(
         attrs.insert("csi".into(), json!(csi));
         (csi.trim_start_matches('/').to_string(), csi)
     } else {
-        access::check(rules, originator, Operation::Create, &parent)?;
         let ri = preset_ri.unwrap_or_else(|| new_id(ty.ri_prefix()));
         (ri, parent.owner.clone())
     };
@@ -269,8 +275,7 @@ pub fn update(
     pc: Value,
     out: &mut Vec<Notice>,
 ) -> Result<Resource, Error> {
-    let target = resolve(w, base, None, to)?;
-    access::check(rules, originator, Operation::Update, &target)?;
+    let target = access::target(w, rules, originator, Action::Update, base, None, to)?;
     match target.ty {
         ResourceType::CseBase => return Err(Error::not_allowed("the CSEBase cannot be updated")),
         ResourceType::ContentInstance => {

@@ -1,0 +1,108 @@
+//! CREATE: the checks that need no I/O, the write that creates the resource, and for a
+//! subscription the verification of its targets before that write.
+
+use super::super::access::{self, Action};
+use super::super::attributes;
+use super::super::notify::string_list;
+use super::super::pipeline::{result_content, Success, WriteFn};
+use super::super::resources::{self, NewResource};
+use super::super::Cse;
+use crate::onem2m::{Base, Error, RequestPrimitive, ResourceType, Rsc, Virtual};
+use serde_json::{json, Map, Value};
+
+/// What a CREATE asks for, checked: the type, the answer wanted (`rcn`) and the attributes.
+pub struct Asked {
+    ty: ResourceType,
+    rcn: u64,
+    attrs: Map<String, Value>,
+}
+
+/// The checks on a CREATE that need no I/O.
+pub fn content(req: &RequestPrimitive, virt: Option<Virtual>) -> Result<Asked, Error> {
+    let ty = match req.ty {
+        None => return Err(Error::bad_request("missing ty in CREATE request")),
+        Some(ty) => u16::try_from(ty)
+            .ok()
+            .and_then(ResourceType::from_u16)
+            .ok_or_else(|| Error::bad_request(format!("resource type {ty} is not supported")))?,
+    };
+    if !resources::creatable(ty) {
+        return Err(Error::new(
+            if ty == ResourceType::CseBase {
+                Rsc::OPERATION_NOT_ALLOWED
+            } else {
+                Rsc::NOT_IMPLEMENTED
+            },
+            format!(
+                "creating {} (ty {}) is not supported",
+                ty.root_name(),
+                ty.code()
+            ),
+        ));
+    }
+    if virt.is_some() {
+        return Err(Error::not_allowed("nothing can be created under la or ol"));
+    }
+    let rcn = result_content(req.rcn, 1, &[0, 1, 2, 3], "CREATE")?;
+    let attrs = resources::content(req.pc.as_ref(), ty)?;
+    attributes::validate(ty, attributes::Op::Create, &attrs)?;
+    Ok(Asked { ty, rcn, attrs })
+}
+
+/// The write that creates the resource, with the answer `rcn` asks for. `preset_ri` is a
+/// resource ID chosen before the write (a subscription's, known to its verification).
+pub fn write(
+    cse: &Cse,
+    req: &RequestPrimitive,
+    originator: String,
+    parent: Base,
+    asked: Asked,
+    preset_ri: Option<String>,
+) -> WriteFn {
+    let rules = cse.rules.clone();
+    let Asked { ty, rcn, attrs } = asked;
+    let new = NewResource {
+        ty,
+        attrs,
+        requested_id: req.fr.clone(),
+        ri: preset_ri,
+    };
+    Box::new(move |w, out| {
+        let created = resources::create(w, &rules, &originator, &parent, new, out)?;
+        let pc = match rcn {
+            0 => None,
+            2 => Some(json!({ "m2m:uri": created.srn })),
+            3 => {
+                let short = created.ty.root_name().trim_start_matches("m2m:");
+                Some(json!({ "m2m:rce": { short: created.attrs, "uri": created.srn } }))
+            }
+            _ => Some(created.to_pc()),
+        };
+        Ok(Success {
+            rsc: Rsc::CREATED,
+            pc,
+        })
+    })
+}
+
+/// A CREATE on the blocking path: a subscription's targets are verified first (only by
+/// someone allowed to subscribe there: nobody else makes this CSE call out), then the write.
+pub fn verified(
+    cse: &Cse,
+    req: &RequestPrimitive,
+    originator: String,
+    base: Base,
+    virt: Option<Virtual>,
+) -> Result<Success, Error> {
+    let asked = content(req, virt)?;
+    let mut preset_ri = None;
+    if asked.ty == ResourceType::Subscription {
+        let action = Action::Create(ResourceType::Subscription);
+        cse.store
+            .read(|r| access::target(r, &cse.rules, &originator, action, &base, None, &req.to))?;
+        let ri = format!("sub{:012x}", rand::random::<u64>() >> 16);
+        cse.verify(&originator, &ri, &string_list(asked.attrs.get("nu")))?;
+        preset_ri = Some(ri);
+    }
+    cse.write(write(cse, req, originator, base, asked, preset_ri))
+}

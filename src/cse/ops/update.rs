@@ -1,0 +1,75 @@
+//! UPDATE: the write that changes the attributes, and for a subscription the verification of
+//! the targets its new `nu` adds, before that write.
+
+use super::super::access::{self, Action};
+use super::super::notify::string_list;
+use super::super::pipeline::{result_content, Success, WriteFn};
+use super::super::{resources, Cse};
+use crate::onem2m::{Base, Error, RequestPrimitive, ResourceType, Rsc, Virtual};
+
+pub fn write(
+    cse: &Cse,
+    req: &RequestPrimitive,
+    originator: String,
+    base: Base,
+    virt: Option<Virtual>,
+) -> Result<WriteFn, Error> {
+    if virt.is_some() {
+        return Err(Error::not_allowed("la and ol cannot be updated"));
+    }
+    let rcn = result_content(req.rcn, 1, &[0, 1], "UPDATE")?;
+    let pc = req
+        .pc
+        .clone()
+        .ok_or_else(|| Error::bad_request("an UPDATE needs content (pc)"))?;
+    let rules = cse.rules.clone();
+    let to = req.to.clone();
+    Ok(Box::new(move |w, out| {
+        let updated = resources::update(w, &rules, &originator, &base, &to, pc, out)?;
+        Ok(Success {
+            rsc: Rsc::UPDATED,
+            pc: (rcn == 1).then(|| updated.to_pc()),
+        })
+    }))
+}
+
+/// An UPDATE on the blocking path: new notification targets of a subscription are verified
+/// before they are stored (only for someone allowed to update it).
+pub fn verified(
+    cse: &Cse,
+    req: &RequestPrimitive,
+    originator: String,
+    base: Base,
+    virt: Option<Virtual>,
+) -> Result<Success, Error> {
+    let new_nus = req
+        .pc
+        .as_ref()
+        .and_then(|pc| pc.get("m2m:sub"))
+        .and_then(|s| s.get("nu"));
+    if let Some(new_nus) = new_nus {
+        let current = cse
+            .store
+            .read(|r| resources::resolve(r, &base, None, &req.to))?;
+        if current.ty == ResourceType::Subscription {
+            cse.store.read(|r| {
+                access::target(
+                    r,
+                    &cse.rules,
+                    &originator,
+                    Action::Update,
+                    &base,
+                    None,
+                    &req.to,
+                )
+            })?;
+            let old = string_list(current.attrs.get("nu"));
+            let added: Vec<String> = string_list(Some(new_nus))
+                .into_iter()
+                .filter(|n| !old.contains(n))
+                .collect();
+            cse.verify(&originator, &current.ri, &added)?;
+        }
+    }
+    cse.write(write(cse, req, originator, base, virt)?)
+}

@@ -1,0 +1,357 @@
+//! The request pipeline, the same for every binding: the checks that need no I/O, then the
+//! operation ([`super::ops`]), then the response primitive, logged.
+//!
+//! [`Cse::begin`] takes a request as far as it goes without waiting: an answer (a request
+//! refused by the checks), a [`Write`] for the store (plain creates, updates and deletes: the
+//! hot path, which holds no thread while it waits for its commit), or a [`Blocked`] request for
+//! a blocking thread (reads, discovery, forwarding, NOTIFY, and subscriptions, whose
+//! verification calls out).
+
+use super::notify::Notice;
+use super::{discovery, forward, ops, Cse};
+use crate::onem2m::address::{self, parse_target, Virtual};
+use crate::onem2m::primitive::{too_long, SUPPORTED_RELEASES};
+use crate::onem2m::{
+    Base, Error, Operation, RequestPrimitive, ResourceType, ResponsePrimitive, ResponseType, Rsc,
+    Target,
+};
+use crate::store::{Submitted, Writer};
+use serde_json::Value;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// The outcome of a request that succeeded.
+pub(super) struct Success {
+    pub rsc: Rsc,
+    pub pc: Option<Value>,
+}
+
+/// A write to run in the store's transaction; it collects the notices it causes.
+pub(super) type WriteFn =
+    Box<dyn FnOnce(&Writer, &mut Vec<Notice>) -> Result<Success, Error> + Send + 'static>;
+
+/// What the checks found: who asks, and where the request goes.
+pub struct Checked {
+    originator: String,
+    route: Route,
+}
+
+enum Route {
+    /// Another CSE's resource: forwarded.
+    Remote(String),
+    /// A discovery under a local resource.
+    Discover {
+        base: Base,
+        virt: Option<Virtual>,
+        filter: discovery::Filter,
+    },
+    Local {
+        base: Base,
+        virt: Option<Virtual>,
+    },
+}
+
+/// What a request turned into, without waiting for anything (see [`Cse::begin`]).
+// The large variant is the hot one (a write); boxing it would cost an allocation per request
+// for a value that lives only until the caller's `match`.
+#[allow(clippy::large_enum_variant)]
+pub enum Begun {
+    /// Answered at once (`None`: no answer is due).
+    Answered(Option<ResponsePrimitive>),
+    /// A write for the store: [`Write::submit`].
+    Write(Write),
+    /// It must run on a blocking thread: [`Blocked::run`].
+    Blocking(Box<Blocked>),
+}
+
+impl Cse {
+    /// Takes a request as far as it goes without waiting. Never blocks.
+    ///
+    /// Writes reach the store in the order they are [submitted](Write::submit), so a binding
+    /// that submits in arrival order keeps one originator's writes in order without waiting for
+    /// their commits.
+    pub fn begin(&self, req: RequestPrimitive) -> Begun {
+        let guard = InFlight::enter(&self.in_flight);
+        let started = Instant::now();
+        let planned = self
+            .check(&req)
+            .and_then(|checked| self.plan(&req, checked));
+        match planned {
+            Err(e) => Begun::Answered(self.respond(&req, started, Err(e))),
+            Ok(Plan::Write(f)) => Begun::Write(Write {
+                f,
+                cse: self.clone(),
+                req,
+                started,
+                guard,
+            }),
+            Ok(Plan::Blocking(checked)) => Begun::Blocking(Box::new(Blocked {
+                cse: self.clone(),
+                req,
+                checked: *checked,
+                started,
+                _guard: guard,
+            })),
+        }
+    }
+
+    /// The checks every request passes before anything is read: release, response type,
+    /// originator, filter criteria, and where the target is.
+    fn check(&self, req: &RequestPrimitive) -> Result<Checked, Error> {
+        if let Some(rvi) = &req.rvi {
+            if !SUPPORTED_RELEASES.contains(&rvi.as_str()) {
+                return Err(Error::new(
+                    Rsc::RELEASE_VERSION_NOT_SUPPORTED,
+                    format!("release version '{rvi}' is not supported; use one of {SUPPORTED_RELEASES:?}"),
+                ));
+            }
+        }
+        match req.rt {
+            ResponseType::NonBlockingSync | ResponseType::NonBlockingAsync => {
+                return Err(Error::new(
+                    Rsc::NON_BLOCKING_REQUEST_NOT_SUPPORTED,
+                    "non-blocking requests are not supported; send rt 3 (blocking) or leave rt out",
+                ))
+            }
+            ResponseType::Blocking | ResponseType::FlexBlocking | ResponseType::NoResponse => {}
+        }
+        if req.ty.is_some() && req.op != Operation::Create {
+            return Err(Error::bad_request("ty is only allowed in a CREATE request"));
+        }
+        let discovery =
+            match &req.fc {
+                None => None,
+                Some(fc) => match discovery::Filter::from_fc(fc)? {
+                    Some(f) if req.op == Operation::Retrieve => Some(f),
+                    Some(_) => return Err(Error::bad_request("discovery (fu 1) is a RETRIEVE")),
+                    None => return Err(Error::new(
+                        Rsc::NOT_IMPLEMENTED,
+                        "conditional retrieval (filter criteria without fu 1) is not supported yet",
+                    )),
+                },
+            };
+        // The MQTT binding's parser refuses these already; HTTP headers arrive here unchecked.
+        if let Some(e) = req.fr.as_deref().and_then(|fr| too_long("fr", fr)) {
+            return Err(e);
+        }
+        let registering =
+            req.op == Operation::Create && req.ty == Some(ResourceType::Ae.code() as u64);
+        let originator = match req.fr.as_deref() {
+            Some(fr) if !fr.is_empty() => address::originator_to_local(fr, &self.rules.me),
+            _ if registering => String::new(),
+            _ => return Err(Error::bad_request("missing originator (fr)")),
+        };
+        let route = match parse_target(&req.to, &self.rules.me)? {
+            Target::Remote { csi } => Route::Remote(csi),
+            Target::Local { base, virt } => match discovery {
+                Some(filter) => Route::Discover { base, virt, filter },
+                None => Route::Local { base, virt },
+            },
+        };
+        Ok(Checked { originator, route })
+    }
+
+    /// A plain create, update or delete becomes a write for the store; the rest goes on to
+    /// the blocking path.
+    fn plan(&self, req: &RequestPrimitive, checked: Checked) -> Result<Plan, Error> {
+        let Checked { originator, route } = checked;
+        let Route::Local { base, virt } = route else {
+            return Ok(Plan::Blocking(Box::new(Checked { originator, route })));
+        };
+        // Subscriptions verify their targets (they call out) before they are written.
+        let needs_blocking = match req.op {
+            Operation::Create => req.ty == Some(ResourceType::Subscription.code() as u64),
+            Operation::Update => req.pc.as_ref().and_then(|pc| pc.get("m2m:sub")).is_some(),
+            Operation::Delete => false,
+            Operation::Retrieve | Operation::Notify => true,
+        };
+        if needs_blocking {
+            return Ok(Plan::Blocking(Box::new(Checked {
+                originator,
+                route: Route::Local { base, virt },
+            })));
+        }
+        Ok(Plan::Write(match req.op {
+            Operation::Create => {
+                let new = ops::create::content(req, virt)?;
+                ops::create::write(self, req, originator, base, new, None)
+            }
+            Operation::Update => ops::update::write(self, req, originator, base, virt)?,
+            _ => ops::delete::write(self, req, originator, base, virt)?,
+        }))
+    }
+
+    /// Requests that read, call out, or verify before they write. Blocking.
+    fn run_blocking(&self, req: &RequestPrimitive, checked: Checked) -> Result<Success, Error> {
+        let Checked { originator, route } = checked;
+        let (base, virt) = match route {
+            Route::Remote(csi) => return forward::forward(self, req, &originator, &csi),
+            Route::Discover { base, virt, filter } => {
+                return discovery::run(self, req, &originator, &base, virt, &filter)
+            }
+            Route::Local { base, virt } => (base, virt),
+        };
+        match req.op {
+            Operation::Create => ops::create::verified(self, req, originator, base, virt),
+            Operation::Retrieve => ops::retrieve::run(self, req, &originator, &base, virt),
+            Operation::Update => ops::update::verified(self, req, originator, base, virt),
+            Operation::Delete => self.write(ops::delete::write(self, req, originator, base, virt)?),
+            Operation::Notify => ops::notify::run(self, req, &originator, &base, virt),
+        }
+    }
+
+    /// Runs a write, waits for its commit, then sends the notifications it caused. Blocking.
+    pub(super) fn write(&self, f: WriteFn) -> Result<Success, Error> {
+        self.committed(self.submit_write(f).wait())
+    }
+
+    /// Queues a write for the store, collecting the notices it causes.
+    fn submit_write(&self, f: WriteFn) -> Submitted<(Success, Vec<Notice>), Error> {
+        self.store.submit(move |w| {
+            let mut notices = Vec::new();
+            let done = f(w, &mut notices)?;
+            Ok::<_, Error>((done, notices))
+        })
+    }
+
+    /// After a write ended: sends the notifications it caused, if it was committed.
+    fn committed(&self, result: Result<(Success, Vec<Notice>), Error>) -> Result<Success, Error> {
+        let (done, notices) = result?;
+        self.dispatch(notices);
+        Ok(done)
+    }
+
+    /// The response to `req` for `result`, logged; `None` if the request asked for none.
+    fn respond(
+        &self,
+        req: &RequestPrimitive,
+        started: Instant,
+        result: Result<Success, Error>,
+    ) -> Option<ResponsePrimitive> {
+        let rsp = match result {
+            Ok(ok) => ResponsePrimitive::new(ok.rsc, &req.rqi, req.rvi.clone(), ok.pc),
+            Err(e) => {
+                if e.rsc == Rsc::INTERNAL_SERVER_ERROR {
+                    tracing::error!(rqi = %req.rqi, to = %req.to, dbg = %e.dbg, "request failed");
+                } else {
+                    tracing::warn!(op = ?req.op, to = %req.to, fr = ?req.fr, rqi = %req.rqi,
+                        rsc = e.rsc.code(), dbg = %e.dbg, "request rejected");
+                }
+                ResponsePrimitive::error(&e, &req.rqi, req.rvi.clone())
+            }
+        };
+        tracing::debug!(op = ?req.op, to = %req.to, fr = ?req.fr, rqi = %req.rqi,
+            rsc = rsp.rsc.code(), us = started.elapsed().as_micros() as u64, "request");
+        (req.rt != ResponseType::NoResponse).then_some(rsp)
+    }
+}
+
+enum Plan {
+    Write(WriteFn),
+    Blocking(Box<Checked>),
+}
+
+/// A request's write, ready for the store.
+pub struct Write {
+    f: WriteFn,
+    cse: Cse,
+    req: RequestPrimitive,
+    started: Instant,
+    guard: InFlight,
+}
+
+impl Write {
+    /// Queues the write for the store; writes run in the order they are submitted.
+    pub fn submit(self) -> PendingWrite {
+        let Write {
+            f,
+            cse,
+            req,
+            started,
+            guard,
+        } = self;
+        PendingWrite {
+            submitted: cse.submit_write(f),
+            cse,
+            req,
+            started,
+            _guard: guard,
+        }
+    }
+}
+
+/// A write on its way to the disk; its answer once committed.
+pub struct PendingWrite {
+    cse: Cse,
+    req: RequestPrimitive,
+    started: Instant,
+    submitted: Submitted<(Success, Vec<Notice>), Error>,
+    _guard: InFlight,
+}
+
+impl PendingWrite {
+    /// Waits (without blocking a thread) for the commit, queues the notifications the write
+    /// caused, and gives the answer.
+    pub async fn finish(self) -> Option<ResponsePrimitive> {
+        let PendingWrite {
+            cse,
+            req,
+            started,
+            submitted,
+            _guard,
+        } = self;
+        let result = cse.committed(submitted.done().await);
+        cse.respond(&req, started, result)
+    }
+}
+
+/// A request for the blocking path.
+pub struct Blocked {
+    cse: Cse,
+    req: RequestPrimitive,
+    checked: Checked,
+    started: Instant,
+    _guard: InFlight,
+}
+
+impl Blocked {
+    /// Handles the request to its answer. Blocking: run it on a blocking thread.
+    pub fn run(self) -> Option<ResponsePrimitive> {
+        let result = self.cse.run_blocking(&self.req, self.checked);
+        self.cse.respond(&self.req, self.started, result)
+    }
+}
+
+/// Checks `rcn` against what this CSE supports for the operation.
+pub(super) fn result_content(
+    rcn: Option<u64>,
+    default: u64,
+    allowed: &[u64],
+    op: &str,
+) -> Result<u64, Error> {
+    let rcn = rcn.unwrap_or(default);
+    if allowed.contains(&rcn) {
+        Ok(rcn)
+    } else {
+        Err(Error::bad_request(format!(
+            "rcn {rcn} is not supported for {op}; use one of {allowed:?}"
+        )))
+    }
+}
+
+/// Counts a request in [`Cse::in_flight`] until it ends, however it ends.
+struct InFlight(Arc<AtomicUsize>);
+
+impl InFlight {
+    fn enter(count: &Arc<AtomicUsize>) -> InFlight {
+        count.fetch_add(1, Ordering::SeqCst);
+        InFlight(count.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}

@@ -1,0 +1,144 @@
+//! Where an entity is reached: a notification target (an AE, or a URL), or the next CSE on
+//! a forwarded request's way. Both walk at most two steps: an AE's `poa` is a URL, and a CSE
+//! that is not registered here is reached through our registrar, which must be.
+
+use super::notify::string_list;
+use super::Rules;
+use crate::onem2m::address::originator_to_local;
+use crate::onem2m::{Error, MqttUrl, ResourceType, Rsc};
+use crate::store::Reader;
+use serde_json::Value;
+
+/// Where a request goes: a notification's target, or the next CSE on a forwarded request's way.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Target {
+    /// POST to exactly this URL (a notification target).
+    Http(String),
+    /// A CSE's HTTP binding: the request's `to` becomes the path under this base URL.
+    HttpCse(String),
+    /// A broker and the receiver level of `/oneM2M/req/<cse-id>/<receiver>/json`.
+    Mqtt {
+        host: String,
+        port: u16,
+        receiver: String,
+    },
+}
+
+/// Where `nu` points. URLs are used as they are; an `mqtt://` URL's path names the receiver
+/// (Mobius' form), else the subscription's owner receives. Anything else is an AE (by AE-ID,
+/// SP-relative AE-ID, resource ID or structured address) reached at its first `poa`.
+pub fn resolve_target(r: &Reader, rules: &Rules, nu: &str, owner: &str) -> Result<Target, String> {
+    if nu.starts_with("http://") || nu.starts_with("https://") {
+        return Ok(Target::Http(nu.to_string()));
+    }
+    if nu.starts_with("mqtt://") {
+        let url = MqttUrl::parse(nu)?;
+        let receiver = url.path.unwrap_or_else(|| owner.to_string());
+        if receiver.is_empty() {
+            return Err(format!("'{nu}' names no receiver"));
+        }
+        return Ok(Target::Mqtt {
+            host: url.host,
+            port: url.port,
+            receiver: crate::onem2m::topic::id_to_topic(&receiver),
+        });
+    }
+    if nu.contains("://") {
+        return Err(format!(
+            "'{nu}': only http, https and mqtt targets are supported"
+        ));
+    }
+    let local = originator_to_local(nu, &rules.me);
+    // An entity of another CSE (`/id-mn/Cae`): its CSE delivers it.
+    if local.starts_with('/') {
+        let csi = local
+            .split('/')
+            .nth(1)
+            .map(|c| format!("/{c}"))
+            .unwrap_or_default();
+        return next_hop(r, rules, &csi).map_err(|e| e.dbg);
+    }
+    let found = if local.contains('/') {
+        let structured = match local.strip_prefix("-/") {
+            Some(rest) => format!("{}/{rest}", rules.me.rn),
+            None => local.clone(),
+        };
+        r.get_by_srn(&structured)
+    } else {
+        r.get(&local)
+    }
+    .map_err(|e| e.to_string())?;
+    let ae = found.ok_or_else(|| format!("'{nu}' is neither a URL nor a registered AE"))?;
+    if ae.ty != ResourceType::Ae {
+        return Err(format!("'{nu}' is a {}, not an AE", ae.ty.root_name()));
+    }
+    let poa = ae
+        .attrs
+        .get("poa")
+        .and_then(Value::as_array)
+        .and_then(|l| {
+            l.iter().filter_map(Value::as_str).find(|p| {
+                p.starts_with("http://") || p.starts_with("https://") || p.starts_with("mqtt://")
+            })
+        })
+        .ok_or_else(|| {
+            format!(
+                "AE {} has no http:// or mqtt:// point of access (poa)",
+                ae.ri
+            )
+        })?
+        .to_string();
+    match resolve_target(r, rules, &poa, &ae.ri)? {
+        // An AE's own mqtt poa names its broker; the AE itself receives.
+        Target::Mqtt { host, port, .. } => Ok(Target::Mqtt {
+            host,
+            port,
+            receiver: ae.ri,
+        }),
+        http => Ok(http),
+    }
+}
+
+/// How to reach the CSE `csi` (SP-relative, `/id-mn`): through its `<remoteCSE>` here if it
+/// registered with us or we with it, else through our registrar, else not at all (5103).
+pub fn next_hop(r: &Reader, rules: &Rules, csi: &str) -> Result<Target, Error> {
+    let unreachable = |why: String| Error::new(Rsc::TARGET_NOT_REACHABLE, why);
+    let id = csi
+        .trim_start_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap_or_default();
+    let csr = match r.get(id)? {
+        Some(csr) if csr.ty == ResourceType::RemoteCse => csr,
+        _ => match &rules.registrar {
+            Some(reg) if reg != csi => {
+                return next_hop(r, rules, reg).map_err(|e| {
+                    unreachable(format!("CSE {csi} is not known here, and {}", e.dbg))
+                })
+            }
+            _ => {
+                return Err(unreachable(format!(
+                    "CSE {csi} is not registered with this CSE"
+                )))
+            }
+        },
+    };
+    let poa = string_list(csr.attrs.get("poa"));
+    let Some(poa) = poa.iter().find(|p| {
+        p.starts_with("mqtt://") || p.starts_with("http://") || p.starts_with("https://")
+    }) else {
+        return Err(unreachable(format!(
+            "CSE {csi} has no mqtt:// or http:// point of access"
+        )));
+    };
+    if poa.starts_with("mqtt://") {
+        let url = MqttUrl::parse(poa).map_err(|e| unreachable(format!("poa of {csi}: {e}")))?;
+        Ok(Target::Mqtt {
+            host: url.host,
+            port: url.port,
+            receiver: id.to_string(),
+        })
+    } else {
+        Ok(Target::HttpCse(poa.trim_end_matches('/').to_string()))
+    }
+}
