@@ -13,12 +13,12 @@
 //! flight each. Everything runs in this one process, so CPU time and memory include the load
 //! generator. Every run is bounded by a request count and a time limit.
 
-use crate::app::Appliance;
-use crate::config::Config;
-use crate::onem2m::topic::Topic;
-use crate::onem2m::{time, ResourceType};
-use crate::store::Resource;
 use clap::Parser;
+use m2mhub::app::Appliance;
+use m2mhub::config::Config;
+use m2mhub::onem2m::topic::Topic;
+use m2mhub::onem2m::{time, ResourceType};
+use m2mhub::store::Resource;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use rumqttd::Notification;
 use serde::Serialize;
@@ -120,6 +120,35 @@ fn cpu_seconds() -> f64 {
     secs(usage.ru_utime) + secs(usage.ru_stime)
 }
 
+/// A directory of the bench's own under the system's temporary directory, removed when
+/// dropped.
+struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    fn new() -> std::io::Result<TempDir> {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!(
+            "m2mhub-bench-{}-{n}-{:08x}",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
+        std::fs::create_dir(&path)?;
+        Ok(TempDir(path))
+    }
+
+    fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// A field of /proc/self/status in MiB (VmRSS, VmHWM).
 fn status_mib(field: &str) -> f64 {
     std::fs::read_to_string("/proc/self/status")
@@ -149,7 +178,7 @@ async fn run_all(args: Args) -> anyhow::Result<Report> {
     let mut results = Vec::new();
 
     // 1. The echo ceiling.
-    let dir = tempfile::tempdir()?;
+    let dir = TempDir::new()?;
     let echo_addr = start_echo(&bench_config(dir.path())).await?;
     let body = echo_body(args.payload);
     let echo = load(
@@ -166,7 +195,7 @@ async fn run_all(args: Args) -> anyhow::Result<Report> {
     results.push(echo);
 
     // 2. The appliance on a fresh database.
-    let dir = tempfile::tempdir()?;
+    let dir = TempDir::new()?;
     let config = bench_config(dir.path());
     let app = Appliance::start(&config).await?;
     let addr = app
@@ -209,7 +238,7 @@ async fn run_all(args: Args) -> anyhow::Result<Report> {
             n += 1;
             true
         })?;
-        Ok::<_, crate::store::StoreError>(n)
+        Ok::<_, m2mhub::store::StoreError>(n)
     })?;
     let discovery_args = Args {
         count: (args.count / 20).max(args.clients),
@@ -262,7 +291,7 @@ fn echo_body(size: usize) -> Value {
 /// The embedded broker with a responder that publishes every request straight back on its
 /// response topic.
 async fn start_echo(config: &Config) -> anyhow::Result<SocketAddr> {
-    let broker = crate::binding::mqtt::EmbeddedBroker::start(&config.mqtt).await?;
+    let broker = m2mhub::binding::mqtt::EmbeddedBroker::start(&config.mqtt).await?;
     let (mut tx, mut rx) = broker.link("bench-echo")?;
     tx.subscribe("/oneM2M/req/+/id-echo/#")?;
     let addr = broker.v4_addr;
@@ -315,7 +344,7 @@ async fn mqtt_client(
 /// One AE and one container per load client: `cse-in/b<i>/c`, originator `Cb<i>`.
 async fn setup_aes(addr: SocketAddr, clients: usize) -> anyhow::Result<()> {
     for i in 0..clients {
-        let c = crate::client::Client::connect(
+        let c = m2mhub::client::Client::connect(
             &format!("mqtt://{addr}#id-in"),
             &format!("Cb{i}"),
             Default::default(),
@@ -583,7 +612,7 @@ fn raise_fd_limit(want: usize) -> usize {
 async fn la_latency(app: &Appliance, addr: SocketAddr, size: usize) -> anyhow::Result<ScaleFigure> {
     let rn = format!("size{size}");
     let c =
-        crate::client::Client::connect(&format!("mqtt://{addr}#id-in"), "Cb0", Default::default())
+        m2mhub::client::Client::connect(&format!("mqtt://{addr}#id-in"), "Cb0", Default::default())
             .await?;
     let made = c
         .create(
@@ -635,7 +664,7 @@ async fn la_latency(app: &Appliance, addr: SocketAddr, size: usize) -> anyhow::R
                             attrs,
                         })?;
                     }
-                    Ok::<_, crate::store::StoreError>(())
+                    Ok::<_, m2mhub::store::StoreError>(())
                 })
             }
         })

@@ -9,7 +9,6 @@
 //! * [`app`]: starting it all.
 
 pub mod app;
-pub mod bench;
 pub mod binding;
 pub mod client;
 pub mod config;

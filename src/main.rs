@@ -1,3 +1,5 @@
+#[cfg(feature = "bench")]
+mod bench;
 mod request;
 
 use clap::{Parser, Subcommand};
@@ -32,7 +34,8 @@ enum Command {
     /// Measure this machine: the broker's echo ceiling, then the CSE on the same load
     /// (create contentInstance, retrieve la, retrieve a container, discovery), bounded in
     /// count and time. Prints a table, or JSON with --json.
-    Bench(Box<m2mhub::bench::Args>),
+    #[cfg(feature = "bench")]
+    Bench(Box<bench::Args>),
 }
 
 fn main() -> ExitCode {
@@ -40,7 +43,8 @@ fn main() -> ExitCode {
     // A client and a self-contained measurement: the appliance's configuration plays no part.
     let cli = match cli.command {
         Some(Command::Request(args)) => return request::run(*args),
-        Some(Command::Bench(args)) => return bench(*args),
+        #[cfg(feature = "bench")]
+        Some(Command::Bench(args)) => return run_bench(*args),
         _ => cli,
     };
     let config = match Config::load(cli.config.as_deref()) {
@@ -57,13 +61,15 @@ fn main() -> ExitCode {
         }
         Command::Run => run(config, cli.config),
         Command::Request(args) => request::run(*args),
-        Command::Bench(args) => bench(*args),
+        #[cfg(feature = "bench")]
+        Command::Bench(args) => run_bench(*args),
     }
 }
 
-fn bench(args: m2mhub::bench::Args) -> ExitCode {
+#[cfg(feature = "bench")]
+fn run_bench(args: bench::Args) -> ExitCode {
     let json = args.json;
-    match m2mhub::bench::run(args) {
+    match bench::run(args) {
         Ok(report) if json => {
             println!(
                 "{}",
@@ -72,7 +78,7 @@ fn bench(args: m2mhub::bench::Args) -> ExitCode {
             ExitCode::SUCCESS
         }
         Ok(report) => {
-            print!("{}", m2mhub::bench::table(&report));
+            print!("{}", bench::table(&report));
             ExitCode::SUCCESS
         }
         Err(e) => {
