@@ -122,7 +122,9 @@ pub struct MqttConfig {
     pub max_connections: usize,
     /// Largest PUBLISH payload accepted, in bytes.
     pub max_payload_size: usize,
-    /// Unacknowledged QoS 1/2 messages per client.
+    /// Packets read from one client in one batch (rumqttd's `max_inflight_count`, despite
+    /// its name). The unacknowledged QoS 1/2 messages in flight to a client are fixed at 100
+    /// by the broker.
     pub max_inflight: usize,
     /// Time a new TCP connection has to send CONNECT, in milliseconds.
     pub connect_timeout_ms: u16,
