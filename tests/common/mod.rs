@@ -2,6 +2,8 @@
 //! temporary database, and speaks to it with rumqttc exactly as a device would.
 #![allow(dead_code)]
 
+pub mod power;
+
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
