@@ -162,11 +162,17 @@ impl Drop for Hub {
     }
 }
 
-/// An MQTT client as a device runs it.
+/// An MQTT client as a device runs it. Nothing it receives is dropped unseen: what one wait
+/// does not ask for stays for the next ([`Device::expect`]), so a test can also tell that
+/// something did *not* arrive ([`Device::received`]).
 pub struct Device {
     pub client: AsyncClient,
     pub id: String,
     rx: tmpsc::UnboundedReceiver<rumqttc::Publish>,
+    /// Received and not yet taken by a wait, oldest first.
+    backlog: std::collections::VecDeque<rumqttc::Publish>,
+    /// PUBACKs from the broker: each means the broker took one of our QoS 1 publishes.
+    pubacks: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     next_rqi: u64,
 }
 
@@ -186,7 +192,8 @@ impl Device {
         eventloop.set_network_options(net);
         let (tx, rx) = tmpsc::unbounded_channel();
         let (conn_tx, conn_rx) = tokio::sync::oneshot::channel();
-        tokio::spawn(drive(eventloop, tx, conn_tx));
+        let pubacks = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        tokio::spawn(drive(eventloop, tx, conn_tx, pubacks.clone()));
         tokio::time::timeout(WAIT, conn_rx)
             .await
             .expect("CONNACK in time")
@@ -195,8 +202,37 @@ impl Device {
             client,
             id: client_id.to_string(),
             rx,
+            backlog: Default::default(),
+            pubacks,
             next_rqi: 0,
         }
+    }
+
+    /// PUBACKs received so far.
+    pub fn pubacks(&self) -> usize {
+        self.pubacks.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Waits until the broker has acknowledged `n` of our QoS 1 publishes in all.
+    pub async fn wait_pubacks(&self, n: usize) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while self.pubacks.load(std::sync::atomic::Ordering::SeqCst) < n {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{}: the broker acknowledged {} of {n} publishes",
+                self.id,
+                self.pubacks.load(std::sync::atomic::Ordering::SeqCst)
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
+    /// Everything received so far and not yet taken by a wait, without waiting; it stays.
+    pub fn received(&mut self) -> &std::collections::VecDeque<rumqttc::Publish> {
+        while let Ok(p) = self.rx.try_recv() {
+            self.backlog.push_back(p);
+        }
+        &self.backlog
     }
 
     pub async fn subscribe(&mut self, filter: &str) {
@@ -233,23 +269,31 @@ impl Device {
             .expect("publish");
     }
 
-    /// Waits for the next publish that satisfies `pred`, dropping others.
+    /// Takes the oldest publish received that satisfies `pred`, waiting for one if none has
+    /// come yet. Others stay for later waits.
     pub async fn expect(&mut self, pred: impl Fn(&rumqttc::Publish) -> bool) -> rumqttc::Publish {
+        if let Some(i) = self.backlog.iter().position(&pred) {
+            return self.backlog.remove(i).expect("found");
+        }
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
             match tokio::time::timeout_at(deadline, self.rx.recv()).await {
                 Ok(Some(p)) if pred(&p) => return p,
-                Ok(Some(_)) => continue,
+                Ok(Some(p)) => self.backlog.push_back(p),
                 Ok(None) => panic!("{}: connection closed while waiting", self.id),
-                Err(_) => panic!("{}: nothing arrived in time", self.id),
+                Err(_) => panic!(
+                    "{}: nothing arrived in time; received meanwhile: {:?}",
+                    self.id,
+                    self.backlog.iter().map(|p| &p.topic).collect::<Vec<_>>()
+                ),
             }
         }
     }
 
-    /// Whatever arrives within `d`.
+    /// Everything received and not yet taken, and whatever arrives within `d`.
     pub async fn drain_for(&mut self, d: Duration) -> Vec<rumqttc::Publish> {
         let deadline = tokio::time::Instant::now() + d;
-        let mut out = Vec::new();
+        let mut out: Vec<_> = self.backlog.drain(..).collect();
         while let Ok(Some(p)) = tokio::time::timeout_at(deadline, self.rx.recv()).await {
             out.push(p);
         }
@@ -296,10 +340,14 @@ async fn drive(
     mut eventloop: EventLoop,
     tx: tmpsc::UnboundedSender<rumqttc::Publish>,
     conn_tx: tokio::sync::oneshot::Sender<()>,
+    pubacks: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 ) {
     let mut conn_tx = Some(conn_tx);
     loop {
         match eventloop.poll().await {
+            Ok(Event::Incoming(Packet::PubAck(_))) => {
+                pubacks.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
                 if let Some(c) = conn_tx.take() {
                     let _ = c.send(());
