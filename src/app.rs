@@ -3,6 +3,7 @@
 
 use crate::binding::delivery::{Deliverer, OwnBroker};
 use crate::binding::http;
+use crate::binding::mqtt::link::LocalLink;
 use crate::binding::mqtt::{self, EmbeddedBroker};
 use crate::config::Config;
 use crate::config::MqttMode;
@@ -17,6 +18,8 @@ use std::sync::Arc;
 pub struct Appliance {
     pub cse: Cse,
     pub broker: Option<Arc<EmbeddedBroker>>,
+    /// The CSE's MQTT session (on the embedded or an external broker).
+    link: Option<Arc<LocalLink>>,
     /// The HTTP listener as bound.
     pub http: Option<SocketAddr>,
     http_server: Option<http::HttpServer>,
@@ -55,6 +58,7 @@ impl Appliance {
                 (None, Some((link, OwnBroker::At(url.host, url.port))))
             }
         };
+        let link = local.as_ref().map(|(link, _)| link.clone());
         let delivery = Deliverer::new(
             tokio::runtime::Handle::current(),
             cse.identity().id(),
@@ -73,6 +77,7 @@ impl Appliance {
         let app = Appliance {
             cse,
             broker,
+            link,
             http: http_addr,
             http_server: http,
         };
@@ -93,20 +98,31 @@ impl Appliance {
         Ok(app)
     }
 
-    /// Graceful shutdown: stop accepting connections, let the requests in progress finish
-    /// (for at most `bound`), then close the store. Returns whether everything finished in
-    /// time; an acknowledged write is on disk either way.
+    /// Graceful shutdown: stop accepting connections, answer every request taken before
+    /// (for at most `bound`: over MQTT, every request the broker acknowledged), then close the
+    /// store. Returns whether everything finished in time; an acknowledged write is on disk
+    /// either way.
     pub async fn shutdown(self, bound: std::time::Duration) -> bool {
         let deadline = tokio::time::Instant::now() + bound;
         if let Some(b) = &self.broker {
             b.stop_accepting();
         }
-        let mut drained = true;
-        if let Some(h) = self.http_server {
-            drained &= tokio::time::timeout_at(deadline, h.shutdown())
-                .await
-                .is_ok();
-        }
+        let http = async {
+            match self.http_server {
+                Some(h) => tokio::time::timeout_at(deadline, h.shutdown())
+                    .await
+                    .is_ok(),
+                None => true,
+            }
+        };
+        let mqtt = async {
+            match &self.link {
+                Some(link) => link.drain(deadline).await,
+                None => true,
+            }
+        };
+        let (http, mqtt) = tokio::join!(http, mqtt);
+        let mut drained = http && mqtt;
         while self.cse.in_flight() > 0 {
             if tokio::time::Instant::now() >= deadline {
                 drained = false;

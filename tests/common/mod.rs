@@ -145,6 +145,23 @@ impl Hub {
         }
     }
 
+    /// SIGTERM and wait for the exit status without blocking the test's runtime, so that its
+    /// devices keep reading what the appliance sends while it stops.
+    pub async fn stop(&mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "m2mhub did not stop on SIGTERM");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
     /// Moves the temporary directory out so that a restarted hub can reuse it.
     pub fn take_dir(&mut self) -> tempfile::TempDir {
         self._tmp.take().expect("hub owns its directory")

@@ -54,7 +54,6 @@ impl Admission {
     }
 
     /// Requests admitted and not yet answered.
-    #[allow(dead_code)] // until shutdown waits for them
     pub fn held(&self) -> usize {
         MAX_PENDING - self.budget.available_permits()
     }

@@ -3,7 +3,7 @@
 //! is `C::<cse-id>`, with a persistent session; the client session renews the subscriptions
 //! whenever the broker lost them.
 
-use super::link::{filters, Dispatcher, LocalLink, Outlet};
+use super::link::{filters, receivers, Dispatcher, LocalLink, Outlet};
 use crate::client::{Inbox, Publisher, Session, SessionOptions};
 use crate::cse::Cse;
 use crate::onem2m::MqttUrl;
@@ -37,7 +37,11 @@ pub async fn serve_external(
         ..SessionOptions::new(parsed.host, parsed.port, format!("C::{id}"))
     };
     let (session, link) = Session::connect_with(opts, filters(&cse, &relay_for), |publisher| {
-        let link = Arc::new(LocalLink::new(Outlet::Session(publisher), &id));
+        let link = Arc::new(LocalLink::new(
+            Outlet::Session(publisher),
+            &id,
+            &receivers(&cse, &relay_for),
+        ));
         (Dispatcher::new(cse.clone(), link.clone()), link)
     })
     .await

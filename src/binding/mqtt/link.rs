@@ -17,14 +17,17 @@ use crate::client::replies::{NoAnswer, Replies};
 use crate::client::Publisher;
 use crate::cse::notify::PEER_ANSWER_WITHIN;
 use crate::cse::Cse;
+use crate::onem2m::topic::Topic;
 use crate::onem2m::{RequestPrimitive, ResponsePrimitive};
 use crate::sync::lock;
 use bytes::Bytes;
 use rand::Rng;
 use rumqttd::local::{LinkRx, LinkTx};
 use rumqttd::Notification;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::sync::oneshot;
 
 /// Where the CSE publishes: the embedded broker's router, or its client session on an outside
 /// broker.
@@ -40,15 +43,103 @@ pub struct LocalLink {
     outlet: Outlet,
     cse_id: String,
     replies: Replies,
+    /// Requests taken and not yet answered.
+    admission: Admission,
+    probes: Probes,
+}
+
+/// Probes for a drain: a publish on each request topic the CSE subscribes to, under an
+/// originator level no device knows. When a probe comes back, everything the broker took on
+/// that topic filter before it has reached the link (the router appends a filter's messages
+/// in order and forwards them in order).
+struct Probes {
+    /// The originator level of probe topics.
+    originator: String,
+    /// One topic per request filter.
+    topics: Vec<String>,
+    /// Probe payloads on their way, and who waits for each.
+    waiting: Mutex<HashMap<String, oneshot::Sender<()>>>,
 }
 
 impl LocalLink {
-    pub(super) fn new(outlet: Outlet, cse_id: &str) -> Self {
+    /// `receivers` are the receiver levels of the request topics served (ours, and those of
+    /// the CSEs we relay for).
+    pub(super) fn new(outlet: Outlet, cse_id: &str, receivers: &[String]) -> Self {
+        let originator = format!("m2mhub-drain-{:016x}", rand::random::<u64>());
+        let mut topics: Vec<String> = receivers
+            .iter()
+            .map(|r| format!("/oneM2M/req/{originator}/{r}/json"))
+            .collect();
+        topics.push(format!("/oneM2M/reg_req/{originator}/{cse_id}/json"));
         LocalLink {
             outlet,
             cse_id: cse_id.to_string(),
             replies: Replies::default(),
+            admission: Admission::default(),
+            probes: Probes {
+                originator,
+                topics,
+                waiting: Mutex::new(HashMap::new()),
+            },
         }
+    }
+
+    /// Graceful shutdown of the MQTT side: returns once every request the broker took
+    /// before the call has been answered and its answer handed to the broker (or when
+    /// `until` passes: `false`). Devices may go on sending meanwhile; those are served too.
+    pub async fn drain(&self, until: tokio::time::Instant) -> bool {
+        // Everything taken so far has reached the link...
+        if !self.barrier(until).await {
+            return false;
+        }
+        // ...and has been answered...
+        while self.admission.held() > 0 {
+            if tokio::time::Instant::now() >= until {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // ...and the broker took the answers in: it processes our publishes in order.
+        if !self.barrier(until).await {
+            return false;
+        }
+        // The connections write them out; give them a moment, and the devices time to
+        // acknowledge, before their sockets close.
+        let grace = tokio::time::Instant::now() + Duration::from_millis(100);
+        tokio::time::sleep_until(grace.min(until)).await;
+        true
+    }
+
+    /// Publishes a probe on every request topic and waits until all came back.
+    async fn barrier(&self, until: tokio::time::Instant) -> bool {
+        let round: u64 = rand::random();
+        let mut back = Vec::new();
+        for (i, topic) in self.probes.topics.iter().enumerate() {
+            let token = format!("{round:016x}-{i}");
+            let (tx, rx) = oneshot::channel();
+            lock(&self.probes.waiting).insert(token.clone(), tx);
+            if !self.publish(topic.clone(), token.into_bytes()) {
+                return false;
+            }
+            back.push(rx);
+        }
+        let all = futures_util::future::join_all(back);
+        matches!(tokio::time::timeout_at(until, all).await, Ok(v) if v.iter().all(Result::is_ok))
+    }
+
+    /// A probe that came back, if `topic` is a probe topic.
+    fn probe_returned(&self, topic: &[u8], payload: &[u8]) -> bool {
+        let is_probe = std::str::from_utf8(topic)
+            .ok()
+            .and_then(Topic::parse)
+            .is_some_and(|t| t.originator == self.probes.originator);
+        if is_probe {
+            let token = String::from_utf8_lossy(payload);
+            if let Some(tx) = lock(&self.probes.waiting).remove(token.as_ref()) {
+                let _ = tx.send(());
+            }
+        }
+        is_probe
     }
 
     /// `false` when the publish could not be handed to the broker (logged). Never waits.
@@ -98,6 +189,14 @@ impl LocalLink {
     }
 }
 
+/// The receiver levels of the request topics the CSE serves: its own, and those of the CSEs
+/// it relays for.
+pub(super) fn receivers(cse: &Cse, relay_for: &[String]) -> Vec<String> {
+    std::iter::once(cse.identity().id().to_string())
+        .chain(relay_for.iter().cloned())
+        .collect()
+}
+
 /// The topic filters the CSE subscribes to.
 pub(super) fn filters(cse: &Cse, relay_for: &[String]) -> Vec<String> {
     let id = cse.identity().id();
@@ -120,7 +219,6 @@ pub(super) fn filters(cse: &Cse, relay_for: &[String]) -> Vec<String> {
 pub(super) struct Dispatcher {
     cse: Cse,
     local: Arc<LocalLink>,
-    admission: Admission,
     queues: Queues,
 }
 
@@ -129,7 +227,6 @@ impl Dispatcher {
         Dispatcher {
             cse,
             local,
-            admission: Admission::default(),
             queues: Queues::default(),
         }
     }
@@ -143,9 +240,12 @@ impl Dispatcher {
             self.local.replies.answer_json(&payload);
             return;
         }
+        if self.local.probe_returned(&topic, &payload) {
+            return;
+        }
         let key = Bytes::copy_from_slice(inbound::originator_key(&topic));
         let allowance = self.queues.allowance(&key);
-        let Some(admitted) = self.admission.admit(&allowance) else {
+        let Some(admitted) = self.local.admission.admit(&allowance) else {
             self.local.send(inbound::busy(&topic, &payload));
             return;
         };
@@ -174,6 +274,7 @@ pub async fn serve(
     let local = Arc::new(LocalLink::new(
         Outlet::Router(Mutex::new(tx)),
         cse.identity().id(),
+        &receivers(&cse, &relay_for),
     ));
     tokio::spawn(run(
         broker,

@@ -79,8 +79,9 @@ impl Queues {
     }
 }
 
-/// An answer on its way: resolves once the request is done.
-type Answer = Pin<Box<dyn Future<Output = Outgoing> + Send>>;
+/// An answer on its way: resolves once the request is done, with the request's place in the
+/// budget, given back once the answer is handed to the broker.
+type Answer = Pin<Box<dyn Future<Output = (Outgoing, Admitted)> + Send>>;
 
 /// Handles one originator's requests in arrival order until it has been idle for a while.
 async fn serve_queue(cse: Cse, local: Arc<LocalLink>, mut jobs: mpsc::Receiver<Job>) {
@@ -97,8 +98,8 @@ async fn serve_queue(cse: Cse, local: Arc<LocalLink>, mut jobs: mpsc::Receiver<J
             let room = running.len() < PIPELINE;
             tokio::select! {
                 biased;
-                Some(out) = running.next() => {
-                    local.send(out);
+                Some(done) = running.next() => {
+                    send(&local, done);
                     continue;
                 }
                 job = jobs.recv(), if room => match job {
@@ -116,13 +117,9 @@ async fn serve_queue(cse: Cse, local: Arc<LocalLink>, mut jobs: mpsc::Receiver<J
             admitted,
         } = job;
         match inbound::start(&cse, &topic, &payload) {
-            Step::Now(out) => running.push(
-                Kind::Answered,
-                Box::pin(async move {
-                    drop(admitted);
-                    out
-                }),
-            ),
+            Step::Now(out) => {
+                running.push(Kind::Answered, Box::pin(async move { (out, admitted) }))
+            }
             Step::Write(write, reply) => {
                 running
                     .send_until(&local, |r| r.count(Kind::Blocking) == 0)
@@ -130,11 +127,7 @@ async fn serve_queue(cse: Cse, local: Arc<LocalLink>, mut jobs: mpsc::Receiver<J
                 let pending = write.submit();
                 running.push(
                     Kind::Write,
-                    Box::pin(async move {
-                        let out = reply.encode(pending.finish().await);
-                        drop(admitted);
-                        out
-                    }),
+                    Box::pin(async move { (reply.encode(pending.finish().await), admitted) }),
                 );
             }
             Step::Blocking(blocked, reply) => {
@@ -154,8 +147,7 @@ async fn serve_queue(cse: Cse, local: Arc<LocalLink>, mut jobs: mpsc::Receiver<J
                                 None
                             }
                         };
-                        drop(admitted);
-                        out
+                        (out, admitted)
                     }),
                 );
             }
@@ -198,7 +190,7 @@ impl Running {
     }
 
     /// The oldest answer, once it is ready.
-    async fn next(&mut self) -> Option<Outgoing> {
+    async fn next(&mut self) -> Option<(Outgoing, Admitted)> {
         let out = self.answers.next().await?;
         self.kinds.pop_front();
         Some(out)
@@ -208,9 +200,16 @@ impl Running {
     async fn send_until(&mut self, local: &LocalLink, enough: impl Fn(&Running) -> bool) {
         while !enough(self) {
             match self.next().await {
-                Some(out) => local.send(out),
+                Some(done) => send(local, done),
                 None => break,
             }
         }
     }
+}
+
+/// Hands an answer to the broker; only then does its request leave the budget (a drain waits
+/// for the budget to empty).
+fn send(local: &LocalLink, (out, admitted): (Outgoing, Admitted)) {
+    local.send(out);
+    drop(admitted);
 }
