@@ -3,7 +3,7 @@
 
 mod common;
 use common::*;
-use m2mhub::client::{Client, Options};
+use m2mhub::client::{Client, ClientError, Options};
 use m2mhub::onem2m::{ResourceType, ResponsePrimitive, Rsc};
 use serde_json::{json, Map, Value};
 
@@ -223,10 +223,28 @@ async fn client_errors_are_clear() {
         .unwrap();
     let e = http.retrieve("cse-in").await.unwrap_err();
     assert!(e.to_string().contains("cannot reach"), "{e}");
-    for bad in ["coap://x", "mqtts://127.0.0.1#id-in", "https://127.0.0.1"] {
+    let e = Client::connect("coap://x", "C", Options::default())
+        .await
+        .err()
+        .expect("coap is no binding");
+    assert!(
+        matches!(e, ClientError::Endpoint(..)) && e.to_string().contains("scheme 'coap'"),
+        "{e}"
+    );
+    // TLS is not in this build: said so, and never a plain connection in its place (the
+    // hub's listeners are plain, so a fallback would connect).
+    for tls in [
+        format!("mqtts://{}#id-in", hub.mqtt),
+        format!("https://{}", hub.http.expect("http on")),
+    ] {
+        let e = Client::connect(&tls, "C", Options::default())
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("{tls} connected"));
         assert!(
-            Client::connect(bad, "C", Options::default()).await.is_err(),
-            "{bad}"
+            matches!(e, ClientError::TlsUnsupported(ref ep) if *ep == tls)
+                && e.to_string().contains("not supported by this build"),
+            "{tls}: {e}"
         );
     }
     // A CSE that never answers on MQTT: the request times out.

@@ -108,8 +108,23 @@ async fn the_cli_speaks_both_bindings() {
         let out = request(&["-e", endpoint, "-f", &aei, "retrieve", "cse-in/cli/nothing"]);
         assert_eq!(out.status.code(), Some(1));
         assert_eq!(printed(&out)["rsc"], 4004);
-        let out = request(&["-e", endpoint, "-f", &aei, "delete", "cse-in/cli/over-http"]);
-        assert!(out.status.success() || printed(&out)["rsc"] == 4004);
+    }
+    // DELETE over each binding removes what the other one wrote: gone for both.
+    for (endpoint, other, rn) in [(&mqtt, &http, "over-http"), (&http, &mqtt, "over-mqtt")] {
+        let target = format!("cse-in/cli/{rn}");
+        let out = request(&["-e", endpoint, "-f", &aei, "delete", &target]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        assert_eq!(printed(&out)["rsc"], 2002);
+        let out = request(&["-e", other, "-f", &aei, "retrieve", &target]);
+        assert_eq!(out.status.code(), Some(1));
+        assert_eq!(printed(&out)["rsc"], 4004, "{target} is gone");
+        let out = request(&["-e", endpoint, "-f", &aei, "delete", &target]);
+        assert_eq!(out.status.code(), Some(1), "deleting it again is an error");
+        assert_eq!(printed(&out)["rsc"], 4004);
     }
 }
 
