@@ -16,6 +16,7 @@ use crate::sync::lock;
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 
@@ -47,6 +48,8 @@ pub struct Store {
 
 struct Inner {
     path: PathBuf,
+    /// Transactions committed so far (each holds a batch of writes).
+    commits: Arc<AtomicU64>,
     /// `None` once the store is closed.
     writer: Mutex<Option<flume::Sender<Box<dyn Job>>>>,
     writer_thread: Mutex<Option<thread::JoinHandle<()>>>,
@@ -64,13 +67,16 @@ impl Store {
         let conn = Connection::open(path)?;
         schema::prepare_writer(&conn)?;
         let (tx, rx) = flume::unbounded::<Box<dyn Job>>();
+        let commits = Arc::new(AtomicU64::new(0));
+        let counted = commits.clone();
         let writer_thread = thread::Builder::new()
             .name("m2mhub-store".into())
-            .spawn(move || writer_loop(conn, rx))
+            .spawn(move || writer_loop(conn, rx, &counted))
             .map_err(|e| StoreError::Panicked(e.to_string()))?;
         Ok(Store {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
+                commits,
                 writer: Mutex::new(Some(tx)),
                 writer_thread: Mutex::new(Some(writer_thread)),
                 readers: Mutex::new(Vec::new()),
@@ -80,6 +86,11 @@ impl Store {
 
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    /// Transactions committed so far; each carries every write queued when it began.
+    pub fn commits(&self) -> u64 {
+        self.inner.commits.load(Ordering::Relaxed)
     }
 
     /// Runs `f` on a read connection. Sees every write acknowledged before the call.
@@ -405,13 +416,16 @@ where
     }
 }
 
-fn writer_loop(conn: Connection, rx: flume::Receiver<Box<dyn Job>>) {
+fn writer_loop(conn: Connection, rx: flume::Receiver<Box<dyn Job>>, commits: &AtomicU64) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         batch.extend(rx.try_iter().take(MAX_BATCH - 1));
         let commit = run_batch(&conn, &mut batch);
-        if let Err(e) = &commit {
-            tracing::error!(error = %e, jobs = batch.len(), "database commit failed");
+        match &commit {
+            Ok(()) => {
+                commits.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => tracing::error!(error = %e, jobs = batch.len(), "database commit failed"),
         }
         for job in batch {
             job.finish(commit.clone());

@@ -113,14 +113,24 @@ fn edge_children_are_the_newest_and_oldest_of_a_type() {
     assert_eq!(store.read(|r| r.children("cnt", 2)).unwrap().len(), 2);
 }
 
+/// Group commit: writes queued while the writer is busy go to disk in one transaction, and
+/// one of them failing does not undo its neighbours.
 #[test]
-fn a_failing_write_in_a_batch_does_not_undo_its_neighbours() {
+fn writes_queued_meanwhile_share_one_commit_and_a_failure_undoes_only_itself() {
     let (_d, store) = open();
-    let mut handles = Vec::new();
-    for i in 0..64 {
-        let store = store.clone();
-        handles.push(std::thread::spawn(move || {
-            store.write(move |w| {
+    let before = store.commits();
+    // The first write holds the writer until the others are queued behind it.
+    let (started, running) = std::sync::mpsc::channel::<()>();
+    let (go, wait) = std::sync::mpsc::channel::<()>();
+    let first = store.submit(move |w| {
+        started.send(()).expect("test waits");
+        wait.recv().expect("released");
+        w.insert(&res(ResourceType::Container, "r0", "p", "cb/r0"))
+    });
+    running.recv().unwrap();
+    let queued: Vec<_> = (1..64)
+        .map(|i| {
+            store.submit(move |w| {
                 w.insert(&res(
                     ResourceType::Container,
                     &format!("r{i}"),
@@ -132,14 +142,22 @@ fn a_failing_write_in_a_batch_does_not_undo_its_neighbours() {
                 }
                 Ok(())
             })
-        }));
-    }
-    let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
-    for (i, r) in results.iter().enumerate() {
-        assert_eq!(r.is_ok(), i % 2 == 0);
+        })
+        .collect();
+    go.send(()).unwrap();
+    first.wait().unwrap();
+    let results: Vec<_> = queued.into_iter().map(Submitted::wait).collect();
+    assert_eq!(
+        store.commits() - before,
+        2,
+        "the first write's commit, then one for the 63 queued behind it"
+    );
+    for (i, r) in (1..64).zip(&results) {
+        assert_eq!(r.is_ok(), i % 2 == 0, "r{i}: {r:?}");
         let stored = store.read(|r| r.get(&format!("r{i}"))).unwrap();
         assert_eq!(stored.is_some(), i % 2 == 0, "r{i}");
     }
+    assert!(store.read(|r| r.get("r0")).unwrap().is_some());
 }
 
 #[test]
