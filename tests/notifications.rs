@@ -504,8 +504,10 @@ async fn an_offline_ae_with_a_persistent_session_gets_its_notification_on_reconn
         )
         .await;
     assert_eq!(rsc(&r), 2001, "{r}");
-    dev.client.disconnect().await.unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    dev.disconnect().await;
+    // A spy on the AE's notification topic sees when the notification is in the broker.
+    let mut spy = Device::connect(hub.mqtt, "spy").await;
+    spy.subscribe("/oneM2M/req/+/Csleepy/#").await;
 
     // While it sleeps, the admin adds a reading.
     let admin = Client::connect(
@@ -524,7 +526,8 @@ async fn an_offline_ae_with_a_persistent_session_gets_its_notification_on_reconn
         .await
         .unwrap();
     assert_eq!(r.rsc, Rsc::CREATED);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    spy.expect(|p| String::from_utf8_lossy(&p.payload).contains("while you slept"))
+        .await;
 
     let mut back = Device::connect_with(hub.mqtt, "A::Csleepy", false).await;
     let p = back

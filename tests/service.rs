@@ -75,7 +75,7 @@ async fn sigterm_answers_every_request_taken_and_loses_none() {
     );
 
     let answers: Vec<serde_json::Value> = dev
-        .drain_for(Duration::from_millis(500))
+        .until_closed()
         .await
         .iter()
         .filter_map(|p| serde_json::from_slice(&p.payload).ok())

@@ -272,6 +272,33 @@ impl Device {
         self.expect(|p| p.topic == probe).await;
     }
 
+    /// Everything received and not yet taken, and all that arrives until the broker closes
+    /// the connection.
+    pub async fn until_closed(&mut self) -> Vec<rumqttc::Publish> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        let mut out: Vec<_> = self.backlog.drain(..).collect();
+        loop {
+            match tokio::time::timeout_at(deadline, self.rx.recv()).await {
+                Ok(Some(p)) => out.push(p),
+                Ok(None) => return out,
+                Err(_) => panic!("{}: the connection was not closed", self.id),
+            }
+        }
+    }
+
+    /// Disconnects cleanly and waits until the connection is gone.
+    pub async fn disconnect(&mut self) {
+        self.client.disconnect().await.expect("disconnect");
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            match tokio::time::timeout_at(deadline, self.rx.recv()).await {
+                Ok(Some(p)) => self.backlog.push_back(p),
+                Ok(None) => return,
+                Err(_) => panic!("{}: still connected after DISCONNECT", self.id),
+            }
+        }
+    }
+
     /// Subscribes to this device's own response topics (as originator `orig`).
     pub async fn listen_responses(&mut self, orig: &str) {
         self.subscribe(&format!("/oneM2M/resp/{orig}/+/#")).await;
