@@ -175,7 +175,8 @@ pub fn discover(
     drt: u64,
 ) -> Result<Value, Error> {
     let root = access::target(r, rules, originator, Action::Discover, base, None, to)?;
-    let max_depth = filter.level.map(|l| depth(&root.srn) + l);
+    // A client's lvl can be as large as u64 allows: saturate rather than overflow.
+    let max_depth = filter.level.map(|l| depth(&root.srn).saturating_add(l));
     let mut skipped = 0;
     let mut found = Vec::new();
     r.walk_subtree(&root.srn, &filter.tys, |res| {
