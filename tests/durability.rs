@@ -40,7 +40,7 @@ async fn a_stop_then_a_power_cut_keeps_the_tree() {
         .await;
     }
     assert!(
-        hub.terminate().success(),
+        hub.stop().await.success(),
         "SIGTERM ends m2mhub with status 0"
     );
     power.unplug();
@@ -115,7 +115,7 @@ async fn a_power_cut_right_after_acknowledged_creates_loses_nothing() {
 async fn a_database_of_another_cse_is_refused() {
     let mut hub = Hub::start();
     let dir = hub.take_dir();
-    assert!(hub.terminate().success());
+    assert!(hub.stop().await.success());
     drop(hub);
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_m2mhub"))
         .current_dir(dir.path())

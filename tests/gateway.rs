@@ -242,7 +242,7 @@ async fn the_gateway_registers_again_when_the_backend_forgets_it() {
     .await;
 
     // The backend restarts on a new, empty database, on the same port.
-    assert!(backend.terminate().success());
+    assert!(backend.stop().await.success());
     drop(backend);
     let fresh = tempfile::tempdir().unwrap();
     let backend = Hub::start_in(

@@ -59,10 +59,6 @@ async fn plain_pub_sub_works_beside_onem2m_traffic() {
     }
     let expected: Vec<String> = (0..N).map(|i| i.to_string()).collect();
     assert_eq!(got, expected, "every plain message arrives once, in order");
-    // oneM2M responses are not broadcast to plain subscribers: the 20 answers went out while
-    // the plain messages were flowing, and the watcher got nothing but plain messages.
-    let stray = watcher.received();
-    assert!(stray.is_empty(), "{stray:?}");
 }
 
 #[tokio::test]

@@ -129,22 +129,6 @@ impl Hub {
         let _ = self.child.wait();
     }
 
-    /// SIGTERM and wait for the exit status.
-    pub fn terminate(&mut self) -> std::process::ExitStatus {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "m2mhub did not stop on SIGTERM");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
     /// SIGTERM and wait for the exit status without blocking the test's runtime, so that its
     /// devices keep reading what the appliance sends while it stops.
     pub async fn stop(&mut self) -> std::process::ExitStatus {

@@ -13,6 +13,10 @@
  * Integers are little-endian. $UNPLUG_SYNC_DELAY_MS, if set, slows every sync down, so that a
  * test can catch requests in progress.
  *
+ * It errs on the lenient side only: a write another thread makes between an fsync and its
+ * record counts as synced, and unlink, O_TRUNC, fallocate and directory syncs are not
+ * journaled. SQLite's writer writes and syncs from one thread.
+ *
  * Built by the tests with `cc -shared -fPIC`; it is test support, not part of m2mhub.
  */
 #define _GNU_SOURCE
@@ -116,8 +120,9 @@ static void record(uint8_t kind, const char *path, uint64_t offset, uint64_t old
     free(buf);
 }
 
-/* Before fd's bytes [offset, offset + len) change: remembers what they were. */
-static void before_write(int fd, off64_t offset, size_t len) {
+/* Before fd's bytes from `from` on (up to `to`, or to its end) change, or the file is cut at
+ * `from`: journals what they were, and the file's size. */
+static void remember(uint8_t kind, int fd, uint64_t from, uint64_t to) {
     char path[PATH_MAX];
     if (!watched(fd, path, sizeof path)) {
         return;
@@ -127,42 +132,25 @@ static void before_write(int fd, off64_t offset, size_t len) {
     struct stat st;
     if (fstat(fd, &st) == 0) {
         uint64_t old_size = st.st_size;
-        uint32_t keep = 0;
-        if ((uint64_t)offset < old_size) {
-            uint64_t end = (uint64_t)offset + len;
-            keep = (uint32_t)((end < old_size ? end : old_size) - (uint64_t)offset);
-        }
+        uint64_t end = to < old_size ? to : old_size;
+        uint32_t keep = from < end ? (uint32_t)(end - from) : 0;
         char *old = keep ? malloc(keep) : NULL;
-        if (keep && (!old || real_pread64(fd, old, keep, offset) != (ssize_t)keep)) {
+        if (keep && (!old || real_pread64(fd, old, keep, from) != (ssize_t)keep)) {
             abort();
         }
-        record(REC_WRITE, path, offset, old_size, old, keep);
+        record(kind, path, from, old_size, old, keep);
         free(old);
     }
     pthread_mutex_unlock(&lock);
     errno = saved;
 }
 
+static void before_write(int fd, off64_t offset, size_t len) {
+    remember(REC_WRITE, fd, offset, (uint64_t)offset + len);
+}
+
 static void before_truncate(int fd, off64_t len) {
-    char path[PATH_MAX];
-    if (!watched(fd, path, sizeof path)) {
-        return;
-    }
-    int saved = errno;
-    pthread_mutex_lock(&lock);
-    struct stat st;
-    if (fstat(fd, &st) == 0) {
-        uint64_t old_size = st.st_size;
-        uint32_t cut = (uint64_t)len < old_size ? (uint32_t)(old_size - len) : 0;
-        char *old = cut ? malloc(cut) : NULL;
-        if (cut && (!old || real_pread64(fd, old, cut, len) != (ssize_t)cut)) {
-            abort();
-        }
-        record(REC_TRUNCATE, path, len, old_size, old, cut);
-        free(old);
-    }
-    pthread_mutex_unlock(&lock);
-    errno = saved;
+    remember(REC_TRUNCATE, fd, len, UINT64_MAX);
 }
 
 static void synced(int fd) {

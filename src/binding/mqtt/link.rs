@@ -114,17 +114,25 @@ impl LocalLink {
     async fn barrier(&self, until: tokio::time::Instant) -> bool {
         let round: u64 = rand::random();
         let mut back = Vec::new();
+        let mut sent = true;
         for (i, topic) in self.probes.topics.iter().enumerate() {
             let token = format!("{round:016x}-{i}");
             let (tx, rx) = oneshot::channel();
             lock(&self.probes.waiting).insert(token.clone(), tx);
-            if !self.publish(topic.clone(), token.into_bytes()) {
-                return false;
-            }
             back.push(rx);
+            if !self.publish(topic.clone(), token.into_bytes()) {
+                sent = false;
+                break;
+            }
         }
         let all = futures_util::future::join_all(back);
-        matches!(tokio::time::timeout_at(until, all).await, Ok(v) if v.iter().all(Result::is_ok))
+        let done = sent
+            && matches!(tokio::time::timeout_at(until, all).await, Ok(v) if v.iter().all(Result::is_ok));
+        if !done {
+            let prefix = format!("{round:016x}-");
+            lock(&self.probes.waiting).retain(|token, _| !token.starts_with(&prefix));
+        }
+        done
     }
 
     /// A probe that came back, if `topic` is a probe topic.

@@ -178,10 +178,18 @@ impl Subscriptions {
     }
 
     /// A new connection: SUBSCRIBEs in flight on the old one are lost (and their packet
-    /// identifiers may come back for new ones).
-    fn connected(&self) {
+    /// identifiers may come back for new ones). When the broker starts a new session, rumqttc
+    /// also drops the requests that were still queued when the old connection failed, so
+    /// their waits fail too: a caller sees an error and may subscribe again.
+    fn connected(&self, session_present: bool) {
         let mut state = lock(&self.state);
-        for (_, waiter) in state.sent.drain() {
+        let lost: Vec<SubWaiter> = if session_present {
+            state.sent.drain().map(|(_, w)| w).collect()
+        } else {
+            let queued: Vec<SubWaiter> = state.queued.drain(..).flatten().collect();
+            state.sent.drain().map(|(_, w)| w).chain(queued).collect()
+        };
+        for waiter in lost {
             let _ = waiter.done.send(Err("the connection was lost".into()));
         }
     }
@@ -198,8 +206,8 @@ impl Subscriptions {
 }
 
 impl Session {
-    /// Connects, subscribes to `filters` (unless the broker kept them in a persistent
-    /// session), and returns once both are acknowledged; the error says why not.
+    /// Connects, subscribes to `filters`, and returns once both are acknowledged; the error
+    /// says why not.
     pub async fn connect(
         opts: SessionOptions,
         filters: Vec<String>,
@@ -329,11 +337,11 @@ async fn drive(
         };
         match event {
             Ok(Event::Incoming(Packet::ConnAck(ack))) => {
-                subs.connected();
+                subs.connected(ack.session_present);
                 if up.is_some() {
-                    // The first connection: subscribe to the initial filters, unless a
-                    // persistent session already holds them.
-                    if initial.is_empty() || ack.session_present {
+                    // The first connection: subscribe to the initial filters, even when a
+                    // persistent session holds some (the list may have changed since).
+                    if initial.is_empty() {
                         lock(&subs.state).filters.extend(initial.iter().cloned());
                         if let Some(up) = up.take() {
                             let _ = up.send(Ok(()));
