@@ -35,8 +35,11 @@ pid=$!
 for _ in $(seq 100); do grep -q "m2mhub ready" "$log" && break; sleep 0.1; done
 grep -q "m2mhub ready" "$log" || { cat "$log"; fail "the packaged service did not start"; }
 test -f /var/lib/m2mhub/m2mhub.db || fail "no database under /var/lib/m2mhub"
-# Signal m2mhub itself (runuser is its parent); runuser passes its exit status on.
-pkill -TERM -u m2mhub -x m2mhub
+# Signal m2mhub itself, the child of the runuser started above (by PID, not by name);
+# runuser passes its exit status on.
+child=$(pgrep -P "$pid" || true)
+test -n "$child" || fail "no m2mhub process under runuser $pid"
+kill -TERM "$child"
 wait "$pid" || fail "the service did not exit 0 on SIGTERM"
 
 # An upgrade (here: the same package again) keeps the operator's edits to the conffile.
