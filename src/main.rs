@@ -133,6 +133,15 @@ fn run(config: Config, path: Option<PathBuf>) -> ExitCode {
         }
     };
     runtime.block_on(async {
+        // Before anything says ready: a SIGTERM right after READY=1 (or the ready log line)
+        // must find its handler, not end the process by the signal's default action.
+        let mut signals = match Signals::install() {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot watch for signals");
+                return ExitCode::FAILURE;
+            }
+        };
         let app = match Appliance::start(&config).await {
             Ok(app) => app,
             Err(e) => {
@@ -142,9 +151,7 @@ fn run(config: Config, path: Option<PathBuf>) -> ExitCode {
         };
         // systemd (Type=notify): the listeners are bound and the store is open.
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
-        if let Err(e) = wait_for_stop(&reload, path.as_deref()).await {
-            tracing::error!(error = %e, "cannot watch for signals");
-        }
+        signals.wait_for_stop(&reload, path.as_deref()).await;
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
         tracing::info!("shutting down: no new connections, finishing requests in progress");
         let drained = app.shutdown(SHUTDOWN_BOUND).await;
@@ -157,24 +164,38 @@ fn run(config: Config, path: Option<PathBuf>) -> ExitCode {
     })
 }
 
-/// Waits for SIGTERM or SIGINT. On SIGHUP, reads the configuration again and applies what can
-/// change safely while running: the log level. Everything else needs a restart.
-async fn wait_for_stop(reload: &LogReload, path: Option<&std::path::Path>) -> std::io::Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    let mut hup = signal(SignalKind::hangup())?;
-    loop {
-        tokio::select! {
-            _ = term.recv() => return Ok(()),
-            _ = int.recv() => return Ok(()),
-            _ = hup.recv() => match Config::load(path) {
-                Ok(config) => match reload.reload(log_filter(&config)) {
-                    Ok(()) => tracing::info!(level = %config.log.level, "reloaded the log level (other settings need a restart)"),
-                    Err(e) => tracing::warn!(error = %e, "cannot change the log level"),
+/// The signals the appliance answers to.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> std::io::Result<Signals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+            hup: signal(SignalKind::hangup())?,
+        })
+    }
+
+    /// Waits for SIGTERM or SIGINT. On SIGHUP, reads the configuration again and applies what
+    /// can change safely while running: the log level. Everything else needs a restart.
+    async fn wait_for_stop(&mut self, reload: &LogReload, path: Option<&std::path::Path>) {
+        loop {
+            tokio::select! {
+                _ = self.term.recv() => return,
+                _ = self.int.recv() => return,
+                _ = self.hup.recv() => match Config::load(path) {
+                    Ok(config) => match reload.reload(log_filter(&config)) {
+                        Ok(()) => tracing::info!(level = %config.log.level, "reloaded the log level (other settings need a restart)"),
+                        Err(e) => tracing::warn!(error = %e, "cannot change the log level"),
+                    },
+                    Err(e) => tracing::warn!("SIGHUP: configuration not reloaded: {e}"),
                 },
-                Err(e) => tracing::warn!("SIGHUP: configuration not reloaded: {e}"),
-            },
+            }
         }
     }
 }
