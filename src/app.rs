@@ -1,8 +1,10 @@
 //! Putting the appliance together: store, CSE, expiry, and the bindings the configuration
 //! enables.
 
+use crate::auth::Authenticator;
 use crate::binding::delivery::{Deliverer, OwnBroker};
 use crate::binding::http;
+use crate::binding::mqtt::gate::Gate;
 use crate::binding::mqtt::link::LocalLink;
 use crate::binding::mqtt::{self, EmbeddedBroker};
 use crate::config::Config;
@@ -22,7 +24,10 @@ pub struct Appliance {
     link: Option<Arc<LocalLink>>,
     /// The HTTP listener as bound.
     pub http: Option<SocketAddr>,
+    /// The HTTPS listener as bound.
+    pub https: Option<SocketAddr>,
     http_server: Option<http::HttpServer>,
+    auth: Arc<Authenticator>,
 }
 
 impl Appliance {
@@ -38,12 +43,26 @@ impl Appliance {
             tokio::task::spawn_blocking(move || Cse::open(&config, store)).await??
         };
         expiry::spawn(cse.clone()).context("cannot start the expiry thread")?;
+        let auth = Arc::new(Authenticator::new(&config.security).map_err(anyhow::Error::msg)?);
+        {
+            let auth = auth.clone();
+            cse.bindings()
+                .set_reserved(Arc::new(move |name| auth.is_user(name)));
+        }
+        let tls = match (config.mqtt.tls_listen, config.http.tls_listen) {
+            (None, None) => None,
+            _ => Some(crate::tls::server_config(&config.tls).context("[tls]")?),
+        };
+        warn_about_plain_passwords(config);
 
         let relay_for: Vec<String> = config.remote_cse.iter().map(|r| r.cse_id.clone()).collect();
         let (broker, local) = match (config.mqtt.enabled, config.mqtt.mode) {
             (false, _) => (None, None),
             (true, MqttMode::Embedded) => {
-                let broker = Arc::new(EmbeddedBroker::start(&config.mqtt).await?);
+                let gate: Arc<dyn rumqttd::Gate> =
+                    Arc::new(Gate::new(auth.clone(), cse.bindings().clone()));
+                let broker =
+                    Arc::new(EmbeddedBroker::start(&config.mqtt, Some(gate), tls.clone()).await?);
                 let link = mqtt::serve(broker.clone(), cse.clone(), relay_for).await?;
                 let addrs = std::iter::once(broker.v4_addr)
                     .chain(broker.v5_addr)
@@ -69,17 +88,20 @@ impl Appliance {
             crate::remote::spawn(cse.clone(), remote.clone());
         }
         let http = if config.http.enabled {
-            Some(http::serve(config.http.listen, cse.clone()).await?)
+            let tls_listen = config.http.tls_listen.zip(tls.clone());
+            let plain = Some(config.http.listen);
+            Some(http::serve(plain, tls_listen, cse.clone(), auth.clone()).await?)
         } else {
             None
         };
-        let http_addr = http.as_ref().map(|h| h.addr);
         let app = Appliance {
             cse,
             broker,
             link,
-            http: http_addr,
+            http: http.as_ref().and_then(|h| h.addr),
+            https: http.as_ref().and_then(|h| h.tls_addr),
             http_server: http,
+            auth,
         };
         tracing::info!(
             cse = %app.cse.identity().csi,
@@ -91,11 +113,19 @@ impl Appliance {
                 _ => "off".into(),
             },
             mqtt_v5 = %app.broker.as_ref().and_then(|b| b.v5_addr).map_or("off".into(), |a| a.to_string()),
+            mqtts = %app.broker.as_ref().and_then(|b| b.tls_addr).map_or("off".into(), |a| a.to_string()),
             http = %app.http.map_or("off".into(), |a| a.to_string()),
+            https = %app.https.map_or("off".into(), |a| a.to_string()),
+            anonymous = ?config.security.anonymous,
             database = %store.path().display(),
             "m2mhub ready"
         );
         Ok(app)
+    }
+
+    /// Reads the password and ACL files again (SIGHUP); connections stay up.
+    pub fn reload_credentials(&self) -> Result<(), String> {
+        self.auth.reload()
     }
 
     /// Graceful shutdown: stop accepting connections, answer every request taken before
@@ -138,5 +168,41 @@ impl Appliance {
 
     pub fn mqtt_addr(&self) -> Option<SocketAddr> {
         self.broker.as_ref().map(|b| b.v4_addr)
+    }
+}
+
+/// Warns at start where a password would cross a network link without TLS.
+fn warn_about_plain_passwords(config: &Config) {
+    let plain = |url: &str| {
+        let host = url
+            .split("://")
+            .nth(1)
+            .unwrap_or_default()
+            .split(['/', '#'])
+            .next()
+            .unwrap_or_default()
+            .rsplit_once(':')
+            .map_or(url, |(h, _)| h)
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+        let loopback = host == "localhost"
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        (url.starts_with("mqtt://") || url.starts_with("http://")) && !loopback
+    };
+    if config.mqtt.mode == MqttMode::External
+        && config.mqtt.broker_password.is_some()
+        && plain(&config.mqtt.broker)
+    {
+        tracing::warn!(broker = %config.mqtt.broker, "the broker password goes over the network without TLS; use mqtts://");
+    }
+    for r in &config.remote_cse {
+        if r.password.is_some() {
+            for poa in r.poa.iter().filter(|p| plain(p)) {
+                tracing::warn!(registrar = %r.cse_id, %poa, "the registrar password goes over the network without TLS; use mqtts:// or https://");
+            }
+        }
     }
 }

@@ -291,7 +291,7 @@ fn echo_body(size: usize) -> Value {
 /// The embedded broker with a responder that publishes every request straight back on its
 /// response topic.
 async fn start_echo(config: &Config) -> anyhow::Result<SocketAddr> {
-    let broker = m2mhub::binding::mqtt::EmbeddedBroker::start(&config.mqtt).await?;
+    let broker = m2mhub::binding::mqtt::EmbeddedBroker::start(&config.mqtt, None, None).await?;
     let (mut tx, mut rx) = broker.link("bench-echo")?;
     tx.subscribe("/oneM2M/req/+/id-echo/#")?;
     let addr = broker.v4_addr;

@@ -17,8 +17,101 @@ pub struct Config {
     pub mqtt: MqttConfig,
     pub http: HttpConfig,
     pub log: LogConfig,
+    pub security: SecurityConfig,
+    pub tls: TlsConfig,
     /// CSEs this one registers with (its registrar; OpenMTC's `remote_cses`).
     pub remote_cse: Vec<RemoteCseConfig>,
+}
+
+/// A password in the configuration: never printed, neither by `check-config` nor in logs.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Secret {
+        Secret(s.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("\"********\"")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("********")
+    }
+}
+
+/// Who may connect, and as what (TS-0010 §8).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecurityConfig {
+    /// Who needs no credentials: `loopback` (clients on this machine), `everyone`, or
+    /// `nobody`.
+    pub anonymous: Anonymous,
+    /// Credentials in Mosquitto's password file format (`mosquitto_passwd`, or
+    /// `m2mhub passwd`); re-read on SIGHUP.
+    pub password_file: Option<PathBuf>,
+    /// Access to topics outside oneM2M, in Mosquitto's `acl_file` format; re-read on SIGHUP.
+    /// Without one, authenticated clients use such topics freely.
+    pub acl_file: Option<PathBuf>,
+}
+
+impl Default for SecurityConfig {
+    fn default() -> Self {
+        SecurityConfig {
+            anonymous: Anonymous::Loopback,
+            password_file: None,
+            acl_file: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Anonymous {
+    /// Clients on this machine need no credentials; everyone else does.
+    Loopback,
+    /// No client needs credentials (a trusted network only).
+    Everyone,
+    /// Every client needs credentials.
+    Nobody,
+}
+
+/// The certificates of the TLS listeners (`mqtt.tls_listen`, `http.tls_listen`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// This server's certificate chain (PEM).
+    pub cert_file: Option<PathBuf>,
+    /// Its private key (PEM).
+    pub key_file: Option<PathBuf>,
+    /// The CA (PEM) whose client certificates authenticate a client as their subject CN;
+    /// also trusted for notification targets over https.
+    pub ca_certs: Option<PathBuf>,
+    /// Refuse TLS clients without such a certificate.
+    pub require_client_cert: bool,
+}
+
+/// How this CSE authenticates to a peer it connects to (an outside broker, a registrar), from
+/// the keys of `[mqtt]` (`broker_*`) or of a `[[remote_cse]]`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PeerAuth {
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    /// The CA (PEM) that signed the peer's certificate; the system roots when unset.
+    pub ca_certs: Option<PathBuf>,
+    /// A client certificate (PEM) to present, with its key.
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
 }
 
 /// A CSE this one registers to, as `[[remote_cse]]`.
@@ -38,6 +131,32 @@ pub struct RemoteCseConfig {
     /// Seconds between checks that our registration is still there.
     #[serde(default = "reregister_default")]
     pub reregister_interval_s: u64,
+    /// User name and password at the registrar's broker or HTTP binding.
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<Secret>,
+    /// The CA (PEM) of the registrar's certificate (mqtts, https); the system roots when
+    /// unset.
+    #[serde(default)]
+    pub ca_certs: Option<PathBuf>,
+    /// A client certificate (PEM) to present, with its key.
+    #[serde(default)]
+    pub cert_file: Option<PathBuf>,
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+}
+
+impl RemoteCseConfig {
+    pub fn auth(&self) -> PeerAuth {
+        PeerAuth {
+            username: self.username.clone(),
+            password: self.password.clone(),
+            ca_certs: self.ca_certs.clone(),
+            cert_file: self.cert_file.clone(),
+            key_file: self.key_file.clone(),
+        }
+    }
 }
 
 fn in_kind() -> CseKind {
@@ -113,12 +232,22 @@ pub struct MqttConfig {
     /// `embedded`: run the broker in this process. `external`: connect to `broker` instead,
     /// for sites that already run Mosquitto or an EMQX/VerneMQ cluster.
     pub mode: MqttMode,
-    /// The outside broker in `external` mode, `mqtt://host:port`.
+    /// The outside broker in `external` mode, `mqtt://host:port` or `mqtts://host:port`.
     pub broker: String,
+    /// User name and password at the outside broker.
+    pub broker_username: Option<String>,
+    pub broker_password: Option<Secret>,
+    /// The CA (PEM) of the outside broker's certificate (mqtts); the system roots when unset.
+    pub broker_ca_certs: Option<PathBuf>,
+    /// A client certificate (PEM) to present to it, with its key.
+    pub broker_cert_file: Option<PathBuf>,
+    pub broker_key_file: Option<PathBuf>,
     /// MQTT 3.1.1 listener.
     pub listen: SocketAddr,
     /// MQTT 5 listener. rumqttd serves each protocol version on its own port; none by default.
     pub listen_v5: Option<SocketAddr>,
+    /// MQTT 3.1.1 over TLS (`[tls]` certificates); none by default.
+    pub tls_listen: Option<SocketAddr>,
     pub max_connections: usize,
     /// Largest PUBLISH payload accepted, in bytes.
     pub max_payload_size: usize,
@@ -128,6 +257,18 @@ pub struct MqttConfig {
     pub max_inflight: usize,
     /// Time a new TCP connection has to send CONNECT, in milliseconds.
     pub connect_timeout_ms: u16,
+}
+
+impl MqttConfig {
+    pub fn broker_auth(&self) -> PeerAuth {
+        PeerAuth {
+            username: self.broker_username.clone(),
+            password: self.broker_password.clone(),
+            ca_certs: self.broker_ca_certs.clone(),
+            cert_file: self.broker_cert_file.clone(),
+            key_file: self.broker_key_file.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -143,8 +284,14 @@ impl Default for MqttConfig {
             enabled: true,
             mode: MqttMode::Embedded,
             broker: "mqtt://127.0.0.1:1883".into(),
+            broker_username: None,
+            broker_password: None,
+            broker_ca_certs: None,
+            broker_cert_file: None,
+            broker_key_file: None,
             listen: SocketAddr::from(([0, 0, 0, 0], 1883)),
             listen_v5: None,
+            tls_listen: None,
             max_connections: 10_000,
             max_payload_size: 256 * 1024,
             max_inflight: 100,
@@ -158,6 +305,8 @@ impl Default for MqttConfig {
 pub struct HttpConfig {
     pub enabled: bool,
     pub listen: SocketAddr,
+    /// HTTPS (`[tls]` certificates); none by default.
+    pub tls_listen: Option<SocketAddr>,
 }
 
 impl Default for HttpConfig {
@@ -165,6 +314,7 @@ impl Default for HttpConfig {
         HttpConfig {
             enabled: true,
             listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            tls_listen: None,
         }
     }
 }
@@ -251,11 +401,34 @@ impl Config {
         if self.storage.path.as_os_str().is_empty() {
             return invalid("storage.path", "must not be empty");
         }
-        if self.mqtt.mode == MqttMode::External
-            && !(self.mqtt.broker.starts_with("mqtt://")
-                && MqttUrl::parse(&self.mqtt.broker).is_ok())
-        {
-            return invalid("mqtt.broker", "must be an mqtt://host:port URL");
+        if self.mqtt.mode == MqttMode::External && MqttUrl::parse(&self.mqtt.broker).is_err() {
+            return invalid(
+                "mqtt.broker",
+                "must be an mqtt://host:port or mqtts://host:port URL",
+            );
+        }
+        let listens_tls = self.mqtt.tls_listen.is_some() || self.http.tls_listen.is_some();
+        if listens_tls && (self.tls.cert_file.is_none() || self.tls.key_file.is_none()) {
+            return invalid(
+                "tls.cert_file",
+                "a TLS listener (mqtt.tls_listen, http.tls_listen) needs tls.cert_file and tls.key_file",
+            );
+        }
+        if self.tls.require_client_cert && self.tls.ca_certs.is_none() {
+            return invalid(
+                "tls.require_client_cert",
+                "needs tls.ca_certs, the CA of the client certificates",
+            );
+        }
+        let peers = std::iter::once(("mqtt.broker_*", self.mqtt.broker_auth()))
+            .chain(self.remote_cse.iter().map(|r| ("remote_cse", r.auth())));
+        for (key, auth) in peers {
+            if auth.cert_file.is_some() != auth.key_file.is_some() {
+                return invalid(key, "cert_file and key_file go together");
+            }
+            if auth.password.is_some() && auth.username.is_none() {
+                return invalid(key, "a password needs a username");
+            }
         }
         if self.mqtt.max_connections == 0 {
             return invalid("mqtt.max_connections", "must be at least 1");

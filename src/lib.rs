@@ -6,9 +6,11 @@
 //! * [`binding`]: MQTT (embedded broker and in-process link) and HTTP.
 //! * [`client`]: the AE-side library, one API over MQTT and HTTP.
 //! * [`config`]: defaults < `config.toml` < `M2MHUB_*` environment.
+//! * [`auth`]: who a client is (passwords, certificates, anonymous); [`tls`]: certificates.
 //! * [`app`]: starting it all.
 
 pub mod app;
+pub mod auth;
 pub mod binding;
 pub mod client;
 pub mod config;
@@ -17,3 +19,4 @@ pub mod onem2m;
 pub mod remote;
 pub mod store;
 mod sync;
+pub mod tls;

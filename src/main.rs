@@ -1,5 +1,6 @@
 #[cfg(feature = "bench")]
 mod bench;
+mod passwd;
 mod request;
 
 use clap::{Parser, Subcommand};
@@ -28,6 +29,9 @@ enum Command {
     Run,
     /// Print the effective configuration, or say which key or value is wrong.
     CheckConfig,
+    /// Add a credential to a password file (Mosquitto's format), or change its password.
+    /// Reads the password from the terminal, or from standard input in scripts.
+    Passwd(passwd::Args),
     /// Send one oneM2M request over MQTT or HTTP and print the response primitive (the curl
     /// of oneM2M). Exits 1 when the response is an error (rsc >= 4000), 3 when none came.
     Request(Box<request::Args>),
@@ -43,6 +47,7 @@ fn main() -> ExitCode {
     // A client and a self-contained measurement: the appliance's configuration plays no part.
     let cli = match cli.command {
         Some(Command::Request(args)) => return request::run(*args),
+        Some(Command::Passwd(args)) => return passwd::run(args),
         #[cfg(feature = "bench")]
         Some(Command::Bench(args)) => return run_bench(*args),
         _ => cli,
@@ -61,6 +66,7 @@ fn main() -> ExitCode {
         }
         Command::Run => run(config, cli.config),
         Command::Request(args) => request::run(*args),
+        Command::Passwd(args) => passwd::run(args),
         #[cfg(feature = "bench")]
         Command::Bench(args) => run_bench(*args),
     }
@@ -151,7 +157,7 @@ fn run(config: Config, path: Option<PathBuf>) -> ExitCode {
         };
         // systemd (Type=notify): the listeners are bound and the store is open.
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
-        signals.wait_for_stop(&reload, path.as_deref()).await;
+        signals.wait_for_stop(&reload, path.as_deref(), &app).await;
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
         tracing::info!("shutting down: no new connections, finishing requests in progress");
         let drained = app.shutdown(SHUTDOWN_BOUND).await;
@@ -181,20 +187,31 @@ impl Signals {
         })
     }
 
-    /// Waits for SIGTERM or SIGINT. On SIGHUP, reads the configuration again and applies what
-    /// can change safely while running: the log level. Everything else needs a restart.
-    async fn wait_for_stop(&mut self, reload: &LogReload, path: Option<&std::path::Path>) {
+    /// Waits for SIGTERM or SIGINT. On SIGHUP, reads the password and ACL files again and
+    /// the configuration's log level; connections stay up. Everything else needs a restart.
+    async fn wait_for_stop(
+        &mut self,
+        reload: &LogReload,
+        path: Option<&std::path::Path>,
+        app: &Appliance,
+    ) {
         loop {
             tokio::select! {
                 _ = self.term.recv() => return,
                 _ = self.int.recv() => return,
-                _ = self.hup.recv() => match Config::load(path) {
-                    Ok(config) => match reload.reload(log_filter(&config)) {
-                        Ok(()) => tracing::info!(level = %config.log.level, "reloaded the log level (other settings need a restart)"),
-                        Err(e) => tracing::warn!(error = %e, "cannot change the log level"),
-                    },
-                    Err(e) => tracing::warn!("SIGHUP: configuration not reloaded: {e}"),
-                },
+                _ = self.hup.recv() => {
+                    match app.reload_credentials() {
+                        Ok(()) => tracing::info!("reloaded the password and ACL files"),
+                        Err(e) => tracing::warn!("SIGHUP: credentials not reloaded, the old ones stay: {e}"),
+                    }
+                    match Config::load(path) {
+                        Ok(config) => match reload.reload(log_filter(&config)) {
+                            Ok(()) => tracing::info!(level = %config.log.level, "reloaded the log level (other settings need a restart)"),
+                            Err(e) => tracing::warn!(error = %e, "cannot change the log level"),
+                        },
+                        Err(e) => tracing::warn!("SIGHUP: configuration not reloaded: {e}"),
+                    }
+                }
             }
         }
     }

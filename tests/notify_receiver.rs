@@ -20,12 +20,13 @@ async fn mqtt_receiver_gets_notify_and_answers_on_the_response_topic() {
     let (mut notes, poa) = ae.notifications(None).await.unwrap();
     assert_eq!(poa, format!("mqtt://{}", hub.mqtt));
 
-    // A sender (as the CSE will) publishes a NOTIFY to the AE's request topic.
+    // A sender (as a CSE does: another one, since nobody but the hub's own CSE may publish
+    // as id-in) publishes a NOTIFY to the AE's request topic.
     let mut cse = Device::connect(hub.mqtt, "fake-cse").await;
-    cse.subscribe("/oneM2M/resp/id-in/Crecv/#").await;
-    let body = json!({"op":5,"to":"Crecv","fr":"/id-in","rqi":"n1","rvi":"3",
+    cse.subscribe("/oneM2M/resp/id-sender/Crecv/#").await;
+    let body = json!({"op":5,"to":"Crecv","fr":"/id-sender","rqi":"n1","rvi":"3",
                       "pc":{"m2m:sgn":{"sur":"/id-in/sub1","nev":{"net":3,"rep":{"m2m:cin":{"con":"42"}}}}}});
-    cse.publish("/oneM2M/req/id-in/Crecv/json", body.to_string())
+    cse.publish("/oneM2M/req/id-sender/Crecv/json", body.to_string())
         .await;
 
     let n = tokio::time::timeout(WAIT, notes.next())
@@ -33,14 +34,14 @@ async fn mqtt_receiver_gets_notify_and_answers_on_the_response_topic() {
         .unwrap()
         .unwrap();
     assert_eq!(n.request.op, Operation::Notify);
-    assert_eq!(n.request.fr.as_deref(), Some("/id-in"));
+    assert_eq!(n.request.fr.as_deref(), Some("/id-sender"));
     assert_eq!(
         n.request.pc.as_ref().unwrap()["m2m:sgn"]["nev"]["rep"]["m2m:cin"]["con"],
         "42"
     );
     n.respond(Rsc::OK);
     let p = cse
-        .expect(|p| p.topic == "/oneM2M/resp/id-in/Crecv/json")
+        .expect(|p| p.topic == "/oneM2M/resp/id-sender/Crecv/json")
         .await;
     let v: serde_json::Value = serde_json::from_slice(&p.payload).unwrap();
     assert_eq!(
@@ -50,12 +51,12 @@ async fn mqtt_receiver_gets_notify_and_answers_on_the_response_topic() {
 
     // Other operations are refused; the application's own code is passed on.
     cse.publish(
-        "/oneM2M/req/id-in/Crecv/json",
-        json!({"op":2,"to":"Crecv","fr":"/id-in","rqi":"n2","rvi":"3"}).to_string(),
+        "/oneM2M/req/id-sender/Crecv/json",
+        json!({"op":2,"to":"Crecv","fr":"/id-sender","rqi":"n2","rvi":"3"}).to_string(),
     )
     .await;
     let p = cse
-        .expect(|p| p.topic == "/oneM2M/resp/id-in/Crecv/json")
+        .expect(|p| p.topic == "/oneM2M/resp/id-sender/Crecv/json")
         .await;
     let v: serde_json::Value = serde_json::from_slice(&p.payload).unwrap();
     assert_eq!(
@@ -63,8 +64,8 @@ async fn mqtt_receiver_gets_notify_and_answers_on_the_response_topic() {
         (Some(4005), Some("n2"))
     );
     cse.publish(
-        "/oneM2M/req/id-in/Crecv/json",
-        json!({"op":5,"to":"Crecv","fr":"/id-in","rqi":"n3","rvi":"3","pc":{}}).to_string(),
+        "/oneM2M/req/id-sender/Crecv/json",
+        json!({"op":5,"to":"Crecv","fr":"/id-sender","rqi":"n3","rvi":"3","pc":{}}).to_string(),
     )
     .await;
     let n = tokio::time::timeout(WAIT, notes.next())
@@ -73,7 +74,7 @@ async fn mqtt_receiver_gets_notify_and_answers_on_the_response_topic() {
         .unwrap();
     n.respond(Rsc::TARGET_NOT_REACHABLE);
     let p = cse
-        .expect(|p| p.topic == "/oneM2M/resp/id-in/Crecv/json")
+        .expect(|p| p.topic == "/oneM2M/resp/id-sender/Crecv/json")
         .await;
     let v: serde_json::Value = serde_json::from_slice(&p.payload).unwrap();
     assert_eq!(v["rsc"], 5103);

@@ -2,6 +2,7 @@
 
 pub mod delivery;
 pub mod http;
+mod listen;
 pub mod mqtt;
 mod queues;
 

@@ -12,7 +12,13 @@ use tokio::sync::oneshot;
 /// Requests waiting for their answers.
 #[derive(Default)]
 pub struct Replies {
-    pending: Mutex<HashMap<String, oneshot::Sender<ResponsePrimitive>>>,
+    pending: Mutex<HashMap<String, Waiter>>,
+}
+
+/// Who waits for an answer, and from whom it must come (if that is known).
+struct Waiter {
+    tx: oneshot::Sender<ResponsePrimitive>,
+    from: Option<String>,
 }
 
 /// Why no answer came.
@@ -28,8 +34,17 @@ impl Replies {
     /// Starts waiting for the answer to `rqi`; call before the request goes out. A second
     /// request with the same `rqi` replaces the first's wait.
     pub fn expect(&self, rqi: &str) -> Expected<'_> {
+        self.expect_from(rqi, None)
+    }
+
+    /// As [`expect`](Self::expect), taking the answer only [from](Self::answer_from) `from`.
+    pub fn expect_from(&self, rqi: &str, from: Option<&str>) -> Expected<'_> {
         let (tx, rx) = oneshot::channel();
-        lock(&self.pending).insert(rqi.to_string(), tx);
+        let waiter = Waiter {
+            tx,
+            from: from.map(str::to_string),
+        };
+        lock(&self.pending).insert(rqi.to_string(), waiter);
         Expected {
             replies: self,
             rqi: rqi.to_string(),
@@ -39,8 +54,23 @@ impl Replies {
 
     /// Hands `rsp` to whoever waits for its `rqi`; `false` if nobody does (late, or not ours).
     pub fn answer(&self, rsp: ResponsePrimitive) -> bool {
-        match lock(&self.pending).remove(&rsp.rqi) {
-            Some(tx) => tx.send(rsp).is_ok(),
+        self.answer_from(None, rsp)
+    }
+
+    /// Hands `rsp`, which came from `from` (if known), to whoever waits for its `rqi` from
+    /// that entity; an answer from anyone else is not taken (and the wait goes on).
+    pub fn answer_from(&self, from: Option<&str>, rsp: ResponsePrimitive) -> bool {
+        let mut pending = lock(&self.pending);
+        let Some(waiter) = pending.get(&rsp.rqi) else {
+            return false;
+        };
+        if waiter.from.is_some() && waiter.from.as_deref() != from {
+            tracing::warn!(rqi = %rsp.rqi, expected = ?waiter.from, from = ?from,
+                "ignoring an answer from an entity that was not asked");
+            return false;
+        }
+        match pending.remove(&rsp.rqi) {
+            Some(waiter) => waiter.tx.send(rsp).is_ok(),
             None => false,
         }
     }
@@ -48,11 +78,16 @@ impl Replies {
     /// Reads a JSON response primitive and [answers](Self::answer) with it; anything
     /// unreadable is ignored (logged at debug).
     pub fn answer_json(&self, payload: &[u8]) -> bool {
+        self.answer_json_from(None, payload)
+    }
+
+    /// [`answer_json`](Self::answer_json) for an answer that came from `from`.
+    pub fn answer_json_from(&self, from: Option<&str>, payload: &[u8]) -> bool {
         let rsp = serde_json::from_slice(payload)
             .map_err(|e| e.to_string())
             .and_then(|v| ResponsePrimitive::from_value(v).map_err(|e| e.dbg));
         match rsp {
-            Ok(rsp) => self.answer(rsp),
+            Ok(rsp) => self.answer_from(from, rsp),
             Err(why) => {
                 tracing::debug!(%why, "ignoring an unreadable response");
                 false
@@ -96,7 +131,7 @@ impl Drop for Expected<'_> {
         drop(self.rx.take());
         let mut pending = lock(&self.replies.pending);
         // Only our own entry: a later request may have reused the rqi.
-        if pending.get(&self.rqi).is_some_and(|tx| tx.is_closed()) {
+        if pending.get(&self.rqi).is_some_and(|w| w.tx.is_closed()) {
             pending.remove(&self.rqi);
         }
     }
@@ -127,6 +162,16 @@ mod tests {
         assert!(!r.answer(rsp("a")), "a late answer finds nobody");
         drop(r.expect("never waited"));
         assert!(r.is_empty(), "a wait dropped unused leaves nothing behind");
+    }
+
+    #[tokio::test]
+    async fn an_answer_from_another_entity_is_not_taken() {
+        let r = Replies::default();
+        let w = r.expect_from("v1", Some("Ca"));
+        assert!(!r.answer_from(Some("Cb"), rsp("v1")), "Cb was not asked");
+        assert!(!r.answer_from(None, rsp("v1")), "nor an unknown sender");
+        assert!(r.answer_from(Some("Ca"), rsp("v1")));
+        assert_eq!(w.wait(Duration::from_secs(1)).await.unwrap().rqi, "v1");
     }
 
     #[tokio::test]

@@ -138,12 +138,14 @@ mod tests {
     use crate::store::Store;
 
     fn rules() -> Rules {
+        let me = CseIdentity {
+            csi: "/id-in".into(),
+            rn: "cse-in".into(),
+            sp_id: "sp".into(),
+        };
         Rules {
-            me: CseIdentity {
-                csi: "/id-in".into(),
-                rn: "cse-in".into(),
-                sp_id: "sp".into(),
-            },
+            bindings: std::sync::Arc::new(super::super::Bindings::new(&me, "CAdmin")),
+            me,
             kind: CseKind::IN,
             admin: "CAdmin".into(),
             registrar: None,

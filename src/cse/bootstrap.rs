@@ -1,17 +1,17 @@
 //! Creating the CSEBase on first start, and checking on every later start that the database
 //! belongs to the configured CSE.
 
-use super::Rules;
+use crate::config::CseKind;
 use crate::onem2m::primitive::ADVERTISED_RELEASES;
-use crate::onem2m::{time, Error, ResourceType};
+use crate::onem2m::{time, CseIdentity, Error, ResourceType};
 use crate::store::{Resource, Store};
 use serde_json::{json, Map, Value};
 
-pub fn ensure_cse_base(store: &Store, rules: &Rules) -> Result<(), Error> {
-    let rules = rules.clone();
+pub fn ensure_cse_base(store: &Store, me: &CseIdentity, kind: CseKind) -> Result<(), Error> {
+    let me = me.clone();
     let path = store.path().display().to_string();
     store.write(move |w| {
-        let me = &rules.me;
+        let me = &me;
         let existing = w.children("", 1)?.into_iter().next();
         let now = time::now();
         let mut cb = match existing {
@@ -52,7 +52,7 @@ pub fn ensure_cse_base(store: &Store, rules: &Rules) -> Result<(), Error> {
         a.insert("pi".into(), Value::String(String::new()));
         a.insert("lt".into(), json!(now));
         a.insert("csi".into(), json!(me.csi));
-        a.insert("cst".into(), json!(rules.kind.cst()));
+        a.insert("cst".into(), json!(kind.cst()));
         a.insert("srv".into(), json!(ADVERTISED_RELEASES));
         a.insert(
             "srt".into(),

@@ -15,6 +15,7 @@
 
 mod access;
 mod attributes;
+mod bindings;
 mod bootstrap;
 mod discovery;
 pub mod expiry;
@@ -25,7 +26,8 @@ mod pipeline;
 pub mod reach;
 mod resources;
 
-pub use pipeline::{Begun, Blocked, Checked, PendingWrite, Write};
+pub use bindings::Bindings;
+pub use pipeline::{Begun, Blocked, Checked, Origin, PendingWrite, Write};
 pub use resources::remote_cse::Registrar;
 
 use crate::config::{Config, CseKind};
@@ -59,6 +61,8 @@ pub struct Rules {
     /// The CSE-ID (with its slash) of our registrar, if we register with one: requests for
     /// CSEs we do not know go there.
     pub registrar: Option<String>,
+    /// Who may act as which originator.
+    pub bindings: Arc<Bindings>,
 }
 
 /// A handle on the CSE; cheap to clone.
@@ -78,17 +82,20 @@ impl Cse {
     /// Opens the CSE on `store`, creating the CSEBase on first start and refusing a database
     /// that belongs to another CSE.
     pub fn open(config: &Config, store: Store) -> Result<Cse, Error> {
+        let me = CseIdentity {
+            csi: format!("/{}", config.cse.id),
+            rn: config.cse.name.clone(),
+            sp_id: config.cse.sp_id.clone(),
+        };
+        bootstrap::ensure_cse_base(&store, &me, config.cse.kind)?;
+        let bindings = store.read(|r| Bindings::load(r, &me, &config.cse.admin))?;
         let rules = Rules {
-            me: CseIdentity {
-                csi: format!("/{}", config.cse.id),
-                rn: config.cse.name.clone(),
-                sp_id: config.cse.sp_id.clone(),
-            },
+            me,
             kind: config.cse.kind,
             admin: config.cse.admin.clone(),
             registrar: config.remote_cse.first().map(|r| format!("/{}", r.cse_id)),
+            bindings: Arc::new(bindings),
         };
-        bootstrap::ensure_cse_base(&store, &rules)?;
         Ok(Cse {
             rules: Arc::new(rules),
             store,
@@ -104,6 +111,11 @@ impl Cse {
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// Who may act as which originator: the bindings ask this for every request and PUBLISH.
+    pub fn bindings(&self) -> &Arc<Bindings> {
+        &self.rules.bindings
     }
 
     /// Our CSEBase's address, `/id-mn/cse-mn`.

@@ -9,7 +9,8 @@
 
 use super::notify::Notice;
 use super::{discovery, forward, ops, Cse};
-use crate::onem2m::address::{self, parse_target, Virtual};
+use crate::auth::Identity;
+use crate::onem2m::address::{self, parse_target, shorten, Virtual};
 use crate::onem2m::primitive::{too_long, SUPPORTED_RELEASES};
 use crate::onem2m::{
     Base, Error, Operation, RequestPrimitive, ResourceType, ResponsePrimitive, ResponseType, Rsc,
@@ -31,9 +32,33 @@ pub(super) struct Success {
 pub(super) type WriteFn =
     Box<dyn FnOnce(&Writer, &mut Vec<Notice>) -> Result<Success, Error> + Send + 'static>;
 
+/// Who sent a request, as far as its binding established it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// A client the HTTP binding authenticated (or let in anonymously): `fr` must be an
+    /// originator bound to it.
+    Client(Identity),
+    /// MQTT: the broker let the publisher use this topic originator level, and the link
+    /// checked `fr` against it. On `reg_req` the level is a credential; on `req` it is the
+    /// originator itself.
+    Topic(String),
+}
+
+impl Origin {
+    /// The identity registrations are bound to and checked against.
+    fn identity(&self) -> Identity {
+        match self {
+            Origin::Client(id) => id.clone(),
+            Origin::Topic(level) => Identity::Credential(level.clone()),
+        }
+    }
+}
+
 /// What the checks found: who asks, and where the request goes.
 pub struct Checked {
     originator: String,
+    /// The credential a registration is bound to, if any.
+    credential: Option<String>,
     route: Route,
 }
 
@@ -71,11 +96,11 @@ impl Cse {
     /// Writes reach the store in the order they are [submitted](Write::submit), so a binding
     /// that submits in arrival order keeps one originator's writes in order without waiting for
     /// their commits.
-    pub fn begin(&self, req: RequestPrimitive) -> Begun {
+    pub fn begin(&self, req: RequestPrimitive, origin: Origin) -> Begun {
         let guard = InFlight::enter(&self.in_flight);
         let started = Instant::now();
         let planned = self
-            .check(&req)
+            .check(&req, &origin)
             .and_then(|checked| self.plan(&req, checked));
         match planned {
             Err(e) => Begun::Answered(self.respond(&req, started, Err(e))),
@@ -97,8 +122,9 @@ impl Cse {
     }
 
     /// The checks every request passes before anything is read: release, response type,
-    /// originator, filter criteria, and where the target is.
-    fn check(&self, req: &RequestPrimitive) -> Result<Checked, Error> {
+    /// originator (and whether its sender may use it), filter criteria, and where the target
+    /// is.
+    fn check(&self, req: &RequestPrimitive, origin: &Origin) -> Result<Checked, Error> {
         if let Some(rvi) = &req.rvi {
             if !SUPPORTED_RELEASES.contains(&rvi.as_str()) {
                 return Err(Error::new(
@@ -142,6 +168,7 @@ impl Cse {
             _ if registering => String::new(),
             _ => return Err(Error::bad_request("missing originator (fr)")),
         };
+        let credential = self.check_sender(origin, &originator, registering)?;
         let route = match parse_target(&req.to, &self.rules.me)? {
             Target::Remote { csi } => Route::Remote(csi),
             Target::Local { base, virt } => match discovery {
@@ -149,15 +176,59 @@ impl Cse {
                 None => Route::Local { base, virt },
             },
         };
-        Ok(Checked { originator, route })
+        Ok(Checked {
+            originator,
+            credential,
+            route,
+        })
+    }
+
+    /// Whether the sender may use `originator`: an AE registration may not take the admin's
+    /// name or another credential's; anything else must be an originator bound to the
+    /// sender (over MQTT the broker and the link have made sure of that). Returns the
+    /// credential a registration is bound to.
+    fn check_sender(
+        &self,
+        origin: &Origin,
+        originator: &str,
+        registering: bool,
+    ) -> Result<Option<String>, Error> {
+        let bindings = &self.rules.bindings;
+        let identity = origin.identity();
+        if registering {
+            let asked = (!matches!(originator, "" | "C" | "S")).then_some(originator);
+            bindings
+                .may_register(&identity, asked)
+                .map_err(Error::no_privilege)?;
+        } else if let Origin::Client(id) = origin {
+            if !originator.is_empty() && !bindings.may_act_as(id, originator) {
+                let who = match id {
+                    Identity::Credential(c) => format!("credential '{c}'"),
+                    _ => "an anonymous client".to_string(),
+                };
+                return Err(Error::no_privilege(format!(
+                    "{who} may not act as originator '{}'",
+                    shorten(originator)
+                )));
+            }
+        }
+        Ok(identity.credential().map(str::to_string))
     }
 
     /// A plain create, update or delete becomes a write for the store; the rest goes on to
     /// the blocking path.
     fn plan(&self, req: &RequestPrimitive, checked: Checked) -> Result<Plan, Error> {
-        let Checked { originator, route } = checked;
+        let Checked {
+            originator,
+            credential,
+            route,
+        } = checked;
         let Route::Local { base, virt } = route else {
-            return Ok(Plan::Blocking(Box::new(Checked { originator, route })));
+            return Ok(Plan::Blocking(Box::new(Checked {
+                originator,
+                credential,
+                route,
+            })));
         };
         // Subscriptions verify their targets (they call out) before they are written.
         let needs_blocking = match req.op {
@@ -169,13 +240,14 @@ impl Cse {
         if needs_blocking {
             return Ok(Plan::Blocking(Box::new(Checked {
                 originator,
+                credential,
                 route: Route::Local { base, virt },
             })));
         }
         Ok(Plan::Write(match req.op {
             Operation::Create => {
                 let new = ops::create::content(req, virt)?;
-                ops::create::write(self, req, originator, base, new, None)
+                ops::create::write(self, req, originator, credential, base, new, None)
             }
             Operation::Update => ops::update::write(self, req, originator, base, virt)?,
             _ => ops::delete::write(self, req, originator, base, virt)?,
@@ -184,7 +256,11 @@ impl Cse {
 
     /// Requests that read, call out, or verify before they write. Blocking.
     fn run_blocking(&self, req: &RequestPrimitive, checked: Checked) -> Result<Success, Error> {
-        let Checked { originator, route } = checked;
+        let Checked {
+            originator,
+            credential,
+            route,
+        } = checked;
         let (base, virt) = match route {
             Route::Remote(csi) => return forward::forward(self, req, &originator, &csi),
             Route::Discover { base, virt, filter } => {
@@ -193,7 +269,9 @@ impl Cse {
             Route::Local { base, virt } => (base, virt),
         };
         match req.op {
-            Operation::Create => ops::create::verified(self, req, originator, base, virt),
+            Operation::Create => {
+                ops::create::verified(self, req, originator, credential, base, virt)
+            }
             Operation::Retrieve => ops::retrieve::run(self, req, &originator, &base, virt),
             Operation::Update => ops::update::verified(self, req, originator, base, virt),
             Operation::Delete => self.write(ops::delete::write(self, req, originator, base, virt)?),

@@ -150,6 +150,16 @@ pub fn shorten(s: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
+/// [`originator_to_local`], after bringing an absolute ID of our own service provider to
+/// SP-relative form: `//sp/id-in/Cabc` → `Cabc`, `//sp/id-mn` → `/id-mn`.
+pub fn local_originator(fr: &str, me: &CseIdentity) -> String {
+    let sp_relative = fr
+        .strip_prefix("//")
+        .and_then(|abs| abs.strip_prefix(me.sp_id.as_str()))
+        .filter(|rest| rest.starts_with('/'));
+    originator_to_local(sp_relative.unwrap_or(fr), me)
+}
+
 /// Brings an originator ID to the CSE-relative form this CSE stores: `/id-in/Cabc` → `Cabc`.
 /// IDs of other CSEs or in other forms are returned unchanged.
 pub fn originator_to_local(fr: &str, me: &CseIdentity) -> String {

@@ -31,6 +31,7 @@ codes! {
     SUBSCRIPTION_CREATOR_HAS_NO_PRIVILEGE = 4101,
     CONTENTS_UNACCEPTABLE = 4102,
     ORIGINATOR_HAS_NO_PRIVILEGE = 4103,
+    ORIGINATOR_NOT_AUTHENTICATED = 4106,
     CONFLICT = 4105,
     INVALID_CHILD_RESOURCE_TYPE = 4108,
     ORIGINATOR_HAS_ALREADY_REGISTERED = 4117,
@@ -60,6 +61,8 @@ impl Rsc {
             2001 => 201,
             2000..=2999 => 200,
             4001 => 501,
+            // Credentials missing or wrong: HTTP's own answer, so that clients send them.
+            4106 => 401,
             4004 => 404,
             4005 => 405,
             4008 => 504,

@@ -148,6 +148,7 @@ impl Store {
             f: Some(f),
             out: None,
             reply,
+            after_commit: Vec::new(),
         });
         let writer = lock(&self.inner.writer).clone();
         let queued = writer.is_some_and(|w| w.send(job).is_ok());
@@ -203,7 +204,12 @@ pub struct Reader<'c> {
 /// Read and write access inside a write transaction.
 pub struct Writer<'c> {
     reader: Reader<'c>,
+    /// Run once the write is committed; dropped if it is not.
+    after_commit: std::cell::RefCell<Vec<Hook>>,
 }
+
+/// Something to do once a write is on disk.
+type Hook = Box<dyn FnOnce() + Send>;
 
 impl<'c> std::ops::Deref for Writer<'c> {
     type Target = Reader<'c>;
@@ -310,6 +316,15 @@ impl Reader<'_> {
         Ok(())
     }
 
+    /// Every registered originator and the credential that registered it.
+    pub fn bindings(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT originator, credential FROM binding")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Resource IDs whose expiration time is at or before `now` (a canonical timestamp).
     pub fn expired(&self, now: &str, limit: usize) -> Result<Vec<String>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
@@ -351,6 +366,32 @@ impl Writer<'_> {
         Ok(())
     }
 
+    /// Runs `f` once this write is committed (before its result is handed back), and never if
+    /// it is not: the place to update what is kept in memory beside the database.
+    pub fn after_commit(&self, f: impl FnOnce() + Send + 'static) {
+        self.after_commit.borrow_mut().push(Box::new(f));
+    }
+
+    /// Records that `credential` registered `originator` (an AE-ID, or a CSE-ID `/id-mn`).
+    pub fn bind(&self, originator: &str, credential: &str) -> Result<(), StoreError> {
+        self.reader
+            .conn
+            .prepare_cached(
+                "INSERT OR REPLACE INTO binding (originator, credential) VALUES (?1, ?2)",
+            )?
+            .execute(rusqlite::params![originator, credential])?;
+        Ok(())
+    }
+
+    /// Forgets who registered `originator`.
+    pub fn unbind(&self, originator: &str) -> Result<(), StoreError> {
+        self.reader
+            .conn
+            .prepare_cached("DELETE FROM binding WHERE originator = ?1")?
+            .execute([originator])?;
+        Ok(())
+    }
+
     /// Deletes a resource and everything below it; returns how many resources went.
     pub fn delete_subtree(&self, r: &Resource) -> Result<usize, StoreError> {
         let n = self
@@ -378,6 +419,7 @@ struct WriteJob<F, T, E> {
     f: Option<F>,
     out: Option<Result<T, E>>,
     reply: flume::Sender<Result<T, E>>,
+    after_commit: Vec<Hook>,
 }
 
 impl<F, T, E> Job for WriteJob<F, T, E>
@@ -390,6 +432,7 @@ where
         let Some(f) = self.f.take() else { return false };
         let writer = Writer {
             reader: Reader { conn },
+            after_commit: Default::default(),
         };
         let out = catch_unwind(AssertUnwindSafe(|| f(&writer))).unwrap_or_else(|p| {
             let msg = p
@@ -400,11 +443,19 @@ where
             Err(StoreError::Panicked(msg).into())
         });
         let ok = out.is_ok();
+        if ok {
+            self.after_commit = writer.after_commit.into_inner();
+        }
         self.out = Some(out);
         ok
     }
 
     fn finish(self: Box<Self>, commit: Result<(), String>) {
+        if commit.is_ok() {
+            for hook in self.after_commit {
+                hook();
+            }
+        }
         let out = match (commit, self.out) {
             (Ok(()), Some(out)) => out,
             (_, Some(Err(e))) => Err(e),

@@ -2,7 +2,7 @@
 
 use rusqlite::Connection;
 
-const VERSION: i64 = 1;
+const VERSION: i64 = 2;
 
 /// One table holds the whole tree. `seq` orders siblings by creation (latest/oldest instance),
 /// `srn` is the structured name (unique; a subtree is a range of it), `attrs` the resource's
@@ -25,6 +25,12 @@ DROP INDEX IF EXISTS resource_parent_name;
 CREATE INDEX IF NOT EXISTS resource_parent_type ON resource (pi, ty, seq);
 CREATE INDEX IF NOT EXISTS resource_type_name ON resource (ty, srn);
 CREATE INDEX IF NOT EXISTS resource_expiry ON resource (et) WHERE et IS NOT NULL;
+-- Version 2: which credential registered each AE (by AE-ID) and remote CSE (by CSE-ID), so
+-- that the binding of an identity to its originators survives a restart.
+CREATE TABLE IF NOT EXISTS binding (
+    originator TEXT PRIMARY KEY,
+    credential TEXT NOT NULL
+);
 ";
 
 pub fn prepare_writer(conn: &Connection) -> rusqlite::Result<()> {

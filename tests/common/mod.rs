@@ -174,6 +174,8 @@ pub struct Device {
     backlog: std::collections::VecDeque<rumqttc::Publish>,
     /// PUBACKs from the broker: each means the broker took one of our QoS 1 publishes.
     pubacks: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// The return codes of each SUBACK, in order.
+    subacks: tmpsc::UnboundedReceiver<Vec<rumqttc::SubscribeReasonCode>>,
     next_rqi: u64,
 }
 
@@ -184,29 +186,71 @@ impl Device {
 
     pub async fn connect_with(addr: SocketAddr, client_id: &str, clean: bool) -> Device {
         let mut opts = MqttOptions::new(client_id, addr.ip().to_string(), addr.port());
-        opts.set_keep_alive(Duration::from_secs(30));
         opts.set_clean_session(clean);
+        Device::connect_opts(opts)
+            .await
+            .unwrap_or_else(|e| panic!("{client_id}: {e}"))
+    }
+
+    /// A device that logs in as `user` (its client ID is the user name too).
+    pub async fn connect_as(addr: SocketAddr, user: &str, password: &str) -> Device {
+        Device::try_connect_as(addr, user, password)
+            .await
+            .unwrap_or_else(|e| panic!("{user}: {e}"))
+    }
+
+    /// As [`connect_as`](Self::connect_as), or why the broker refused.
+    pub async fn try_connect_as(
+        addr: SocketAddr,
+        user: &str,
+        password: &str,
+    ) -> Result<Device, rumqttc::ConnectionError> {
+        let mut opts = MqttOptions::new(user, addr.ip().to_string(), addr.port());
+        opts.set_credentials(user, password);
+        Device::connect_opts(opts).await
+    }
+
+    /// Connects with `opts` (keep-alive, packet size and TCP_NODELAY are set here).
+    pub async fn connect_opts(mut opts: MqttOptions) -> Result<Device, rumqttc::ConnectionError> {
+        let client_id = opts.client_id();
+        opts.set_keep_alive(Duration::from_secs(30));
         opts.set_max_packet_size(1 << 20, 1 << 20);
         let (client, mut eventloop) = AsyncClient::new(opts, 100);
         let mut net = eventloop.network_options();
         net.set_tcp_nodelay(true);
         eventloop.set_network_options(net);
         let (tx, rx) = tmpsc::unbounded_channel();
+        let (sub_tx, subacks) = tmpsc::unbounded_channel();
         let (conn_tx, conn_rx) = tokio::sync::oneshot::channel();
         let pubacks = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        tokio::spawn(drive(eventloop, tx, conn_tx, pubacks.clone()));
+        tokio::spawn(drive(eventloop, tx, sub_tx, conn_tx, pubacks.clone()));
         tokio::time::timeout(WAIT, conn_rx)
             .await
-            .expect("CONNACK in time")
-            .expect("event loop alive");
-        Device {
+            .expect("CONNACK (or a refusal) in time")
+            .expect("event loop alive")?;
+        Ok(Device {
             client,
-            id: client_id.to_string(),
+            id: client_id,
             rx,
             backlog: Default::default(),
             pubacks,
+            subacks,
             next_rqi: 0,
-        }
+        })
+    }
+
+    /// Subscribes and returns the broker's answer for the filter (0x80 is a refusal).
+    pub async fn subscribe_code(&mut self, filter: &str) -> rumqttc::SubscribeReasonCode {
+        while self.subacks.try_recv().is_ok() {}
+        self.client
+            .subscribe(filter, QoS::AtLeastOnce)
+            .await
+            .expect("subscribe");
+        let codes = tokio::time::timeout(WAIT, self.subacks.recv())
+            .await
+            .expect("SUBACK in time")
+            .expect("connection alive");
+        codes[0]
     }
 
     /// PUBACKs received so far.
@@ -367,7 +411,8 @@ impl Device {
 async fn drive(
     mut eventloop: EventLoop,
     tx: tmpsc::UnboundedSender<rumqttc::Publish>,
-    conn_tx: tokio::sync::oneshot::Sender<()>,
+    subacks: tmpsc::UnboundedSender<Vec<rumqttc::SubscribeReasonCode>>,
+    conn_tx: tokio::sync::oneshot::Sender<Result<(), rumqttc::ConnectionError>>,
     pubacks: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 ) {
     let mut conn_tx = Some(conn_tx);
@@ -376,9 +421,12 @@ async fn drive(
             Ok(Event::Incoming(Packet::PubAck(_))) => {
                 pubacks.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             }
+            Ok(Event::Incoming(Packet::SubAck(ack))) => {
+                let _ = subacks.send(ack.return_codes);
+            }
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
                 if let Some(c) = conn_tx.take() {
-                    let _ = c.send(());
+                    let _ = c.send(Ok(()));
                 }
             }
             Ok(Event::Incoming(Packet::Publish(p))) => {
@@ -387,7 +435,12 @@ async fn drive(
                 }
             }
             Ok(_) => {}
-            Err(_) => return,
+            Err(e) => {
+                if let Some(c) = conn_tx.take() {
+                    let _ = c.send(Err(e));
+                }
+                return;
+            }
         }
     }
 }

@@ -10,7 +10,7 @@
 //! serves on a listener we bind here (see `vendor/rumqttd/PATCHED.md`).
 
 use crate::config::MqttConfig;
-use anyhow::{anyhow, Context};
+use anyhow::{anyhow, bail, Context};
 use rumqttd::local::{LinkBuilder, LinkRx, LinkTx};
 use rumqttd::{ConnectionSettings, LinkType, Router, RouterConfig, Server, ServerSettings};
 use std::net::SocketAddr;
@@ -34,11 +34,19 @@ pub struct EmbeddedBroker {
     pub v4_addr: SocketAddr,
     /// MQTT 5 listener, if configured.
     pub v5_addr: Option<SocketAddr>,
+    /// MQTT 3.1.1 over TLS, if configured.
+    pub tls_addr: Option<SocketAddr>,
 }
 
 impl EmbeddedBroker {
-    /// Starts the router and the listeners; returns once every listener is bound.
-    pub async fn start(cfg: &MqttConfig) -> anyhow::Result<EmbeddedBroker> {
+    /// Starts the router and the listeners; returns once every listener is bound. `gate`
+    /// authenticates clients and authorizes their topics (without one, everyone may do
+    /// anything); `tls` serves `cfg.tls_listen`.
+    pub async fn start(
+        cfg: &MqttConfig,
+        gate: Option<Arc<dyn rumqttd::Gate>>,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> anyhow::Result<EmbeddedBroker> {
         let router_config = RouterConfig {
             max_connections: cfg.max_connections + LOCAL_LINKS,
             max_outgoing_packet_count: 200,
@@ -57,6 +65,7 @@ impl EmbeddedBroker {
             external_auth: None,
             // A publish to a topic nobody subscribes to is kept, not punished with a disconnect.
             dynamic_filters: true,
+            gate,
         };
         let settings = |name: &str, listen: SocketAddr| ServerSettings {
             name: name.into(),
@@ -88,6 +97,21 @@ impl EmbeddedBroker {
             None => None,
         };
 
+        let tls_addr = match (cfg.tls_listen, tls) {
+            (Some(listen), Some(tls)) => {
+                let server = Server::new(
+                    settings("mqtt-tls", listen),
+                    router_tx.clone(),
+                    rumqttd::protocol::v4::V4,
+                );
+                let (addr, task) = bind_tls(listen, server, tls).await?;
+                listeners.push(task);
+                Some(addr)
+            }
+            (Some(_), None) => bail!("mqtt.tls_listen needs the [tls] certificates"),
+            (None, _) => None,
+        };
+
         let linker: Arc<Linker> = Arc::new(move |client_id: &str| {
             LinkBuilder::new(client_id, router_tx.clone())
                 // In-process links publish responses to topics that may have no subscriber yet.
@@ -101,6 +125,7 @@ impl EmbeddedBroker {
             listeners,
             v4_addr,
             v5_addr,
+            tls_addr,
         })
     }
 
@@ -115,6 +140,31 @@ impl EmbeddedBroker {
     pub fn link(&self, client_id: &str) -> anyhow::Result<(LinkTx, LinkRx)> {
         (self.linker)(client_id)
     }
+}
+
+/// Binds `want` for MQTT over TLS and serves it: each handshake runs in a task of its own,
+/// and a verified client certificate's CN goes to the gate with the connection.
+async fn bind_tls(
+    want: SocketAddr,
+    server: Server<rumqttd::protocol::v4::V4>,
+    tls: Arc<rustls::ServerConfig>,
+) -> anyhow::Result<(SocketAddr, tokio::task::AbortHandle)> {
+    let listener = tokio::net::TcpListener::bind(want)
+        .await
+        .with_context(|| format!("cannot listen for MQTT over TLS on {want}"))?;
+    let addr = listener.local_addr()?;
+    let (mut accepted, acceptor) = crate::binding::listen::accept(listener, Some(tls), "mqtts");
+    let task = tokio::spawn(async move {
+        while let Some(conn) = accepted.recv().await {
+            let peer = rumqttd::PeerInfo {
+                addr: Some(conn.peer.addr),
+                tls_identity: conn.peer.cn,
+            };
+            server.serve_stream(Box::new(conn.io), peer);
+        }
+        acceptor.abort();
+    });
+    Ok((addr, task.abort_handle()))
 }
 
 /// Binds `want` and starts `server` on it, on our runtime. Returns the bound address, which

@@ -4,7 +4,7 @@
 //! waiting ([`Cse::begin`]).
 
 use crate::binding::Serialization;
-use crate::cse::{Begun, Blocked, Cse, Write};
+use crate::cse::{Begun, Blocked, Cse, Origin, Write};
 use crate::onem2m::address::originator_to_local;
 use crate::onem2m::topic::{id_from_topic, id_to_topic, Topic, TopicKind};
 use crate::onem2m::{Error, Operation, RequestPrimitive, ResourceType, ResponsePrimitive, Rsc};
@@ -81,7 +81,8 @@ pub fn start(cse: &Cse, topic: &[u8], payload: &[u8]) -> Step {
     if let Err(err) = check_topic(cse, &parsed, &mut req) {
         return reject(err, Some(req.rqi), req.rvi);
     }
-    match cse.begin(req) {
+    // The broker let the publisher use this originator level (see `gate`).
+    match cse.begin(req, Origin::Topic(parsed.originator.to_string())) {
         Begun::Answered(rsp) => Step::Now(reply.encode(rsp)),
         Begun::Write(write) => Step::Write(write, reply),
         Begun::Blocking(blocked) => Step::Blocking(blocked, reply),

@@ -184,7 +184,9 @@ impl LocalLink {
         receiver: &str,
         req: &RequestPrimitive,
     ) -> Result<ResponsePrimitive, String> {
-        let answer = self.replies.expect(&req.rqi);
+        // The answer counts only on the receiver's own response topic, which the broker lets
+        // nobody else publish to.
+        let answer = self.replies.expect_from(&req.rqi, Some(receiver));
         if !self.publish_request(receiver, req) {
             return Err(format!("cannot publish to {receiver}"));
         }
@@ -244,8 +246,14 @@ impl Dispatcher {
     pub(super) fn incoming(&mut self, topic: Bytes, payload: Bytes) {
         if topic.starts_with(b"/oneM2M/resp/") {
             // With or without the serialization suffix (OpenMTC's clients answer on
-            // Release-1 topics).
-            self.local.replies.answer_json(&payload);
+            // Release-1 topics). The receiver level says who answered.
+            let from = std::str::from_utf8(&topic)
+                .ok()
+                .and_then(Topic::parse)
+                .map(|t| t.receiver.to_string());
+            self.local
+                .replies
+                .answer_json_from(from.as_deref(), &payload);
             return;
         }
         if self.local.probe_returned(&topic, &payload) {

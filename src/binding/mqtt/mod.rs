@@ -12,6 +12,7 @@
 mod admission;
 pub mod broker;
 pub mod external;
+pub mod gate;
 mod inbound;
 pub mod link;
 mod ordering;

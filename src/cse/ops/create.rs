@@ -51,10 +51,12 @@ pub fn content(req: &RequestPrimitive, virt: Option<Virtual>) -> Result<Asked, E
 
 /// The write that creates the resource, with the answer `rcn` asks for. `preset_ri` is a
 /// resource ID chosen before the write (a subscription's, known to its verification).
+#[allow(clippy::too_many_arguments)]
 pub fn write(
     cse: &Cse,
     req: &RequestPrimitive,
     originator: String,
+    credential: Option<String>,
     parent: Base,
     asked: Asked,
     preset_ri: Option<String>,
@@ -66,6 +68,7 @@ pub fn write(
         attrs,
         requested_id: req.fr.clone(),
         ri: preset_ri,
+        credential,
     };
     Box::new(move |w, out| {
         let created = resources::create(w, &rules, &originator, &parent, new, out)?;
@@ -91,6 +94,7 @@ pub fn verified(
     cse: &Cse,
     req: &RequestPrimitive,
     originator: String,
+    credential: Option<String>,
     base: Base,
     virt: Option<Virtual>,
 ) -> Result<Success, Error> {
@@ -104,5 +108,7 @@ pub fn verified(
         cse.verify(&originator, &ri, &string_list(asked.attrs.get("nu")))?;
         preset_ri = Some(ri);
     }
-    cse.write(write(cse, req, originator, base, asked, preset_ri))
+    cse.write(write(
+        cse, req, originator, credential, base, asked, preset_ri,
+    ))
 }

@@ -164,6 +164,8 @@ pub struct NewResource {
     pub requested_id: Option<String>,
     /// A resource ID chosen before the write (a subscription's, known to its verification).
     pub ri: Option<String>,
+    /// The credential a registration (AE, remoteCSE) is bound to.
+    pub credential: Option<String>,
 }
 
 pub fn create(
@@ -179,6 +181,7 @@ pub fn create(
         mut attrs,
         requested_id,
         ri: preset_ri,
+        credential,
     } = new;
     let parent = resolve(w, parent, None, &describe(parent))?;
     if !allowed_child(parent.ty, ty) {
@@ -259,6 +262,17 @@ pub fn create(
         )),
         other => other.into(),
     })?;
+    // Who registered it may act as it; `bindings` learns it once this is on disk.
+    let registered = match ty {
+        ResourceType::Ae => Some(res.ri.clone()),
+        ResourceType::RemoteCse => Some(res.owner.clone()),
+        _ => None,
+    };
+    if let (Some(originator), Some(credential)) = (registered, credential) {
+        w.bind(&originator, &credential)?;
+        let bindings = rules.bindings.clone();
+        w.after_commit(move || bindings.bound(&originator, &credential));
+    }
     notify::child_created(w, rules, &parent, &res, out)?;
     if ty == ResourceType::ContentInstance {
         container::instance_added(w, rules, parent, &res, &now, out)?;
@@ -318,6 +332,15 @@ pub fn delete(
     out: &mut Vec<Notice>,
 ) -> Result<(), Error> {
     notify::deleting(w, rules, target, out)?;
+    if matches!(target.ty, ResourceType::Ae | ResourceType::RemoteCse) {
+        let originator = match target.ty {
+            ResourceType::Ae => target.ri.clone(),
+            _ => target.owner.clone(),
+        };
+        w.unbind(&originator)?;
+        let bindings = rules.bindings.clone();
+        w.after_commit(move || bindings.unbound(&originator));
+    }
     if target.ty == ResourceType::ContentInstance {
         container::instance_removed(w, target)?;
     }

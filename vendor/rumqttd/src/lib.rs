@@ -16,6 +16,49 @@ use segments::Storage;
 pub use server::{Broker, LinkType, Server};
 
 pub use self::router::shared_subs::Strategy;
+pub use link::network::N;
+
+/// m2mhub patch: what a listener knows about a connection before its CONNECT.
+#[derive(Debug, Clone, Default)]
+pub struct PeerInfo {
+    /// The remote address, when the connection came over the network.
+    pub addr: Option<SocketAddr>,
+    /// The identity a TLS client certificate proved (its subject CN), if any.
+    pub tls_identity: Option<String>,
+}
+
+/// m2mhub patch: what a CONNECT asks for, for a [`Gate`] to decide on.
+#[derive(Debug)]
+pub struct ConnectRequest<'a> {
+    pub client_id: &'a str,
+    pub username: Option<&'a str>,
+    pub password: Option<&'a str>,
+    pub will_topic: Option<&'a str>,
+    pub peer: &'a PeerInfo,
+}
+
+/// m2mhub patch: why a CONNECT is refused; sent in the CONNACK before the connection closes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectRefusal {
+    /// Wrong user name or password (3.1.1 return code 4).
+    BadCredentials,
+    /// Not allowed to connect (return code 5).
+    NotAuthorized,
+}
+
+/// m2mhub patch: decides on each CONNECT, and gives each connection it admits the
+/// [`TopicPolicy`] its PUBLISHes and SUBSCRIBEs are checked against.
+pub trait Gate: Send + Sync + 'static {
+    fn connect(&self, request: &ConnectRequest<'_>) -> Result<Arc<dyn TopicPolicy>, ConnectRefusal>;
+}
+
+/// m2mhub patch: the topics one connection may publish to and subscribe to. A refused
+/// PUBLISH is acknowledged (MQTT 3.1.1 has no negative PUBACK) and dropped; a refused filter
+/// gets the failure code (0x80) in the SUBACK.
+pub trait TopicPolicy: Send + Sync + 'static {
+    fn may_publish(&self, topic: &str) -> bool;
+    fn may_subscribe(&self, filter: &str) -> bool;
+}
 
 mod link;
 pub mod protocol;
@@ -131,6 +174,9 @@ pub struct ConnectionSettings {
     pub external_auth: Option<AuthHandler>,
     #[serde(default)]
     pub dynamic_filters: bool,
+    /// m2mhub patch: authentication and topic authorization of remote connections.
+    #[serde(skip)]
+    pub gate: Option<Arc<dyn Gate>>,
 }
 
 impl ConnectionSettings {
@@ -156,6 +202,7 @@ impl fmt::Debug for ConnectionSettings {
             .field("auth", &self.auth)
             .field("external_auth", &self.external_auth.is_some())
             .field("dynamic_filters", &self.dynamic_filters)
+            .field("gate", &self.gate.is_some())
             .finish()
     }
 }

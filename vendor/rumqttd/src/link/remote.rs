@@ -75,6 +75,7 @@ impl<P: Protocol> RemoteLink<P> {
         connect_packet: Packet,
         dynamic_filters: bool,
         assigned_client_id: Option<String>,
+        policy: Option<std::sync::Arc<dyn crate::TopicPolicy>>,
     ) -> Result<RemoteLink<P>, Error> {
         let Packet::Connect(connect, props, lastwill, lastwill_props, _) = connect_packet else {
             return Err(Error::NotConnectPacket(connect_packet));
@@ -107,6 +108,7 @@ impl<P: Protocol> RemoteLink<P> {
             .last_will_properties(lastwill_props)
             .dynamic_filters(dynamic_filters)
             .topic_alias_max(topic_alias_max.unwrap_or(0))
+            .policy(policy)
             .build()?;
 
         let id = link_rx.id();
@@ -290,6 +292,7 @@ mod tests {
             auth: None,
             external_auth: None,
             dynamic_filters: false,
+            gate: None,
         }
     }
 

@@ -33,6 +33,14 @@ pub struct Connection {
     pub(crate) broker_topic_aliases: Option<BrokerAliases>,
     /// subscription IDs for a connection
     pub(crate) subscription_ids: HashMap<Filter, usize>,
+    /// m2mhub patch: what this connection may publish and subscribe to; everything if None
+    pub policy: Option<std::sync::Arc<dyn crate::TopicPolicy>>,
+}
+
+impl std::fmt::Debug for dyn crate::TopicPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TopicPolicy")
+    }
 }
 
 impl Connection {
@@ -66,6 +74,7 @@ impl Connection {
             topic_aliases: HashMap::new(),
             broker_topic_aliases: None,
             subscription_ids: HashMap::new(),
+            policy: None,
         }
     }
 

@@ -671,6 +671,17 @@ impl Router {
                         info!("Adding subscription on topic {}", f.path);
                         let connection = self.connections.get_mut(id).unwrap();
 
+                        // m2mhub patch: a filter the connection may not use gets 0x80.
+                        if connection
+                            .policy
+                            .as_ref()
+                            .is_some_and(|p| !p.may_subscribe(&f.path))
+                        {
+                            warn!(client_id = connection.client_id, filter = f.path, "subscription refused by policy");
+                            return_codes.push(SubscribeReasonCode::Failure);
+                            continue;
+                        }
+
                         if let Err(e) = validate_subscription(connection, f) {
                             warn!(reason = ?e,"Subscription cannot be validated: {}", e);
 
@@ -1228,6 +1239,14 @@ fn append_to_commitlog(
     };
 
     let topic = std::str::from_utf8(&publish.topic)?;
+
+    // m2mhub patch: a topic the connection may not publish to is dropped (already acked).
+    if let Some(policy) = &connection.policy {
+        if !policy.may_publish(topic) {
+            warn!(client_id = connection.client_id, topic, "publish refused by policy");
+            return Ok((0, 0));
+        }
+    }
 
     // Ensure that only clients associated with a tenant can publish to tenant's topic
     #[cfg(feature = "validate-tenant-prefix")]

@@ -5,7 +5,7 @@ use crate::link::{bridge, timer};
 use crate::local::LinkBuilder;
 use crate::protocol::v4::V4;
 use crate::protocol::v5::V5;
-use crate::protocol::{Packet, Protocol};
+use crate::protocol::{ConnAck, ConnectReturnCode, Packet, Protocol};
 #[cfg(any(feature = "use-rustls", feature = "use-native-tls"))]
 use crate::server::tls::{self, TLSAcceptor};
 use crate::{meters, ConnectionSettings};
@@ -324,6 +324,27 @@ impl<P: Protocol + Clone + Send + 'static> Server<P> {
         self.start_on(listener, link_type).await
     }
 
+    /// m2mhub patch: serves one connection the caller accepted (and, for TLS, whose handshake
+    /// it completed), with what it knows about the peer.
+    pub fn serve_stream(&self, stream: Box<dyn N>, peer: crate::PeerInfo) {
+        task::spawn(
+            remote(
+                Arc::new(self.config.connections.clone()),
+                None,
+                self.router_tx.clone(),
+                stream,
+                self.protocol.clone(),
+                self.awaiting_will_handler.clone(),
+                peer,
+            )
+            .instrument(tracing::error_span!(
+                "remote_link",
+                client_id = field::Empty,
+                connection_id = field::Empty,
+            )),
+        );
+    }
+
     /// m2mhub patch: serves on a listener the caller has bound, so that the caller sees a
     /// failed bind at once and knows the bound address (port 0 included).
     pub async fn start_on(
@@ -366,6 +387,10 @@ impl<P: Protocol + Clone + Send + 'static> Server<P> {
             info!(
                 name=?self.config.name, ?addr, count, tenant=?tenant_id, "accept"
             );
+            let peer = crate::PeerInfo {
+                addr: Some(addr),
+                tls_identity: None,
+            };
 
             let config = config.clone();
             let router_tx = self.router_tx.clone();
@@ -390,6 +415,7 @@ impl<P: Protocol + Clone + Send + 'static> Server<P> {
                             stream,
                             protocol,
                             self.awaiting_will_handler.clone(),
+                            peer,
                         )
                         .instrument(tracing::info_span!(
                             "websocket_link",
@@ -406,6 +432,7 @@ impl<P: Protocol + Clone + Send + 'static> Server<P> {
                         network,
                         protocol,
                         self.awaiting_will_handler.clone(),
+                        peer,
                     )
                     .instrument(tracing::error_span!(
                         "remote_link",
@@ -451,7 +478,9 @@ async fn remote<P: Protocol>(
     stream: Box<dyn N>,
     protocol: P,
     will_handlers: Arc<Mutex<HashMap<String, Sender<AwaitingWill>>>>,
+    peer: crate::PeerInfo,
 ) {
+    let gate = config.gate.clone();
     let mut network = Network::new(
         stream,
         config.max_payload_size,
@@ -475,6 +504,35 @@ async fn remote<P: Protocol>(
         }
         _ => unreachable!(),
     };
+
+    // m2mhub patch: the gate authenticates the client and gives its connection a topic
+    // policy; a refusal is answered with a CONNACK that says why.
+    let mut policy = None;
+    if let (Some(gate), Packet::Connect(connect, _, will, _, login)) = (&gate, &connect_packet) {
+        let will_topic = will.as_ref().map(|w| String::from_utf8_lossy(&w.topic).to_string());
+        let request = crate::ConnectRequest {
+            client_id: &connect.client_id,
+            username: login.as_ref().map(|l| l.username.as_str()),
+            password: login.as_ref().map(|l| l.password.as_str()),
+            will_topic: will_topic.as_deref(),
+            peer: &peer,
+        };
+        match gate.connect(&request) {
+            Ok(p) => policy = Some(p),
+            Err(refusal) => {
+                let code = match refusal {
+                    crate::ConnectRefusal::BadCredentials => ConnectReturnCode::BadUserNamePassword,
+                    crate::ConnectRefusal::NotAuthorized => ConnectReturnCode::NotAuthorized,
+                };
+                let ack = ConnAck {
+                    session_present: false,
+                    code,
+                };
+                let _ = network.write(Packet::ConnAck(ack, None)).await;
+                return;
+            }
+        }
+    }
 
     let mut assigned_client_id = None;
     if client_id.is_empty() {
@@ -523,6 +581,7 @@ async fn remote<P: Protocol>(
         connect_packet,
         dynamic_filters,
         assigned_client_id,
+        policy,
     )
     .await
     {

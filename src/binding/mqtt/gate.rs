@@ -1,0 +1,149 @@
+//! The broker's gate (TS-0010 §8): who may connect, and which topics each connection may use.
+//!
+//! A CONNECT is authenticated ([`Authenticator`]): a client certificate, a user name and
+//! password, or `security.anonymous` by where the client is. Its connection may then use the
+//! oneM2M topics of the originators bound to its identity ([`Bindings`], in memory: no
+//! database read per PUBLISH), for each such originator `o` (in topic form):
+//! * publish to `/oneM2M/req/o/…`, `/oneM2M/resp/<any>/o/…` and `/oneM2M/reg_req/o/…`;
+//! * subscribe to `/oneM2M/resp/o/…`, `/oneM2M/req/<any>/o/…` and `/oneM2M/reg_resp/o/…`.
+//!
+//! A filter that could match other originators' oneM2M topics (`#`, `/oneM2M/#`,
+//! `/oneM2M/resp/+/…`) is refused in the SUBACK. Nobody publishes as the CSE itself, and only
+//! the CSE answers registrations. Anonymous clients on this machine publish on every oneM2M
+//! topic but the CSE's; anonymous clients from the network (`anonymous = "everyone"`) on every
+//! one but the CSE's and the admin's; both subscribe to any filter (that mode trusts the
+//! network). Topics outside oneM2M follow the ACL file, if there is one, and are free
+//! otherwise. The CSE's own in-process link does not pass the gate.
+
+use crate::auth::acl::{filters_overlap, Asker};
+use crate::auth::{Authenticator, Identity, Refused};
+use crate::cse::Bindings;
+use crate::onem2m::topic::{Topic, TopicKind};
+use rumqttd::{ConnectRefusal, ConnectRequest, TopicPolicy};
+use std::sync::Arc;
+
+pub struct Gate {
+    auth: Arc<Authenticator>,
+    bindings: Arc<Bindings>,
+}
+
+impl Gate {
+    pub fn new(auth: Arc<Authenticator>, bindings: Arc<Bindings>) -> Gate {
+        Gate { auth, bindings }
+    }
+}
+
+impl rumqttd::Gate for Gate {
+    fn connect(&self, r: &ConnectRequest<'_>) -> Result<Arc<dyn TopicPolicy>, ConnectRefusal> {
+        let addr = r.peer.addr;
+        let login = r.username.map(|u| (u, r.password.unwrap_or_default()));
+        let identity = match self.auth.authenticate(
+            addr.map(|a| a.ip()),
+            r.peer.tls_identity.as_deref(),
+            login,
+        ) {
+            Ok(identity) => identity,
+            Err(refused) => {
+                tracing::warn!(client = ?addr, client_id = r.client_id, user = ?r.username,
+                    why = %refused, "MQTT client refused");
+                return Err(match refused {
+                    Refused::BadCredentials => ConnectRefusal::BadCredentials,
+                    Refused::AnonymousNotAllowed => ConnectRefusal::NotAuthorized,
+                });
+            }
+        };
+        let policy = ClientPolicy {
+            identity,
+            client_id: r.client_id.to_string(),
+            auth: self.auth.clone(),
+            bindings: self.bindings.clone(),
+        };
+        if let Some(will) = r.will_topic {
+            if !policy.may_publish(will) {
+                tracing::warn!(client = ?addr, client_id = r.client_id, will,
+                    "MQTT client refused: its will topic is not its to publish to");
+                return Err(ConnectRefusal::NotAuthorized);
+            }
+        }
+        tracing::debug!(client = ?addr, client_id = r.client_id, identity = ?policy.identity, "MQTT client admitted");
+        Ok(Arc::new(policy))
+    }
+}
+
+/// The topics of one connection.
+struct ClientPolicy {
+    identity: Identity,
+    client_id: String,
+    auth: Arc<Authenticator>,
+    bindings: Arc<Bindings>,
+}
+
+impl ClientPolicy {
+    /// May this connection speak as the originator in topic level `level`?
+    fn speaks_as(&self, level: &str) -> bool {
+        !self.bindings.is_cse(level) && self.bindings.may_act_as(&self.identity, level)
+    }
+
+    fn asker(&self) -> Asker<'_> {
+        Asker {
+            user: self.identity.credential(),
+            client_id: &self.client_id,
+        }
+    }
+
+    /// A oneM2M filter this credential may use: its own response, registration-response and
+    /// request topics, with no wildcard where an originator level goes.
+    fn own_filter(&self, filter: &str) -> bool {
+        let levels: Vec<&str> = filter.split('/').collect();
+        let literal = |i: usize| {
+            levels
+                .get(i)
+                .filter(|l| !l.is_empty() && **l != "+" && **l != "#")
+        };
+        if levels.len() < 4 || !levels[0].is_empty() || levels[1] != "oneM2M" {
+            return false;
+        }
+        match levels[2] {
+            "resp" | "reg_resp" => literal(3).is_some_and(|o| self.speaks_as(o)),
+            "req" => {
+                levels.get(3).is_some_and(|l| *l != "#")
+                    && literal(4).is_some_and(|o| self.speaks_as(o))
+            }
+            _ => false,
+        }
+    }
+}
+
+impl TopicPolicy for ClientPolicy {
+    fn may_publish(&self, topic: &str) -> bool {
+        if let Some(t) = Topic::parse(topic) {
+            return match t.kind {
+                TopicKind::Req | TopicKind::RegReq => self.speaks_as(t.originator),
+                TopicKind::Resp => self.speaks_as(t.receiver),
+                // Only the CSE answers registrations.
+                TopicKind::RegResp => false,
+            };
+        }
+        if topic == "/oneM2M" || topic.starts_with("/oneM2M/") {
+            // Not a oneM2M topic, but in their space: only this machine's tools.
+            return self.identity == Identity::Local;
+        }
+        match self.auth.acl() {
+            Some(acl) => acl.may_publish(&self.asker(), topic),
+            None => true,
+        }
+    }
+
+    fn may_subscribe(&self, filter: &str) -> bool {
+        if filters_overlap(filter, "/oneM2M/#") {
+            return match self.identity {
+                Identity::Local | Identity::Anonymous => true,
+                Identity::Credential(_) => self.own_filter(filter),
+            };
+        }
+        match self.auth.acl() {
+            Some(acl) => acl.may_subscribe(&self.asker(), filter),
+            None => true,
+        }
+    }
+}
