@@ -10,6 +10,7 @@ use crate::binding::mqtt::{self, EmbeddedBroker};
 use crate::config::Config;
 use crate::config::MqttMode;
 use crate::cse::{expiry, Cse};
+use crate::onem2m::poa::hide_password;
 use crate::onem2m::MqttUrl;
 use crate::store::Store;
 use anyhow::Context;
@@ -66,13 +67,18 @@ impl Appliance {
                 let link = mqtt::serve(broker.clone(), cse.clone(), relay_for).await?;
                 let addrs = std::iter::once(broker.v4_addr)
                     .chain(broker.v5_addr)
+                    .chain(broker.tls_addr)
                     .collect();
                 (Some(broker), Some((link, OwnBroker::Listening(addrs))))
             }
             (true, MqttMode::External) => {
-                let link =
-                    mqtt::external::serve_external(&config.mqtt.broker, cse.clone(), relay_for)
-                        .await?;
+                let link = mqtt::external::serve_external(
+                    &config.mqtt.broker,
+                    &config.mqtt.broker_auth(),
+                    cse.clone(),
+                    relay_for,
+                )
+                .await?;
                 let url = MqttUrl::parse(&config.mqtt.broker).map_err(anyhow::Error::msg)?;
                 (None, Some((link, OwnBroker::At(url.host, url.port))))
             }
@@ -82,6 +88,12 @@ impl Appliance {
             tokio::runtime::Handle::current(),
             cse.identity().id(),
             local,
+            config.tls.ca_certs.as_deref(),
+            config
+                .remote_cse
+                .iter()
+                .flat_map(|r| r.poa.iter().map(|p| (p.clone(), r.auth())))
+                .collect(),
         )?;
         cse.set_delivery(Arc::new(delivery));
         for remote in &config.remote_cse {
@@ -108,7 +120,7 @@ impl Appliance {
             name = %app.cse.identity().rn,
             kind = ?config.cse.kind,
             mqtt = %match (config.mqtt.enabled, config.mqtt.mode, app.mqtt_addr()) {
-                (true, MqttMode::External, _) => format!("external:{}", config.mqtt.broker),
+                (true, MqttMode::External, _) => format!("external:{}", hide_password(&config.mqtt.broker)),
                 (_, _, Some(a)) => a.to_string(),
                 _ => "off".into(),
             },

@@ -4,7 +4,7 @@
 //! (a registrar that restarted on a fresh database). Runs through the client library over the
 //! registrar's MQTT broker or HTTP binding.
 
-use crate::client::{Client, Options};
+use crate::client::{Client, Options, TlsOptions};
 use crate::config::RemoteCseConfig;
 use crate::cse::{Cse, Registrar};
 use crate::onem2m::primitive::ADVERTISED_RELEASES;
@@ -29,8 +29,16 @@ fn endpoint(remote: &RemoteCseConfig) -> String {
 async fn run(cse: Cse, remote: RemoteCseConfig) {
     let interval = Duration::from_secs(remote.reregister_interval_s);
     let me = cse.identity().clone();
+    let auth = remote.auth();
     let opts = Options {
         timeout: Duration::from_secs(10),
+        username: auth.username.clone(),
+        password: auth.password.clone(),
+        tls: TlsOptions {
+            ca_file: auth.ca_certs.clone(),
+            cert_file: auth.cert_file.clone(),
+            key_file: auth.key_file.clone(),
+        },
         ..Options::default()
     };
     let mut client: Option<Client> = None;
@@ -45,7 +53,7 @@ async fn run(cse: Cse, remote: RemoteCseConfig) {
             }
         }
         if let Some(c) = &client {
-            match ensure(c, &cse, &remote).await {
+            match ensure(c, &cse, &remote, registered).await {
                 Ok(()) if !registered => {
                     tracing::info!(registrar = %remote.cse_id, "registered with the registrar CSE");
                     registered = true;
@@ -63,40 +71,55 @@ async fn run(cse: Cse, remote: RemoteCseConfig) {
 
 /// One round: our `<remoteCSE>` on the registrar exists (or is created), and the registrar is
 /// mirrored here.
-async fn ensure(c: &Client, cse: &Cse, remote: &RemoteCseConfig) -> Result<(), String> {
+///
+/// Until this process has seen the registration confirmed, it starts by creating it (a 4105
+/// says it exists): a registrar that requires credentials lets us act as our CSE-ID only once
+/// our registration has bound it to them, so a retrieve first could not even be delivered.
+/// Later rounds retrieve it, and create it again if the registrar lost it.
+async fn ensure(
+    c: &Client,
+    cse: &Cse,
+    remote: &RemoteCseConfig,
+    confirmed: bool,
+) -> Result<(), String> {
     let me = cse.identity();
     let registrar_cb = format!("/{}/{}", remote.cse_id, remote.name);
     let ours = format!("{registrar_cb}/{}", me.id());
-    let found = c.retrieve(&ours).await.map_err(|e| e.to_string())?;
-    match found.rsc {
-        Rsc::OK => {}
-        Rsc::NOT_FOUND => {
-            let csr = json!({"m2m:csr": {
-                "rn": me.id(),
-                "csi": me.csi,
-                "cb": cse.cse_base_address(),
-                "rr": true,
-                "poa": remote.own_poa,
-                "cst": cse.kind().cst(),
-                "srv": ADVERTISED_RELEASES,
-            }});
-            let made = c
-                .create(&registrar_cb, ResourceType::RemoteCse, csr)
-                .await
-                .map_err(|e| e.to_string())?;
-            if made.rsc != Rsc::CREATED && made.rsc != Rsc::CONFLICT {
+    let exists = if confirmed {
+        let found = c.retrieve(&ours).await.map_err(|e| e.to_string())?;
+        match found.rsc {
+            Rsc::OK => true,
+            Rsc::NOT_FOUND => false,
+            other => {
                 return Err(format!(
-                    "the registrar answered {}: {}",
-                    made.rsc,
-                    made.dbg().unwrap_or_default()
-                ));
+                    "the registrar answered {other}: {}",
+                    found.dbg().unwrap_or_default()
+                ))
             }
         }
-        other => {
+    } else {
+        false
+    };
+    if !exists {
+        let csr = json!({"m2m:csr": {
+            "rn": me.id(),
+            "csi": me.csi,
+            "cb": cse.cse_base_address(),
+            "rr": true,
+            "poa": remote.own_poa,
+            "cst": cse.kind().cst(),
+            "srv": ADVERTISED_RELEASES,
+        }});
+        let made = c
+            .create(&registrar_cb, ResourceType::RemoteCse, csr)
+            .await
+            .map_err(|e| e.to_string())?;
+        if made.rsc != Rsc::CREATED && made.rsc != Rsc::CONFLICT {
             return Err(format!(
-                "the registrar answered {other}: {}",
-                found.dbg().unwrap_or_default()
-            ))
+                "the registrar answered {}: {}",
+                made.rsc,
+                made.dbg().unwrap_or_default()
+            ));
         }
     }
     let cb = c.retrieve(&registrar_cb).await.map_err(|e| e.to_string())?;

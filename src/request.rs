@@ -2,6 +2,7 @@
 
 use clap::{Parser, ValueEnum};
 use m2mhub::client::{Client, Options, TlsOptions};
+use m2mhub::config::Secret;
 use m2mhub::onem2m::{Operation, ResourceType};
 use serde_json::{Map, Value};
 use std::path::PathBuf;
@@ -38,13 +39,22 @@ pub struct Args {
     /// Filter criteria as a JSON object, e.g. '{"lbl":["room:1"],"lim":10}'.
     #[arg(long)]
     fc: Option<String>,
-    /// CA certificate for mqtts:// and https:// (checked; TLS arrives later).
+    /// CA certificate that signed the server's, for mqtts:// and https:// (default: the
+    /// system roots).
     #[arg(long)]
     ca_file: Option<PathBuf>,
+    /// Client certificate to present (PEM), with --key-file.
     #[arg(long)]
     cert_file: Option<PathBuf>,
     #[arg(long)]
     key_file: Option<PathBuf>,
+    /// User name (MQTT CONNECT, or HTTP Basic).
+    #[arg(long, short)]
+    username: Option<String>,
+    /// Password for --username; better given in M2MHUB_PASSWORD than on the command line,
+    /// where other users of the machine can see it.
+    #[arg(long, env = "M2MHUB_PASSWORD", hide_env_values = true)]
+    password: Option<String>,
     operation: Op,
     /// Target address (`to`), e.g. cse-in/myae/cnt or /id-in/cse-in.
     target: String,
@@ -159,6 +169,8 @@ async fn send(args: Args) -> Result<(Value, bool), Failure> {
             cert_file: args.cert_file.clone(),
             key_file: args.key_file.clone(),
         },
+        username: args.username.clone(),
+        password: args.password.clone().map(Secret::new),
     };
     let client = Client::connect(&args.endpoint, &args.from, opts)
         .await

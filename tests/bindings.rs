@@ -231,22 +231,27 @@ async fn client_errors_are_clear() {
         matches!(e, ClientError::Endpoint(..)) && e.to_string().contains("scheme 'coap'"),
         "{e}"
     );
-    // TLS is not in this build: said so, and never a plain connection in its place (the
-    // hub's listeners are plain, so a fallback would connect).
-    for tls in [
-        format!("mqtts://{}#id-in", hub.mqtt),
-        format!("https://{}", hub.http.expect("http on")),
-    ] {
-        let e = Client::connect(&tls, "C", Options::default())
-            .await
-            .err()
-            .unwrap_or_else(|| panic!("{tls} connected"));
-        assert!(
-            matches!(e, ClientError::TlsUnsupported(ref ep) if *ep == tls)
-                && e.to_string().contains("not supported by this build"),
-            "{tls}: {e}"
-        );
-    }
+    // A TLS endpoint never falls back to a plain connection: the hub's listeners here are
+    // plain, so a fallback would succeed.
+    let mqtts = format!("mqtts://{}#id-in", hub.mqtt);
+    let quick = Options {
+        timeout: std::time::Duration::from_secs(2),
+        ..Options::default()
+    };
+    let e = Client::connect(&mqtts, "C", quick)
+        .await
+        .err()
+        .unwrap_or_else(|| panic!("{mqtts} connected"));
+    assert!(matches!(e, ClientError::Connect(..)), "{mqtts}: {e}");
+    let https = format!("https://{}", hub.http.expect("http on"));
+    let c = Client::connect(&https, "CAdmin", Options::default())
+        .await
+        .unwrap();
+    let e = c.retrieve("cse-in").await.unwrap_err();
+    assert!(
+        matches!(e, ClientError::Connect(..) | ClientError::Transport(..)),
+        "{https}: {e}"
+    );
     // A CSE that never answers on MQTT: the request times out.
     let opts = Options {
         timeout: std::time::Duration::from_millis(300),

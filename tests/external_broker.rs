@@ -10,21 +10,25 @@ use serde_json::json;
 use std::net::SocketAddr;
 
 async fn scenario(broker: SocketAddr) {
-    let ext = Hub::start_with(&[
+    scenario_with(&format!("mqtt://{broker}"), &[], Options::default()).await
+}
+
+/// The CSE on the broker at `url` (with `env` for its connection), and a device on the same
+/// broker with `device` options.
+async fn scenario_with(url: &str, env: &[(&str, &str)], device: Options) {
+    let mut settings = vec![
         ("M2MHUB_MQTT__MODE", "external"),
-        ("M2MHUB_MQTT__BROKER", &format!("mqtt://{broker}")),
+        ("M2MHUB_MQTT__BROKER", url),
         ("M2MHUB_CSE__ID", "id-ext"),
         ("M2MHUB_CSE__NAME", "cse-ext"),
-    ]);
-    let dev = Client::connect(
-        &format!("mqtt://{broker}#id-ext"),
-        "Cext",
-        Options::default(),
-    )
-    .await
-    .unwrap();
+    ];
+    settings.extend_from_slice(env);
+    let ext = Hub::start_with(&settings);
+    let dev = Client::connect(&format!("{url}#id-ext"), "Cext", device)
+        .await
+        .unwrap();
     let (mut notes, poa) = dev.notifications(None).await.unwrap();
-    assert_eq!(poa, format!("mqtt://{broker}"));
+    assert_eq!(poa, url);
     let r = dev
         .create(
             "cse-ext",
@@ -86,6 +90,122 @@ async fn the_cse_serves_devices_on_another_m2mhubs_broker() {
 
 /// Needs Mosquitto. In CI (`CI` set, as `.ci/run` does, which also installs it) a missing
 /// Mosquitto fails the test; elsewhere the test says so and passes without running.
+/// Mosquitto on a free port with `extra` configuration; stopped when dropped.
+struct Mosquitto {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts Mosquitto with `config` (a listener on `port` is its first line), or `None` where it
+/// is not installed outside CI.
+fn mosquitto(dir: &std::path::Path, config: impl Fn(u16) -> String) -> Option<Mosquitto> {
+    let Ok(path) = which("mosquitto") else {
+        let why = "mosquitto is not installed: this test needs it (apt-get install mosquitto)";
+        assert!(std::env::var_os("CI").is_none(), "{why}");
+        eprintln!("SKIPPED: {why}");
+        return None;
+    };
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let conf = dir.join("mosquitto.conf");
+    std::fs::write(&conf, config(port)).unwrap();
+    let log = dir.join("mosquitto.log");
+    let child = std::process::Command::new(path)
+        .arg("-c")
+        .arg(&conf)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("start mosquitto");
+    let m = Mosquitto { child, port };
+    let deadline = std::time::Instant::now() + WAIT;
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "mosquitto did not listen: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    Some(m)
+}
+
+/// Mosquitto with a password file and TLS only: the CSE logs in as `cse` and verifies the
+/// broker against the site CA, the device likewise as `Cext`.
+#[tokio::test]
+async fn the_cse_serves_devices_on_a_mosquitto_with_passwords_and_tls() {
+    use common::certs::Pki;
+    use m2mhub::client::TlsOptions;
+    use m2mhub::config::Secret;
+    let pki = Pki::new("site CA");
+    let pw = pki.dir.path().join("passwords");
+    for (user, password) in [("cse", "cse-secret"), ("Cext", "dev-secret")] {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_m2mhub"))
+            .args(["passwd", pw.to_str().unwrap(), user])
+            .stdin(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+        assert!(child.wait().unwrap().success());
+    }
+    let (ca, cert, key) = (&pki.ca_file, &pki.cert_file, &pki.key_file);
+    // Mosquitto started as root runs as its own user: let it read the files.
+    use std::os::unix::fs::PermissionsExt;
+    let readable = std::fs::Permissions::from_mode(0o755);
+    std::fs::set_permissions(pki.dir.path(), readable.clone()).unwrap();
+    for f in [&pw, ca, cert, key] {
+        std::fs::set_permissions(f, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let Some(broker) = mosquitto(pki.dir.path(), |port| {
+        format!(
+            "listener {port} 127.0.0.1\nallow_anonymous false\npassword_file {}\n\
+             cafile {}\ncertfile {}\nkeyfile {}\n",
+            pw.display(),
+            ca.display(),
+            cert.display(),
+            key.display()
+        )
+    }) else {
+        return;
+    };
+    let url = format!("mqtts://127.0.0.1:{}", broker.port);
+    let device = Options {
+        tls: TlsOptions {
+            ca_file: Some(pki.ca_file.clone()),
+            ..TlsOptions::default()
+        },
+        username: Some("Cext".into()),
+        password: Some(Secret::new("dev-secret")),
+        ..Options::default()
+    };
+    scenario_with(
+        &url,
+        &[
+            ("M2MHUB_MQTT__BROKER_USERNAME", "cse"),
+            ("M2MHUB_MQTT__BROKER_PASSWORD", "cse-secret"),
+            (
+                "M2MHUB_MQTT__BROKER_CA_CERTS",
+                pki.ca_file.to_str().unwrap(),
+            ),
+        ],
+        device,
+    )
+    .await;
+    drop(broker);
+}
+
 #[tokio::test]
 async fn the_cse_serves_devices_on_mosquitto() {
     let Ok(path) = which("mosquitto") else {

@@ -254,3 +254,103 @@ async fn the_gateway_registers_again_when_the_backend_forgets_it() {
     })
     .await;
 }
+
+/// The deployment with security on: the backend takes nobody without credentials and offers
+/// MQTT over TLS; the gateway registers there as user `gw`, verifying the backend against the
+/// site CA, and forwards its AE's requests the same way.
+#[tokio::test]
+async fn a_gateway_registers_over_mqtts_with_a_backend_that_requires_credentials() {
+    use common::certs::Pki;
+    let pki = Pki::new("site CA");
+    let pw = pki.dir.path().join("passwords");
+    for (user, password) in [("gw", "gw-secret"), ("CAdmin", "admin-secret")] {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_m2mhub"))
+            .args(["passwd", pw.to_str().unwrap(), user])
+            .stdin(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+        assert!(child.wait().unwrap().success());
+    }
+    let backend = Hub::start_with(&[
+        ("M2MHUB_SECURITY__ANONYMOUS", "nobody"),
+        ("M2MHUB_SECURITY__PASSWORD_FILE", pw.to_str().unwrap()),
+        ("M2MHUB_MQTT__TLS_LISTEN", "127.0.0.1:0"),
+        ("M2MHUB_TLS__CERT_FILE", pki.cert_file.to_str().unwrap()),
+        ("M2MHUB_TLS__KEY_FILE", pki.key_file.to_str().unwrap()),
+    ]);
+    let mqtts = backend.mqtts.expect("the backend's TLS listener");
+    let mn_dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    std::fs::write(
+        mn_dir.path().join("config.toml"),
+        format!(
+            "[cse]\nid = \"id-mn\"\nname = \"cse-mn\"\nkind = \"MN\"\n\n\
+             [[remote_cse]]\ncse_id = \"id-in\"\nname = \"cse-in\"\nkind = \"IN\"\n\
+             poa = [\"mqtts://127.0.0.1:{}\"]\nown_poa = [\"mqtt://127.0.0.1:{port}\"]\n\
+             reregister_interval_s = 1\nusername = \"gw\"\npassword = \"gw-secret\"\n\
+             ca_certs = \"{}\"\n",
+            mqtts.port(),
+            pki.ca_file.display()
+        ),
+    )
+    .unwrap();
+    let gateway = Hub::start_in(
+        mn_dir.path(),
+        &[("M2MHUB_MQTT__LISTEN", &format!("127.0.0.1:{port}"))],
+    );
+
+    let in_admin = Client::connect(
+        &format!("mqtt://{}#id-in", backend.mqtt),
+        "CAdmin",
+        Options {
+            username: Some("CAdmin".into()),
+            password: Some(m2mhub::config::Secret::new("admin-secret")),
+            ..Options::default()
+        },
+    )
+    .await
+    .unwrap();
+    eventually("registration on the IN", async || {
+        in_admin
+            .retrieve("cse-in/id-mn")
+            .await
+            .is_ok_and(|r| r.rsc == Rsc::OK)
+    })
+    .await;
+    let csr = in_admin.retrieve("cse-in/id-mn").await.unwrap();
+    assert_eq!(csr.pc.as_ref().unwrap()["m2m:csr"]["csi"], "/id-mn");
+
+    // An AE on the gateway writes on the backend through it.
+    let mn_ae = Client::connect(
+        &format!("mqtt://{}#id-mn", gateway.mqtt),
+        "Cgw",
+        Options::default(),
+    )
+    .await
+    .unwrap();
+    let r = mn_ae
+        .create(
+            "cse-mn",
+            ResourceType::Ae,
+            json!({"m2m:ae":{"rn":"gw-app","api":"Ngw","rr":false}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.rsc, Rsc::CREATED);
+    let r = mn_ae
+        .create(
+            "/id-in/cse-in/id-mn",
+            ResourceType::Container,
+            json!({"m2m:cnt":{"rn":"over-tls"}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.rsc, Rsc::CREATED, "{r:?}\nMN:\n{}", gateway.logs());
+    let r = in_admin.retrieve("cse-in/id-mn/over-tls").await.unwrap();
+    assert_eq!(r.rsc, Rsc::OK);
+    // The password never reached a log line.
+    assert!(!gateway.logs().contains("gw-secret") && !backend.logs().contains("gw-secret"));
+}

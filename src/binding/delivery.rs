@@ -7,9 +7,11 @@
 
 use super::mqtt::link::LocalLink;
 use super::queues::{next_or_idle, KeyedQueues, Pushed};
-use crate::client::{ClientError, Endpoint, HttpTransport, MqttTransport, Options};
+use crate::client::{ClientError, Endpoint, HttpTransport, MqttTransport, Options, TlsOptions};
+use crate::config::PeerAuth;
 use crate::cse::notify::{Delivery, PEER_ANSWER_WITHIN};
 use crate::cse::reach::Target;
+use crate::onem2m::MqttUrl;
 use crate::onem2m::{RequestPrimitive, ResponsePrimitive, Rsc};
 use crate::sync::lock;
 use std::collections::HashMap;
@@ -47,21 +49,37 @@ struct Inner {
     local: Option<(Arc<LocalLink>, OwnBroker)>,
     http: HttpTransport,
     brokers: tokio::sync::Mutex<HashMap<(String, u16), Arc<MqttTransport>>>,
+    /// The site CA, trusted for peers over TLS besides the system roots.
+    site_ca: Option<std::path::PathBuf>,
+    /// How to log in at the brokers of configured peers.
+    peers: HashMap<(String, u16), PeerAuth>,
     queues: Mutex<KeyedQueues<Target, RequestPrimitive>>,
 }
 
 impl Deliverer {
+    /// `site_ca` (`tls.ca_certs`) is trusted for `https://` targets besides the system roots.
+    /// `peers` are the brokers of configured peers (the registrar's `poa`) and how to log in
+    /// there.
     pub fn new(
         runtime: Handle,
         cse_id: &str,
         local: Option<(Arc<LocalLink>, OwnBroker)>,
+        site_ca: Option<&std::path::Path>,
+        peers: Vec<(String, PeerAuth)>,
     ) -> anyhow::Result<Self> {
         Ok(Deliverer {
             inner: Arc::new(Inner {
                 runtime,
                 cse_id: cse_id.to_string(),
                 local,
-                http: HttpTransport::for_urls(PEER_ANSWER_WITHIN)?,
+                http: HttpTransport::for_urls(PEER_ANSWER_WITHIN, site_ca)?,
+                site_ca: site_ca.map(std::path::Path::to_path_buf),
+                peers: peers
+                    .into_iter()
+                    .filter_map(|(url, auth)| {
+                        MqttUrl::parse(&url).ok().map(|u| ((u.host, u.port), auth))
+                    })
+                    .collect(),
                 brokers: tokio::sync::Mutex::new(HashMap::new()),
                 queues: Mutex::new(KeyedQueues::new(QUEUE)),
             }),
@@ -102,14 +120,19 @@ impl Inner {
         })
     }
 
-    async fn broker(&self, host: &str, port: u16) -> Result<Arc<MqttTransport>, Failure> {
+    async fn broker(
+        &self,
+        host: &str,
+        port: u16,
+        tls: bool,
+    ) -> Result<Arc<MqttTransport>, Failure> {
         if let Some(t) = self.brokers.lock().await.get(&(host.to_string(), port)) {
             return Ok(t.clone());
         }
         let endpoint = Endpoint::Mqtt {
             host: host.to_string(),
             port,
-            tls: false,
+            tls,
             cse_id: None,
         };
         let opts = Options {
@@ -119,7 +142,25 @@ impl Inner {
                 self.cse_id,
                 rand::random::<u32>()
             )),
+            tls: TlsOptions {
+                ca_file: self.site_ca.clone(),
+                ..TlsOptions::default()
+            },
             ..Options::default()
+        };
+        // A configured peer's broker (our registrar's): its credentials and certificates.
+        let opts = match self.peers.get(&(host.to_string(), port)) {
+            Some(auth) => Options {
+                username: auth.username.clone(),
+                password: auth.password.clone(),
+                tls: TlsOptions {
+                    ca_file: auth.ca_certs.clone().or(opts.tls.ca_file.clone()),
+                    cert_file: auth.cert_file.clone(),
+                    key_file: auth.key_file.clone(),
+                },
+                ..opts
+            },
+            None => opts,
         };
         let t = Arc::new(
             MqttTransport::connect(&endpoint, &format!("/{}", self.cse_id), &opts)
@@ -155,6 +196,7 @@ impl Inner {
                 host,
                 port,
                 receiver,
+                ..
             } if self.is_local(host, *port) => {
                 let (link, _) = self
                     .local
@@ -182,9 +224,10 @@ impl Inner {
             Target::Mqtt {
                 host,
                 port,
+                tls,
                 receiver,
             } => {
-                let broker = self.broker(host, *port).await?;
+                let broker = self.broker(host, *port, *tls).await?;
                 match broker.send_to(receiver, req.clone()).await {
                     Ok(rsp) => Ok(rsp),
                     Err(ClientError::Timeout(_)) => Err(Failure::Unanswered(format!(

@@ -7,6 +7,7 @@
 //! CSE-relative `to` then fails with an error that asks for the fragment.
 
 use super::ClientError;
+use crate::onem2m::poa::hide_password;
 use crate::onem2m::MqttUrl;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,7 +28,7 @@ pub enum Endpoint {
 
 impl Endpoint {
     pub fn parse(s: &str) -> Result<Endpoint, ClientError> {
-        let bad = |why: &str| ClientError::Endpoint(s.to_string(), why.to_string());
+        let bad = |why: &str| ClientError::Endpoint(hide_password(s), why.to_string());
         if MqttUrl::is_mqtt(s) {
             let url = MqttUrl::parse(s).map_err(|e| bad(&e))?;
             if url

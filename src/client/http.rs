@@ -15,6 +15,8 @@ pub struct HttpTransport {
     http: reqwest::Client,
     base: String,
     timeout: Duration,
+    /// HTTP Basic credentials.
+    login: Option<(String, String)>,
 }
 
 impl HttpTransport {
@@ -25,15 +27,21 @@ impl HttpTransport {
                 "not an HTTP endpoint".into(),
             ));
         };
+        let tls = opts.tls.client_config()?;
         let http = reqwest::Client::builder()
             .timeout(opts.timeout)
             .tcp_nodelay(true)
+            .use_preconfigured_tls((*tls).clone())
             .build()
             .map_err(|e| ClientError::Transport(e.to_string()))?;
         Ok(HttpTransport {
             http,
             base: base.clone(),
             timeout: opts.timeout,
+            login: opts.username.clone().map(|u| {
+                let password = opts.password.as_ref().map(|p| p.expose().to_string());
+                (u, password.unwrap_or_default())
+            }),
         })
     }
 }
@@ -41,16 +49,24 @@ impl HttpTransport {
 impl HttpTransport {
     /// A transport with no base address, for [`send_to_url`](Self::send_to_url) (a CSE
     /// notifying a URL).
-    pub fn for_urls(timeout: Duration) -> Result<Self, ClientError> {
+    /// `https://` targets are verified against the system roots and `extra_ca` (the site CA).
+    pub fn for_urls(
+        timeout: Duration,
+        extra_ca: Option<&std::path::Path>,
+    ) -> Result<Self, ClientError> {
+        let tls = crate::tls::client_config(&Default::default(), extra_ca)
+            .map_err(|e| ClientError::TlsOption("ca_certs", format!("{e:#}")))?;
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .tcp_nodelay(true)
+            .use_preconfigured_tls((*tls).clone())
             .build()
             .map_err(|e| ClientError::Transport(e.to_string()))?;
         Ok(HttpTransport {
             http,
             base: String::new(),
             timeout,
+            login: None,
         })
     }
 
@@ -82,6 +98,9 @@ impl HttpTransport {
         let mut b = self.http.request(out.method, &out.url);
         for (name, value) in &out.headers {
             b = b.header(*name, value);
+        }
+        if let Some((user, password)) = &self.login {
+            b = b.basic_auth(user, Some(password));
         }
         if let Some(body) = out.body {
             b = b.body(body);

@@ -45,14 +45,13 @@ pub enum ClientError {
     Transport(String),
     #[error("malformed response: {0}")]
     Response(String),
-    #[error("TLS endpoints ({0}) are not supported by this build yet; the options are accepted and checked")]
-    TlsUnsupported(String),
     #[error("TLS option {0}: {1}")]
     TlsOption(&'static str, String),
 }
 
-/// Certificates for `mqtts://` and `https://` endpoints. Checked now (the files must exist);
-/// used once TLS lands.
+/// Certificates for `mqtts://` and `https://` endpoints: the CA that signed the server's
+/// certificate (the system roots when unset), and a client certificate to present with its
+/// key (OpenMTC's `ca_certs`, `cert_file`, `key_file`).
 #[derive(Debug, Clone, Default)]
 pub struct TlsOptions {
     pub ca_file: Option<PathBuf>,
@@ -84,6 +83,18 @@ impl TlsOptions {
         }
         Ok(())
     }
+
+    /// The rustls configuration these options make.
+    fn client_config(&self) -> Result<std::sync::Arc<rustls::ClientConfig>, ClientError> {
+        let auth = crate::config::PeerAuth {
+            ca_certs: self.ca_file.clone(),
+            cert_file: self.cert_file.clone(),
+            key_file: self.key_file.clone(),
+            ..Default::default()
+        };
+        crate::tls::client_config(&auth, None)
+            .map_err(|e| ClientError::TlsOption("ca_file", format!("{e:#}")))
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -96,6 +107,10 @@ pub struct Options {
     /// Release version sent in `rvi`.
     pub rvi: String,
     pub tls: TlsOptions,
+    /// User name and password: MQTT CONNECT credentials, or HTTP Basic authentication. Over
+    /// MQTT the user name is also the credential ID of registrations (`reg_req`).
+    pub username: Option<String>,
+    pub password: Option<crate::config::Secret>,
 }
 
 impl Default for Options {
@@ -105,6 +120,8 @@ impl Default for Options {
             client_id: None,
             rvi: "3".into(),
             tls: TlsOptions::default(),
+            username: None,
+            password: None,
         }
     }
 }
@@ -172,9 +189,6 @@ impl Client<AnyTransport> {
     ) -> Result<Self, ClientError> {
         let ep = Endpoint::parse(endpoint)?;
         opts.tls.check()?;
-        if ep.is_tls() {
-            return Err(ClientError::TlsUnsupported(endpoint.to_string()));
-        }
         let transport = match ep {
             Endpoint::Mqtt { .. } => {
                 AnyTransport::Mqtt(MqttTransport::connect(&ep, originator, &opts).await?)

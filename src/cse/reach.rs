@@ -16,10 +16,12 @@ pub enum Target {
     Http(String),
     /// A CSE's HTTP binding: the request's `to` becomes the path under this base URL.
     HttpCse(String),
-    /// A broker and the receiver level of `/oneM2M/req/<cse-id>/<receiver>/json`.
+    /// A broker (over TLS for `mqtts://`) and the receiver level of
+    /// `/oneM2M/req/<cse-id>/<receiver>/json`.
     Mqtt {
         host: String,
         port: u16,
+        tls: bool,
         receiver: String,
     },
 }
@@ -31,7 +33,7 @@ pub fn resolve_target(r: &Reader, rules: &Rules, nu: &str, owner: &str) -> Resul
     if nu.starts_with("http://") || nu.starts_with("https://") {
         return Ok(Target::Http(nu.to_string()));
     }
-    if nu.starts_with("mqtt://") {
+    if MqttUrl::is_mqtt(nu) {
         let url = MqttUrl::parse(nu)?;
         let receiver = url.path.unwrap_or_else(|| owner.to_string());
         if receiver.is_empty() {
@@ -40,6 +42,7 @@ pub fn resolve_target(r: &Reader, rules: &Rules, nu: &str, owner: &str) -> Resul
         return Ok(Target::Mqtt {
             host: url.host,
             port: url.port,
+            tls: url.tls,
             receiver: crate::onem2m::topic::id_to_topic(&receiver),
         });
     }
@@ -78,7 +81,7 @@ pub fn resolve_target(r: &Reader, rules: &Rules, nu: &str, owner: &str) -> Resul
         .and_then(Value::as_array)
         .and_then(|l| {
             l.iter().filter_map(Value::as_str).find(|p| {
-                p.starts_with("http://") || p.starts_with("https://") || p.starts_with("mqtt://")
+                p.starts_with("http://") || p.starts_with("https://") || MqttUrl::is_mqtt(p)
             })
         })
         .ok_or_else(|| {
@@ -90,9 +93,12 @@ pub fn resolve_target(r: &Reader, rules: &Rules, nu: &str, owner: &str) -> Resul
         .to_string();
     match resolve_target(r, rules, &poa, &ae.ri)? {
         // An AE's own mqtt poa names its broker; the AE itself receives.
-        Target::Mqtt { host, port, .. } => Ok(Target::Mqtt {
+        Target::Mqtt {
+            host, port, tls, ..
+        } => Ok(Target::Mqtt {
             host,
             port,
+            tls,
             receiver: ae.ri,
         }),
         http => Ok(http),
@@ -124,18 +130,20 @@ pub fn next_hop(r: &Reader, rules: &Rules, csi: &str) -> Result<Target, Error> {
         },
     };
     let poa = string_list(csr.attrs.get("poa"));
-    let Some(poa) = poa.iter().find(|p| {
-        p.starts_with("mqtt://") || p.starts_with("http://") || p.starts_with("https://")
-    }) else {
+    let Some(poa) = poa
+        .iter()
+        .find(|p| MqttUrl::is_mqtt(p) || p.starts_with("http://") || p.starts_with("https://"))
+    else {
         return Err(unreachable(format!(
             "CSE {csi} has no mqtt:// or http:// point of access"
         )));
     };
-    if poa.starts_with("mqtt://") {
+    if MqttUrl::is_mqtt(poa) {
         let url = MqttUrl::parse(poa).map_err(|e| unreachable(format!("poa of {csi}: {e}")))?;
         Ok(Target::Mqtt {
             host: url.host,
             port: url.port,
+            tls: url.tls,
             receiver: id.to_string(),
         })
     } else {

@@ -5,8 +5,9 @@
 //! the receiving CSE of an endpoint (OpenMTC's form: `mqtt://gateway:1883#id-in`). Each user
 //! takes what it needs and ignores the rest.
 
-/// A parsed `mqtt://`, `mqtts://` or `secure-mqtt://` URL.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A parsed `mqtt://`, `mqtts://` or `secure-mqtt://` URL. Its `Debug` and
+/// [`broker`](MqttUrl::broker) leave the password out.
+#[derive(Clone, PartialEq, Eq)]
 pub struct MqttUrl {
     /// Host name or address, without the brackets of an IPv6 literal.
     pub host: String,
@@ -18,6 +19,21 @@ pub struct MqttUrl {
     pub path: Option<String>,
     /// The fragment without a leading slash, if not empty.
     pub fragment: Option<String>,
+    /// `user:password@` before the host, percent-decoded.
+    pub login: Option<(String, String)>,
+}
+
+impl std::fmt::Debug for MqttUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MqttUrl")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("tls", &self.tls)
+            .field("path", &self.path)
+            .field("fragment", &self.fragment)
+            .field("user", &self.login.as_ref().map(|(u, _)| u))
+            .finish()
+    }
 }
 
 impl MqttUrl {
@@ -30,18 +46,32 @@ impl MqttUrl {
 
     /// Reads an MQTT URL; the error says what is wrong with it.
     pub fn parse(s: &str) -> Result<MqttUrl, String> {
-        let url = url::Url::parse(s).map_err(|e| format!("'{s}' is not a URL: {e}"))?;
+        // Error texts name the URL without its password.
+        let url =
+            url::Url::parse(s).map_err(|e| format!("'{}' is not a URL: {e}", hide_password(s)))?;
+        let shown = hide_password(s);
         let tls = match url.scheme() {
             "mqtt" => false,
             "mqtts" | "secure-mqtt" => true,
-            other => return Err(format!("'{s}': scheme '{other}' is not mqtt or mqtts")),
+            other => return Err(format!("'{shown}': scheme '{other}' is not mqtt or mqtts")),
         };
         let host = url
             .host_str()
             .filter(|h| !h.is_empty())
-            .ok_or_else(|| format!("'{s}' has no host"))?;
+            .ok_or_else(|| format!("'{shown}' has no host"))?;
         let path = url.path().trim_matches('/');
         let fragment = url.fragment().map(|f| f.trim_start_matches('/'));
+        let decode = |s: &str| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8_lossy()
+                .to_string()
+        };
+        let login = (!url.username().is_empty()).then(|| {
+            (
+                decode(url.username()),
+                url.password().map(decode).unwrap_or_default(),
+            )
+        });
         Ok(MqttUrl {
             host: host
                 .trim_start_matches('[')
@@ -51,6 +81,7 @@ impl MqttUrl {
             tls,
             path: (!path.is_empty()).then(|| path.to_string()),
             fragment: fragment.filter(|f| !f.is_empty()).map(str::to_string),
+            login,
         })
     }
 
@@ -70,6 +101,22 @@ impl MqttUrl {
     }
 }
 
+/// `scheme://user:password@host...` with the password replaced by `****`.
+pub fn hide_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find(['/', '#', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:****@{host}{tail}")
+        }
+        None => url.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,6 +132,7 @@ mod tests {
                 tls: false,
                 path: Some("Cae".into()),
                 fragment: Some("id-mn".into()),
+                login: None,
             }
         );
         let u = MqttUrl::parse("mqtts://broker#/id-in").unwrap();
@@ -105,6 +153,20 @@ mod tests {
             MqttUrl::parse("secure-mqtt://h").unwrap().broker(),
             "mqtts://h:8883"
         );
+    }
+
+    #[test]
+    fn credentials_are_read_and_never_shown() {
+        let u = MqttUrl::parse("mqtts://gw%40site:p%3Ass@broker:8884#id-in").unwrap();
+        assert_eq!(u.login, Some(("gw@site".to_string(), "p:ss".to_string())));
+        assert_eq!(u.broker(), "mqtts://broker:8884");
+        assert!(!format!("{u:?}").contains("p:ss") && !format!("{u:?}").contains("p%3Ass"));
+        assert_eq!(
+            hide_password("mqtt://u:secret@h:1/x"),
+            "mqtt://u:****@h:1/x"
+        );
+        let e = MqttUrl::parse("http://u:secret@h").unwrap_err();
+        assert!(!e.contains("secret"), "{e}");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! temporary database, and speaks to it with rumqttc exactly as a device would.
 #![allow(dead_code)]
 
+pub mod certs;
 pub mod power;
 
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS};
@@ -24,6 +25,9 @@ pub struct Hub {
     pub mqtt_v5: Option<SocketAddr>,
     /// The HTTP listener (on by default in tests).
     pub http: Option<SocketAddr>,
+    /// MQTT over TLS and HTTPS, when their `tls_listen` was given.
+    pub mqtts: Option<SocketAddr>,
+    pub https: Option<SocketAddr>,
     pub dir: PathBuf,
     _tmp: Option<tempfile::TempDir>,
     /// Everything the process printed, for failure messages.
@@ -104,15 +108,21 @@ impl Hub {
             .split_whitespace()
             .find_map(|w| w.strip_prefix("http="))
             .and_then(|a| a.parse().ok());
-        let mqtt_v5 = line
-            .split_whitespace()
-            .find_map(|w| w.strip_prefix("mqtt_v5="))
-            .and_then(|a| a.parse().ok());
+        let addr_of = |key: &str| {
+            line.split_whitespace()
+                .find_map(|w| w.strip_prefix(key))
+                .and_then(|a| a.parse().ok())
+        };
+        let mqtt_v5 = addr_of("mqtt_v5=");
+        let mqtts = addr_of("mqtts=");
+        let https = addr_of("https=");
         Hub {
             child,
             mqtt,
             mqtt_v5,
             http,
+            mqtts,
+            https,
             dir: dir.to_path_buf(),
             _tmp: None,
             log,

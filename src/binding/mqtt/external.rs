@@ -5,8 +5,10 @@
 
 use super::link::{filters, receivers, Dispatcher, LocalLink, Outlet};
 use crate::client::{Inbox, Publisher, Session, SessionOptions};
+use crate::config::{PeerAuth, Secret};
 use crate::cse::Cse;
 use crate::onem2m::MqttUrl;
+use anyhow::Context;
 use bytes::Bytes;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,17 +25,37 @@ impl Inbox for Dispatcher {
 
 /// Connects to the broker at `url` and serves this CSE's request topics there, for the rest
 /// of the process. Returns once the broker holds the subscriptions.
+///
+/// `auth` has the user name and password (else those of the URL, `mqtt://user:pass@host`) and,
+/// for `mqtts://`, the CA to verify the broker against and a client certificate.
 pub async fn serve_external(
     url: &str,
+    auth: &PeerAuth,
     cse: Cse,
     relay_for: Vec<String>,
 ) -> anyhow::Result<Arc<LocalLink>> {
     let parsed = MqttUrl::parse(url).map_err(|e| anyhow::anyhow!("mqtt.broker: {e}"))?;
+    let broker = parsed.broker();
     let id = cse.identity().id().to_string();
+    let credentials = match (&auth.username, &parsed.login) {
+        (Some(user), _) => Some((
+            user.clone(),
+            auth.password.clone().unwrap_or_else(|| Secret::new("")),
+        )),
+        (None, Some((user, password))) => Some((user.clone(), Secret::new(password.clone()))),
+        (None, None) => None,
+    };
+    let tls = if parsed.tls {
+        Some(crate::tls::client_config(auth, None).context("mqtt.broker_ca_certs")?)
+    } else {
+        None
+    };
     let opts = SessionOptions {
         clean_session: false,
         capacity: QUEUE,
         connect_within: Duration::from_secs(10),
+        credentials,
+        tls,
         ..SessionOptions::new(parsed.host, parsed.port, format!("C::{id}"))
     };
     let (session, link) = Session::connect_with(opts, filters(&cse, &relay_for), |publisher| {
@@ -45,7 +67,7 @@ pub async fn serve_external(
         (Dispatcher::new(cse.clone(), link.clone()), link)
     })
     .await
-    .map_err(|e| anyhow::anyhow!("cannot connect to the MQTT broker {url}: {e}"))?;
+    .map_err(|e| anyhow::anyhow!("cannot connect to the MQTT broker {broker}: {e}"))?;
     session.detach();
     Ok(link)
 }

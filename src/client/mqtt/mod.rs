@@ -9,6 +9,7 @@ pub use session::{Inbox, Publisher, Session, SessionOptions};
 use super::notify::{hand_over, Incoming, Notifications};
 use super::replies::{NoAnswer, Replies};
 use super::{ClientError, Endpoint, Options, Transport};
+use crate::config::Secret;
 use crate::onem2m::topic::{id_to_topic, Topic, TopicKind};
 use crate::onem2m::{Error, MqttUrl, Operation, RequestPrimitive, ResourceType, ResponsePrimitive};
 use crate::sync::lock;
@@ -29,8 +30,11 @@ pub struct MqttTransport {
     cse_id: Option<String>,
     /// Where this client reaches its broker, for the `poa` it registers.
     broker: String,
-    /// Topic originator level for registrations (`reg_req`).
+    /// Topic originator level for registrations (`reg_req`): the user name, or the client ID.
     credential: String,
+    /// Whether the broker knows us by a user name: then every registration goes over
+    /// `reg_req` (the broker binds our originators to it).
+    logged_in: bool,
     timeout: Duration,
 }
 
@@ -78,11 +82,23 @@ impl MqttTransport {
             tls: *tls,
             path: None,
             fragment: None,
+            login: None,
         }
         .broker();
+        let tls = if *tls {
+            Some(opts.tls.client_config()?)
+        } else {
+            None
+        };
+        let credentials = opts
+            .username
+            .clone()
+            .map(|u| (u, opts.password.clone().unwrap_or_else(|| Secret::new(""))));
         let session_opts = SessionOptions {
             max_packet: MAX_PACKET,
             connect_within: opts.timeout,
+            credentials,
+            tls,
             ..SessionOptions::new(host.clone(), *port, client_id.clone())
         };
         let routes = Arc::new(Routes::default());
@@ -94,7 +110,11 @@ impl MqttTransport {
             routes,
             cse_id: cse_id.clone(),
             broker: where_,
-            credential: client_id.replace(['/', '+', '#'], "_"),
+            credential: opts
+                .username
+                .clone()
+                .unwrap_or_else(|| client_id.replace(['/', '+', '#'], "_")),
+            logged_in: opts.username.is_some(),
             timeout: opts.timeout,
         })
     }
@@ -136,12 +156,14 @@ fn default_client_id(originator: &str) -> String {
     }
 }
 
-fn is_registration(req: &RequestPrimitive) -> bool {
+/// Whether `req` goes over `reg_req`: a registration (AE or remoteCSE) without an ID yet, or
+/// any registration of a client that logged in (its originator is not bound to it yet).
+fn is_registration(req: &RequestPrimitive, logged_in: bool) -> bool {
     let unnamed = matches!(req.fr.as_deref(), None | Some("") | Some("C") | Some("S"));
     let registers = [ResourceType::Ae, ResourceType::RemoteCse]
         .iter()
         .any(|t| req.ty == Some(t.code() as u64));
-    req.op == Operation::Create && registers && unnamed
+    req.op == Operation::Create && registers && (unnamed || logged_in)
 }
 
 impl MqttTransport {
@@ -160,7 +182,7 @@ impl MqttTransport {
         receiver: String,
         req: RequestPrimitive,
     ) -> Result<ResponsePrimitive, ClientError> {
-        let (topic, filter) = if is_registration(&req) {
+        let (topic, filter) = if is_registration(&req, self.logged_in) {
             (
                 format!("/oneM2M/reg_req/{}/{receiver}/json", self.credential),
                 format!("/oneM2M/reg_resp/{}/+/#", self.credential),
@@ -257,13 +279,14 @@ mod tests {
     fn registrations_without_an_id_go_to_reg_req() {
         let mut r = RequestPrimitive::new(Operation::Create, "cse-in", "", "1");
         r.ty = Some(2);
-        assert!(is_registration(&r));
+        assert!(is_registration(&r, false));
         r.fr = Some("C".into());
-        assert!(is_registration(&r));
+        assert!(is_registration(&r, false));
         r.fr = Some("Cabc".into());
-        assert!(!is_registration(&r));
+        assert!(!is_registration(&r, false));
+        assert!(is_registration(&r, true), "logged in: always on reg_req");
         r.fr = None;
         r.ty = Some(3);
-        assert!(!is_registration(&r));
+        assert!(!is_registration(&r, true));
     }
 }

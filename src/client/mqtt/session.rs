@@ -9,6 +9,7 @@
 //!   false), every filter subscribed so far is subscribed again.
 //! * Incoming publishes go to an [`Inbox`], in order.
 
+use crate::config::Secret;
 use crate::sync::lock;
 use bytes::Bytes;
 use rumqttc::mqttbytes::v4::SubscribeReasonCode;
@@ -68,6 +69,10 @@ pub struct SessionOptions {
     pub capacity: usize,
     /// How long [`Session::connect`] waits for CONNACK and the initial SUBACK.
     pub connect_within: Duration,
+    /// User name and password for the broker.
+    pub credentials: Option<(String, Secret)>,
+    /// TLS (`mqtts://`): how the broker's certificate is verified, and ours presented.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl SessionOptions {
@@ -81,6 +86,8 @@ impl SessionOptions {
             max_packet: 1 << 20,
             capacity: 64,
             connect_within: Duration::from_secs(10),
+            credentials: None,
+            tls: None,
         }
     }
 }
@@ -230,6 +237,14 @@ impl Session {
         mqtt.set_keep_alive(opts.keep_alive);
         mqtt.set_clean_session(opts.clean_session);
         mqtt.set_max_packet_size(opts.max_packet, opts.max_packet);
+        if let Some((user, password)) = &opts.credentials {
+            mqtt.set_credentials(user.clone(), password.expose());
+        }
+        if let Some(tls) = &opts.tls {
+            mqtt.set_transport(rumqttc::Transport::tls_with_config(
+                rumqttc::TlsConfiguration::Rustls(tls.clone()),
+            ));
+        }
         let (client, mut eventloop) = AsyncClient::new(mqtt, opts.capacity);
         let mut net = eventloop.network_options();
         net.set_tcp_nodelay(true);
@@ -372,8 +387,11 @@ async fn drive(
                 // Before the first connection: a refusal (nothing listens, or the broker says
                 // no) is final. A connection the broker closed while it still settled an older
                 // one with our client ID is tried again until `connect` gives up.
-                let final_ = matches!(&e, rumqttc::ConnectionError::ConnectionRefused(_))
-                    || matches!(&e, rumqttc::ConnectionError::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused);
+                let final_ = matches!(
+                    &e,
+                    rumqttc::ConnectionError::ConnectionRefused(_)
+                        | rumqttc::ConnectionError::Tls(_)
+                ) || matches!(&e, rumqttc::ConnectionError::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused);
                 if let Some(tx) = up.take() {
                     if final_ {
                         let _ = tx.send(Err(e.to_string()));
