@@ -12,7 +12,9 @@ echo "== $deb"
 dpkg-deb --contents "$deb"
 
 fail() { echo "check-deb: $*" >&2; exit 1; }
-dpkg -i "$deb"
+installed=$(mktemp)
+dpkg -i "$deb" 2>&1 | tee "$installed"
+grep -q "m2mhub passwd /etc/m2mhub/passwords" "$installed" || fail "postinst did not say how to add the first credential"
 test -x /usr/bin/m2mhub || fail "no /usr/bin/m2mhub"
 test -f /etc/m2mhub/config.toml || fail "no /etc/m2mhub/config.toml"
 unit=$(ls /lib/systemd/system/m2mhub.service /usr/lib/systemd/system/m2mhub.service 2>/dev/null | head -n 1)
@@ -22,6 +24,8 @@ test "$(stat -c %U:%a /var/lib/m2mhub)" = "m2mhub:750" || fail "/var/lib/m2mhub 
 test "$(stat -c %U:%G:%a /etc/m2mhub/config.toml)" = "root:m2mhub:640" || fail "config.toml is $(stat -c %U:%G:%a /etc/m2mhub/config.toml)"
 dpkg-query -W -f='${Conffiles}\n' m2mhub | grep -q /etc/m2mhub/config.toml || fail "config.toml is not a conffile"
 m2mhub check-config --config /etc/m2mhub/config.toml | grep -q '/var/lib/m2mhub/m2mhub.db' || fail "packaged config does not point at /var/lib/m2mhub"
+# A fresh install takes anonymous clients from this machine only.
+m2mhub check-config --config /etc/m2mhub/config.toml | grep -q '^anonymous = "loopback"' || fail "the packaged config lets anonymous clients in from the network"
 if command -v systemd-analyze >/dev/null; then
     systemd-analyze verify "$unit"
 fi
