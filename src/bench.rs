@@ -63,7 +63,14 @@ pub struct Args {
     /// Print the results as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Security on: the appliance takes no anonymous clients, and every load client logs in
+    /// with a user name and password from a password file (the echo broker has no gate).
+    #[arg(long)]
+    pub credentials: bool,
 }
+
+/// The password of every load client under --credentials.
+const BENCH_PASSWORD: &str = "bench-secret";
 
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct Measurement {
@@ -196,12 +203,24 @@ async fn run_all(args: Args) -> anyhow::Result<Report> {
 
     // 2. The appliance on a fresh database.
     let dir = TempDir::new()?;
-    let config = bench_config(dir.path());
+    let mut config = bench_config(dir.path());
+    if args.credentials {
+        let mut passwords = m2mhub::auth::passwords::Passwords::default();
+        for c in 0..args.clients {
+            passwords
+                .set(&format!("Cb{c}"), BENCH_PASSWORD)
+                .map_err(anyhow::Error::msg)?;
+        }
+        let file = dir.path().join("passwords");
+        std::fs::write(&file, passwords.to_text())?;
+        config.security.anonymous = m2mhub::config::Anonymous::Nobody;
+        config.security.password_file = Some(file);
+    }
     let app = Appliance::start(&config).await?;
     let addr = app
         .mqtt_addr()
         .ok_or_else(|| anyhow::anyhow!("MQTT is off"))?;
-    setup_aes(addr, args.clients).await?;
+    setup_aes(addr, args.clients, args.credentials).await?;
     let content = "x".repeat(args.payload);
     let cin = move |c: usize, _n: usize| json!({"op":1,"to":format!("cse-in/b{c}/c"),"ty":4,"pc":{"m2m:cin":{"con":content}}});
     let mut create = load(
@@ -319,8 +338,12 @@ async fn mqtt_client(
     addr: SocketAddr,
     id: &str,
     qos: QoS,
+    login: bool,
 ) -> anyhow::Result<(AsyncClient, rumqttc::EventLoop)> {
     let mut opts = MqttOptions::new(id, addr.ip().to_string(), addr.port());
+    if login {
+        opts.set_credentials(id, BENCH_PASSWORD);
+    }
     opts.set_keep_alive(Duration::from_secs(60));
     opts.set_max_packet_size(4 << 20, 4 << 20);
     let (client, mut ev) = AsyncClient::new(opts, 10_000);
@@ -342,14 +365,15 @@ async fn mqtt_client(
 }
 
 /// One AE and one container per load client: `cse-in/b<i>/c`, originator `Cb<i>`.
-async fn setup_aes(addr: SocketAddr, clients: usize) -> anyhow::Result<()> {
+async fn setup_aes(addr: SocketAddr, clients: usize, login: bool) -> anyhow::Result<()> {
     for i in 0..clients {
-        let c = m2mhub::client::Client::connect(
-            &format!("mqtt://{addr}#id-in"),
-            &format!("Cb{i}"),
-            Default::default(),
-        )
-        .await?;
+        let id = format!("Cb{i}");
+        let opts = m2mhub::client::Options {
+            username: login.then(|| id.clone()),
+            password: login.then(|| m2mhub::config::Secret::new(BENCH_PASSWORD)),
+            ..Default::default()
+        };
+        let c = m2mhub::client::Client::connect(&format!("mqtt://{addr}#id-in"), &id, opts).await?;
         let ae = c
             .create(
                 "cse-in",
@@ -391,7 +415,13 @@ async fn load(
     let started = Instant::now();
     let deadline = started + limit;
     for c in 0..args.clients {
-        let (client, mut ev) = mqtt_client(addr, &format!("Cb{c}"), qos).await?;
+        let (client, mut ev) = mqtt_client(
+            addr,
+            &format!("Cb{c}"),
+            qos,
+            args.credentials && receiver != "id-echo",
+        )
+        .await?;
         let topic = format!("/oneM2M/req/Cb{c}/{receiver}/json");
         let body = body.clone();
         let inflight = args.inflight.max(1);
@@ -497,6 +527,7 @@ async fn http_load(addr: SocketAddr, args: &Args, limit: Duration) -> anyhow::Re
     let started = Instant::now();
     let content = "x".repeat(args.payload);
     let mut tasks = Vec::new();
+    let login = args.credentials;
     for w in 0..workers {
         let (http, content) = (http.clone(), content.clone());
         let c = w % args.clients;
@@ -508,8 +539,11 @@ async fn http_load(addr: SocketAddr, args: &Args, limit: Duration) -> anyhow::Re
                     break;
                 }
                 let t0 = Instant::now();
-                let rsp = http
-                    .post(format!("http://{addr}/cse-in/b{c}/c"))
+                let mut req = http.post(format!("http://{addr}/cse-in/b{c}/c"));
+                if login {
+                    req = req.basic_auth(format!("Cb{c}"), Some(BENCH_PASSWORD));
+                }
+                let rsp = req
                     .header("X-M2M-Origin", format!("Cb{c}"))
                     .header("X-M2M-RI", format!("h{w}-{n}"))
                     .header("X-M2M-RVI", "3")

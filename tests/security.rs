@@ -357,3 +357,51 @@ async fn an_answer_counts_only_from_the_entity_that_was_asked() {
     let r: Value = serde_json::from_slice(&r.payload).unwrap();
     assert_eq!(rsc(&r), 5204, "the subscription stands on A's refusal: {r}");
 }
+
+/// Topics outside oneM2M follow the ACL file (Mosquitto's format): Ca may write
+/// `factory/#`, Cb only read it.
+#[tokio::test]
+async fn an_acl_file_governs_plain_topics() {
+    let files = tempfile::tempdir().unwrap();
+    let pw = files.path().join("passwords");
+    passwd(&pw, "Ca", "Ca-secret");
+    passwd(&pw, "Cb", "Cb-secret");
+    let acl = files.path().join("acl");
+    std::fs::write(
+        &acl,
+        "user Ca\ntopic readwrite factory/#\n\nuser Cb\ntopic read factory/#\n",
+    )
+    .unwrap();
+    let hub = Hub::start_with(&[
+        ("M2MHUB_SECURITY__ANONYMOUS", "nobody"),
+        ("M2MHUB_SECURITY__PASSWORD_FILE", pw.to_str().unwrap()),
+        ("M2MHUB_SECURITY__ACL_FILE", acl.to_str().unwrap()),
+    ]);
+    let mut a = Device::connect_as(hub.mqtt, "Ca", "Ca-secret").await;
+    let mut b = Device::connect_as(hub.mqtt, "Cb", "Cb-secret").await;
+    assert_eq!(
+        b.subscribe_code("elsewhere/#").await,
+        SubscribeReasonCode::Failure
+    );
+    assert_ne!(
+        b.subscribe_code("factory/#").await,
+        SubscribeReasonCode::Failure
+    );
+    assert_ne!(
+        a.subscribe_code("factory/#").await,
+        SubscribeReasonCode::Failure
+    );
+    // B may not write: its publish, taken by the broker first, never reaches A.
+    let before = b.pubacks();
+    b.publish("factory/line1", "from b").await;
+    b.wait_pubacks(before + 1).await;
+    a.publish("factory/line1", "from a").await;
+    let got = a.expect(|p| p.topic == "factory/line1").await;
+    assert_eq!(&got.payload[..], b"from a");
+    let got = b.expect(|p| p.topic == "factory/line1").await;
+    assert_eq!(&got.payload[..], b"from a", "B reads what A wrote");
+    assert!(
+        !a.received().iter().any(|p| &p.payload[..] == b"from b"),
+        "B's publish got through"
+    );
+}

@@ -1,6 +1,8 @@
 //! Every device connection accepted by the embedded broker has TCP_NODELAY set, so a QoS 1
 //! request/response never waits on Nagle's algorithm and delayed ACKs.
 
+mod common;
+
 use m2mhub::app::Appliance;
 use m2mhub::config::Config;
 use std::net::TcpStream;
@@ -30,14 +32,25 @@ fn accepted_socket_nodelay(client: std::net::SocketAddr) -> Option<bool> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn accepted_device_sockets_have_nodelay() {
     let dir = tempfile::tempdir().unwrap();
+    let pki = common::certs::Pki::new("test CA");
     let mut config = Config::default();
     config.mqtt.listen = "127.0.0.1:0".parse().unwrap();
-    config.http.enabled = false;
+    config.mqtt.tls_listen = Some("127.0.0.1:0".parse().unwrap());
+    config.http.listen = "127.0.0.1:0".parse().unwrap();
+    config.http.tls_listen = Some("127.0.0.1:0".parse().unwrap());
+    config.tls.cert_file = Some(pki.cert_file.clone());
+    config.tls.key_file = Some(pki.key_file.clone());
     config.storage.path = dir.path().join("db.sqlite");
     let app = Appliance::start(&config).await.expect("appliance starts");
-    let addr = app.mqtt_addr().expect("mqtt enabled");
+    let broker = app.broker.as_ref().expect("embedded broker");
+    // Every listener: MQTT, MQTT over TLS, HTTP, HTTPS.
+    let addrs = [app.mqtt_addr(), broker.tls_addr, app.http, app.https]
+        .map(|a| a.expect("every listener is on"));
 
-    let clients: Vec<TcpStream> = (0..3).map(|_| TcpStream::connect(addr).unwrap()).collect();
+    let clients: Vec<TcpStream> = addrs
+        .iter()
+        .map(|a| TcpStream::connect(a).unwrap())
+        .collect();
     for c in &clients {
         // Our own client side is left as the OS made it; only the accepted side matters.
         let me = c.local_addr().unwrap();
