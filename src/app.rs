@@ -185,36 +185,69 @@ impl Appliance {
 
 /// Warns at start where a password would cross a network link without TLS.
 fn warn_about_plain_passwords(config: &Config) {
+    for (what, url) in plain_password_links(config) {
+        tracing::warn!(%what, url = %hide_password(&url),
+            "a password goes over the network without TLS here; use mqtts:// or https://");
+    }
+}
+
+/// The links that carry a password in the clear to another machine: (what, URL).
+fn plain_password_links(config: &Config) -> Vec<(String, String)> {
     let plain = |url: &str| {
-        let host = url
-            .split("://")
-            .nth(1)
+        let Ok(parsed) = url::Url::parse(url) else {
+            return false;
+        };
+        let host = parsed
+            .host_str()
             .unwrap_or_default()
-            .split(['/', '#'])
-            .next()
-            .unwrap_or_default()
-            .rsplit_once(':')
-            .map_or(url, |(h, _)| h)
             .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_string();
+            .trim_end_matches(']');
         let loopback = host == "localhost"
             || host
                 .parse::<std::net::IpAddr>()
                 .is_ok_and(|ip| ip.is_loopback());
-        (url.starts_with("mqtt://") || url.starts_with("http://")) && !loopback
+        matches!(parsed.scheme(), "mqtt" | "http") && !loopback
     };
-    if config.mqtt.mode == MqttMode::External
-        && config.mqtt.broker_password.is_some()
-        && plain(&config.mqtt.broker)
-    {
-        tracing::warn!(broker = %config.mqtt.broker, "the broker password goes over the network without TLS; use mqtts://");
+    let mut out = Vec::new();
+    if config.mqtt.mode == MqttMode::External {
+        let in_url = MqttUrl::parse(&config.mqtt.broker).is_ok_and(|u| u.login.is_some());
+        if (config.mqtt.broker_password.is_some() || in_url) && plain(&config.mqtt.broker) {
+            out.push(("mqtt.broker".to_string(), config.mqtt.broker.clone()));
+        }
     }
     for r in &config.remote_cse {
         if r.password.is_some() {
             for poa in r.poa.iter().filter(|p| plain(p)) {
-                tracing::warn!(registrar = %r.cse_id, %poa, "the registrar password goes over the network without TLS; use mqtts:// or https://");
+                out.push((format!("remote_cse {}", r.cse_id), poa.clone()));
             }
         }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_in_the_clear_are_found() {
+        let mut c = Config::default();
+        assert!(plain_password_links(&c).is_empty());
+        c.mqtt.mode = MqttMode::External;
+        c.mqtt.broker = "mqtt://broker.example:1883".into();
+        assert!(
+            plain_password_links(&c).is_empty(),
+            "no password, nothing to leak"
+        );
+        c.mqtt.broker_username = Some("cse".into());
+        c.mqtt.broker_password = Some(crate::config::Secret::new("x"));
+        assert_eq!(plain_password_links(&c).len(), 1);
+        c.mqtt.broker = "mqtts://broker.example:8883".into();
+        assert!(plain_password_links(&c).is_empty(), "TLS");
+        c.mqtt.broker = "mqtt://127.0.0.1:1883".into();
+        assert!(plain_password_links(&c).is_empty(), "loopback");
+        c.mqtt.broker = "mqtt://u:p@broker.example".into();
+        c.mqtt.broker_password = None;
+        assert_eq!(plain_password_links(&c).len(), 1, "a password in the URL");
     }
 }
