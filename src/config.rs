@@ -479,8 +479,16 @@ impl Config {
     }
 
     /// The configuration as TOML, for `m2mhub check-config`.
+    /// Passwords are printed as `********`, also inside URLs (`mqtt://user:****@host`).
     pub fn to_toml(&self) -> String {
-        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot print: {e}\n"))
+        let mut shown = self.clone();
+        shown.mqtt.broker = crate::onem2m::poa::hide_password(&shown.mqtt.broker);
+        for r in &mut shown.remote_cse {
+            for url in r.poa.iter_mut().chain(r.own_poa.iter_mut()) {
+                *url = crate::onem2m::poa::hide_password(url);
+            }
+        }
+        toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot print: {e}\n"))
     }
 }
 

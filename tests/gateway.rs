@@ -256,14 +256,14 @@ async fn the_gateway_registers_again_when_the_backend_forgets_it() {
 }
 
 /// The deployment with security on: the backend takes nobody without credentials and offers
-/// MQTT over TLS; the gateway registers there as user `gw`, verifying the backend against the
-/// site CA, and forwards its AE's requests the same way.
+/// MQTT over TLS; the gateway registers there as user `id-mn` (its CSE-ID), verifying the backend against the
+/// site CA, and forwards its AE's requests the same way. A CSE logs in with its own CSE-ID.
 #[tokio::test]
 async fn a_gateway_registers_over_mqtts_with_a_backend_that_requires_credentials() {
     use common::certs::Pki;
     let pki = Pki::new("site CA");
     let pw = pki.dir.path().join("passwords");
-    for (user, password) in [("gw", "gw-secret"), ("CAdmin", "admin-secret")] {
+    for (user, password) in [("id-mn", "gw-secret"), ("CAdmin", "admin-secret")] {
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_m2mhub"))
             .args(["passwd", pw.to_str().unwrap(), user])
             .stdin(std::process::Stdio::piped())
@@ -290,7 +290,7 @@ async fn a_gateway_registers_over_mqtts_with_a_backend_that_requires_credentials
             "[cse]\nid = \"id-mn\"\nname = \"cse-mn\"\nkind = \"MN\"\n\n\
              [[remote_cse]]\ncse_id = \"id-in\"\nname = \"cse-in\"\nkind = \"IN\"\n\
              poa = [\"mqtts://127.0.0.1:{}\"]\nown_poa = [\"mqtt://127.0.0.1:{port}\"]\n\
-             reregister_interval_s = 1\nusername = \"gw\"\npassword = \"gw-secret\"\n\
+             reregister_interval_s = 1\nusername = \"id-mn\"\npassword = \"gw-secret\"\n\
              ca_certs = \"{}\"\n",
             mqtts.port(),
             pki.ca_file.display()

@@ -193,6 +193,10 @@ async fn one_device_cannot_read_another_s_traffic_or_act_as_it() {
         "/oneM2M/req/+/id-in/#",
         "/oneM2M/reg_req/+/id-in/json",
         "/oneM2M/resp/+/id-in/json",
+        // A shared subscription is its filter to the router.
+        "$share/g/#",
+        "$share/g//oneM2M/resp/+/+/json",
+        "$share/g//oneM2M/resp/Ca/#",
     ] {
         assert_eq!(
             b.subscribe_code(filter).await,
@@ -403,5 +407,101 @@ async fn an_acl_file_governs_plain_topics() {
     assert!(
         !a.received().iter().any(|p| &p.payload[..] == b"from b"),
         "B's publish got through"
+    );
+}
+
+/// A credential registers as itself, or has an AE-ID assigned; it takes no other name, and
+/// no CSE-ID but its own: squatting a name would let it act as that name's future owner.
+#[tokio::test]
+async fn a_credential_cannot_squat_names_or_cse_ids() {
+    let (hub, _files) = locked_hub();
+    let mut b = Device::connect_as(hub.mqtt, "Cb", "Cb-secret").await;
+    b.listen_responses("Cb").await;
+    let reg = |fr: &str, ty: u8, rqi: &str| {
+        let pc = if ty == 2 {
+            json!({"m2m:ae":{"api":"Nx","rr":false}})
+        } else {
+            json!({"m2m:csr":{"csi":fr,"cb":format!("{fr}/cb"),"rr":true}})
+        };
+        json!({"op":1,"to":"cse-in","fr":fr,"rqi":rqi,"rvi":"3","ty":ty,"pc":pc})
+    };
+    for (fr, ty) in [("Csensor8", 2), ("/alice", 16), ("/id-mn", 16)] {
+        let r = b
+            .send("/oneM2M/reg_req/Cb/id-in/json", reg(fr, ty, fr))
+            .await
+            .1;
+        assert_eq!(rsc(&r), 4103, "{fr}: {r}");
+    }
+    assert_eq!(
+        b.subscribe_code("/oneM2M/resp/alice/#").await,
+        SubscribeReasonCode::Failure
+    );
+    // An assigned AE-ID is B's to use.
+    let r = b
+        .send("/oneM2M/reg_req/Cb/id-in/json", reg("C", 2, "assigned"))
+        .await
+        .1;
+    assert_eq!(rsc(&r), 2001, "{r}");
+    let aei = r["pc"]["m2m:ae"]["aei"].as_str().unwrap().to_string();
+    assert_ne!(
+        b.subscribe_code(&format!("/oneM2M/resp/{aei}/#")).await,
+        SubscribeReasonCode::Failure
+    );
+    let r = b
+        .send(
+            &format!("/oneM2M/req/{aei}/id-in/json"),
+            json!({"op":2,"to":format!("cse-in/{aei}"),"fr":aei,"rqi":"mine","rvi":"3"}),
+        )
+        .await
+        .1;
+    assert_eq!(rsc(&r), 2000, "{r}");
+    // It may not register under another credential on reg_req either.
+    b.publish(
+        "/oneM2M/reg_req/Ca/id-in/json",
+        reg("C", 2, "as-a").to_string(),
+    )
+    .await;
+    let r = b.request("Cb", retrieve("cse-in")).await;
+    assert_eq!(rsc(&r), 2000);
+    let answered = b
+        .received()
+        .iter()
+        .any(|p| serde_json::from_slice::<Value>(&p.payload).is_ok_and(|v| v["rqi"] == "as-a"));
+    assert!(!answered);
+}
+
+/// Another credential with A's client ID neither takes A's connection and session over nor
+/// inherits its subscriptions: sessions are kept apart per identity.
+#[tokio::test]
+async fn a_client_id_does_not_hand_over_another_identity_s_session() {
+    let (hub, _files) = locked_hub();
+    let mut opts =
+        rumqttc::MqttOptions::new("shared-id", hub.mqtt.ip().to_string(), hub.mqtt.port());
+    opts.set_credentials("Ca", "Ca-secret");
+    opts.set_clean_session(false);
+    let mut a = Device::connect_opts(opts).await.unwrap();
+    a.listen_responses("Ca").await;
+    let r = a
+        .send(
+            "/oneM2M/reg_req/Ca/id-in/json",
+            json!({"op":1,"to":"cse-in","fr":"Ca","rqi":"reg","rvi":"3","ty":2,
+                   "pc":{"m2m:ae":{"rn":"a","api":"Na","rr":false}}}),
+        )
+        .await
+        .1;
+    assert_eq!(rsc(&r), 2001, "{r}");
+
+    let mut opts =
+        rumqttc::MqttOptions::new("shared-id", hub.mqtt.ip().to_string(), hub.mqtt.port());
+    opts.set_credentials("Cb", "Cb-secret");
+    opts.set_clean_session(false);
+    let mut b = Device::connect_opts(opts).await.unwrap();
+    // A is still connected and served; B gets none of A's answers.
+    let r = a.request("Ca", retrieve("cse-in/a")).await;
+    assert_eq!(rsc(&r), 2000, "{r}");
+    b.listen_responses("Cb").await;
+    assert!(
+        b.received().iter().all(|p| !p.topic.contains("/Ca/")),
+        "B inherited A's subscriptions"
     );
 }

@@ -48,11 +48,12 @@ struct Inner {
     /// The CSE's own MQTT session and where its broker is.
     local: Option<(Arc<LocalLink>, OwnBroker)>,
     http: HttpTransport,
-    brokers: tokio::sync::Mutex<HashMap<(String, u16), Arc<MqttTransport>>>,
+    brokers: tokio::sync::Mutex<HashMap<(String, u16, bool), Arc<MqttTransport>>>,
     /// The site CA, trusted for peers over TLS besides the system roots.
     site_ca: Option<std::path::PathBuf>,
-    /// How to log in at the brokers of configured peers.
-    peers: HashMap<(String, u16), PeerAuth>,
+    /// How to log in at the brokers of configured peers, by host, port and TLS: a peer's
+    /// password never goes to the same port without TLS.
+    peers: HashMap<(String, u16, bool), PeerAuth>,
     queues: Mutex<KeyedQueues<Target, RequestPrimitive>>,
 }
 
@@ -77,7 +78,9 @@ impl Deliverer {
                 peers: peers
                     .into_iter()
                     .filter_map(|(url, auth)| {
-                        MqttUrl::parse(&url).ok().map(|u| ((u.host, u.port), auth))
+                        MqttUrl::parse(&url)
+                            .ok()
+                            .map(|u| ((u.host, u.port, u.tls), auth))
                     })
                     .collect(),
                 brokers: tokio::sync::Mutex::new(HashMap::new()),
@@ -126,7 +129,12 @@ impl Inner {
         port: u16,
         tls: bool,
     ) -> Result<Arc<MqttTransport>, Failure> {
-        if let Some(t) = self.brokers.lock().await.get(&(host.to_string(), port)) {
+        if let Some(t) = self
+            .brokers
+            .lock()
+            .await
+            .get(&(host.to_string(), port, tls))
+        {
             return Ok(t.clone());
         }
         let endpoint = Endpoint::Mqtt {
@@ -149,7 +157,7 @@ impl Inner {
             ..Options::default()
         };
         // A configured peer's broker (our registrar's): its credentials and certificates.
-        let opts = match self.peers.get(&(host.to_string(), port)) {
+        let opts = match self.peers.get(&(host.to_string(), port, tls)) {
             Some(auth) => Options {
                 username: auth.username.clone(),
                 password: auth.password.clone(),
@@ -170,7 +178,10 @@ impl Inner {
         // Connecting happens without the pool's lock, so one dead broker delays no other; if
         // another task connected meanwhile, its connection is kept.
         let mut brokers = self.brokers.lock().await;
-        Ok(brokers.entry((host.to_string(), port)).or_insert(t).clone())
+        Ok(brokers
+            .entry((host.to_string(), port, tls))
+            .or_insert(t)
+            .clone())
     }
 
     /// Sends one request; with `answer`, waits for the answer (else a queued QoS 1 publish on
@@ -235,7 +246,10 @@ impl Inner {
                     ))),
                     Err(e) => {
                         // Reconnect on the next try.
-                        self.brokers.lock().await.remove(&(host.clone(), *port));
+                        self.brokers
+                            .lock()
+                            .await
+                            .remove(&(host.clone(), *port, *tls));
                         Err(Failure::Unsent(e.to_string()))
                     }
                 }

@@ -162,7 +162,14 @@ async fn handle(
     let rqi = header(&headers, h::RI);
     let rvi = header(&headers, h::RVI);
     let identity = match authenticate(&state.auth, &peer, &headers) {
-        Ok(id) => id,
+        Ok(id) => {
+            if let (Some(cn), Some(c)) = (&peer.cn, id.credential()) {
+                if cn == c {
+                    state.cse.bindings().certified(c);
+                }
+            }
+            id
+        }
         Err(refused) => {
             tracing::warn!(client = %peer.addr, %method, %uri, why = %refused, "HTTP client refused");
             let err = Error::new(Rsc::ORIGINATOR_NOT_AUTHENTICATED, refused.to_string());

@@ -30,6 +30,9 @@ pub struct Bindings {
     /// registered it.
     registered: RwLock<HashMap<String, String>>,
     reserved: OnceLock<Reserved>,
+    /// Credentials proved with a client certificate so far (password file users are
+    /// [reserved](Self::set_reserved)).
+    certified: RwLock<std::collections::HashSet<String>>,
 }
 
 impl std::fmt::Debug for Bindings {
@@ -48,7 +51,34 @@ impl Bindings {
             admin: admin.to_string(),
             registered: RwLock::new(HashMap::new()),
             reserved: OnceLock::new(),
+            certified: RwLock::new(Default::default()),
         }
+    }
+
+    /// A client proved `credential` with a certificate: from now on it is a known credential.
+    pub fn certified(&self, credential: &str) {
+        let known = self
+            .certified
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(credential);
+        if !known {
+            self.certified
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(credential.to_string());
+        }
+    }
+
+    /// Whether `name` is a credential this CSE knows: a password file user, or a
+    /// certificate CN that has connected.
+    pub fn is_credential(&self, name: &str) -> bool {
+        self.reserved.get().is_some_and(|r| r(name))
+            || self
+                .certified
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .contains(name)
     }
 
     /// The bindings stored in the database.
@@ -121,18 +151,24 @@ impl Bindings {
     }
 
     /// May `identity` register the AE-ID it asks for (`None`: one the CSE assigns)? No AE
-    /// takes the admin's name; a credential may not take another credential's name.
+    /// takes the admin's name. A credential registers as itself, or has the CSE assign an
+    /// AE-ID: so no credential takes another's name, not even one that is created later (a
+    /// certificate's CN cannot be known in advance). Anonymous clients may ask for any name
+    /// but a password file user's.
     pub fn may_register(&self, identity: &Identity, aei: Option<&str>) -> Result<(), String> {
         let Some(aei) = aei else { return Ok(()) };
         if aei == self.admin {
             return Err(format!("{aei} is the admin originator, not an AE-ID"));
         }
         match identity {
-            Identity::Local | Identity::Anonymous => Ok(()),
+            Identity::Local => Ok(()),
             Identity::Credential(c) if aei == c => Ok(()),
-            Identity::Credential(_) => {
-                let reserved = self.reserved.get().is_some_and(|r| r(aei));
-                if reserved {
+            Identity::Credential(c) => Err(format!(
+                "credential '{c}' registers as '{c}', or asks for an AE-ID to be assigned \
+                 (fr empty or C), not as '{aei}'"
+            )),
+            Identity::Anonymous => {
+                if self.reserved.get().is_some_and(|r| r(aei)) {
                     Err(format!(
                         "the AE-ID {aei} is reserved for the credential of that name"
                     ))
@@ -140,6 +176,21 @@ impl Bindings {
                     Ok(())
                 }
             }
+        }
+    }
+
+    /// May `identity` register a remote CSE with CSE-ID `csi` (`/id-mn`)? A CSE registers
+    /// with the credential of its own CSE-ID (`id-mn`): no credential takes a CSE-ID, and
+    /// with it the entities behind that CSE, that is not its own.
+    pub fn may_register_cse(&self, identity: &Identity, csi: &str) -> Result<(), String> {
+        match identity {
+            Identity::Local | Identity::Anonymous => Ok(()),
+            Identity::Credential(c) if c.trim_start_matches('/') == csi.trim_start_matches('/') => {
+                Ok(())
+            }
+            Identity::Credential(c) => Err(format!(
+                "a CSE registers with the credential of its CSE-ID; '{c}' is not {csi}"
+            )),
         }
     }
 
@@ -232,12 +283,21 @@ mod tests {
         let b = bindings();
         assert!(b.may_register(&Identity::Local, Some("CAdmin")).is_err());
         assert!(b.may_register(&cred("alice"), None).is_ok());
-        assert!(b.may_register(&cred("alice"), Some("Cnew")).is_ok());
-        assert!(b.may_register(&cred("Cbob"), Some("Cbob")).is_ok());
         assert!(
-            b.may_register(&cred("alice"), Some("Cbob")).is_err(),
+            b.may_register(&cred("alice"), Some("Cnew")).is_err(),
+            "not its name"
+        );
+        assert!(b.may_register(&cred("Cbob"), Some("Cbob")).is_ok());
+        assert!(b.may_register(&cred("alice"), Some("Cbob")).is_err());
+        assert!(b.may_register(&Identity::Local, Some("Cbob")).is_ok());
+        assert!(
+            b.may_register(&Identity::Anonymous, Some("Cbob")).is_err(),
             "Cbob is a user"
         );
-        assert!(b.may_register(&Identity::Local, Some("Cbob")).is_ok());
+        assert!(b.may_register(&Identity::Anonymous, Some("Cnew")).is_ok());
+        assert!(b.may_register_cse(&cred("id-mn"), "/id-mn").is_ok());
+        assert!(b.may_register_cse(&cred("/id-mn"), "/id-mn").is_ok());
+        assert!(b.may_register_cse(&cred("Cb"), "/alice").is_err());
+        assert!(b.may_register_cse(&Identity::Local, "/id-mn").is_ok());
     }
 }

@@ -8,6 +8,7 @@
 //! verification calls out).
 
 use super::notify::Notice;
+use super::Bindings;
 use super::{discovery, forward, ops, Cse};
 use crate::auth::Identity;
 use crate::onem2m::address::{self, parse_target, shorten, Virtual};
@@ -45,11 +46,26 @@ pub enum Origin {
 }
 
 impl Origin {
-    /// The identity registrations are bound to and checked against.
-    fn identity(&self) -> Identity {
+    /// The identity registrations are checked against. Over MQTT the CSE sees only the topic
+    /// level: a level that is a known credential is held to that credential's rules (the
+    /// broker lets only that credential use it on `reg_req`); any other level was used by a
+    /// client without credentials, held to the anonymous rules.
+    fn identity(&self, bindings: &Bindings) -> Identity {
         match self {
             Origin::Client(id) => id.clone(),
-            Origin::Topic(level) => Identity::Credential(level.clone()),
+            Origin::Topic(level) if bindings.is_credential(level) => {
+                Identity::Credential(level.clone())
+            }
+            Origin::Topic(_) => Identity::Anonymous,
+        }
+    }
+
+    /// The credential a registration is bound to: the identity's, or over MQTT the topic
+    /// level (TS-0010's Credential-ID).
+    fn credential(&self) -> Option<String> {
+        match self {
+            Origin::Client(id) => id.credential().map(str::to_string),
+            Origin::Topic(level) => Some(level.clone()),
         }
     }
 }
@@ -168,7 +184,17 @@ impl Cse {
             _ if registering => String::new(),
             _ => return Err(Error::bad_request("missing originator (fr)")),
         };
-        let credential = self.check_sender(origin, &originator, registering)?;
+        let registering_cse =
+            req.op == Operation::Create && req.ty == Some(ResourceType::RemoteCse.code() as u64);
+        let credential = if registering_cse {
+            self.rules
+                .bindings
+                .may_register_cse(&origin.identity(&self.rules.bindings), &originator)
+                .map_err(Error::no_privilege)?;
+            origin.credential()
+        } else {
+            self.check_sender(origin, &originator, registering)?
+        };
         let route = match parse_target(&req.to, &self.rules.me)? {
             Target::Remote { csi } => Route::Remote(csi),
             Target::Local { base, virt } => match discovery {
@@ -194,7 +220,7 @@ impl Cse {
         registering: bool,
     ) -> Result<Option<String>, Error> {
         let bindings = &self.rules.bindings;
-        let identity = origin.identity();
+        let identity = origin.identity(bindings);
         if registering {
             let asked = (!matches!(originator, "" | "C" | "S")).then_some(originator);
             bindings
@@ -212,7 +238,7 @@ impl Cse {
                 )));
             }
         }
-        Ok(identity.credential().map(str::to_string))
+        Ok(origin.credential())
     }
 
     /// A plain create, update or delete becomes a write for the store; the rest goes on to

@@ -4,11 +4,14 @@
 //! password, or `security.anonymous` by where the client is. Its connection may then use the
 //! oneM2M topics of the originators bound to its identity ([`Bindings`], in memory: no
 //! database read per PUBLISH), for each such originator `o` (in topic form):
-//! * publish to `/oneM2M/req/o/…`, `/oneM2M/resp/<any>/o/…` and `/oneM2M/reg_req/o/…`;
+//! * publish to `/oneM2M/req/o/…` and `/oneM2M/resp/<any>/o/…`, and to
+//!   `/oneM2M/reg_req/c/…` for its credential `c` only (TS-0010: that level is the
+//!   Credential-ID, and the CSE binds what is registered there to it);
 //! * subscribe to `/oneM2M/resp/o/…`, `/oneM2M/req/<any>/o/…` and `/oneM2M/reg_resp/o/…`.
 //!
 //! A filter that could match other originators' oneM2M topics (`#`, `/oneM2M/#`,
-//! `/oneM2M/resp/+/…`) is refused in the SUBACK. Nobody publishes as the CSE itself, and only
+//! `/oneM2M/resp/+/…`, also as a `$share/<group>/…` filter) is refused in the SUBACK. Client
+//! IDs, and so sessions, are kept apart per identity. Nobody publishes as the CSE itself, and only
 //! the CSE answers registrations. Anonymous clients on this machine publish on every oneM2M
 //! topic but the CSE's; anonymous clients from the network (`anonymous = "everyone"`) on every
 //! one but the CSE's and the admin's; both subscribe to any filter (that mode trusts the
@@ -19,7 +22,7 @@ use crate::auth::acl::{filters_overlap, Asker};
 use crate::auth::{Authenticator, Identity, Refused};
 use crate::cse::Bindings;
 use crate::onem2m::topic::{Topic, TopicKind};
-use rumqttd::{ConnectRefusal, ConnectRequest, TopicPolicy};
+use rumqttd::{Admitted, ConnectRefusal, ConnectRequest, TopicPolicy};
 use std::sync::Arc;
 
 pub struct Gate {
@@ -34,7 +37,7 @@ impl Gate {
 }
 
 impl rumqttd::Gate for Gate {
-    fn connect(&self, r: &ConnectRequest<'_>) -> Result<Arc<dyn TopicPolicy>, ConnectRefusal> {
+    fn connect(&self, r: &ConnectRequest<'_>) -> Result<Admitted, ConnectRefusal> {
         let addr = r.peer.addr;
         let login = r.username.map(|u| (u, r.password.unwrap_or_default()));
         let identity = match self.auth.authenticate(
@@ -52,6 +55,11 @@ impl rumqttd::Gate for Gate {
                 });
             }
         };
+        if let (Some(cn), Identity::Credential(c)) = (&r.peer.tls_identity, &identity) {
+            if cn == c {
+                self.bindings.certified(c);
+            }
+        }
         let policy = ClientPolicy {
             identity,
             client_id: r.client_id.to_string(),
@@ -66,7 +74,18 @@ impl rumqttd::Gate for Gate {
             }
         }
         tracing::debug!(client = ?addr, client_id = r.client_id, identity = ?policy.identity, "MQTT client admitted");
-        Ok(Arc::new(policy))
+        // Sessions are kept apart per identity: another credential using the same client ID
+        // neither takes this session over nor inherits its subscriptions.
+        let session_namespace = Some(match &policy.identity {
+            Identity::Local => "local".to_string(),
+            Identity::Anonymous => "anonymous".to_string(),
+            // Length-prefixed, so that no two credentials and client IDs make the same ID.
+            Identity::Credential(c) => format!("u{}:{c}", c.len()),
+        });
+        Ok(Admitted {
+            policy: Arc::new(policy),
+            session_namespace,
+        })
     }
 }
 
@@ -82,6 +101,16 @@ impl ClientPolicy {
     /// May this connection speak as the originator in topic level `level`?
     fn speaks_as(&self, level: &str) -> bool {
         !self.bindings.is_cse(level) && self.bindings.may_act_as(&self.identity, level)
+    }
+
+    /// May it register under the credential in `reg_req` topic level `level`? A credential
+    /// registers as itself only (TS-0010: that level is the Credential-ID), so the CSE binds
+    /// what it registers to the identity that really logged in.
+    fn registers_as(&self, level: &str) -> bool {
+        match &self.identity {
+            Identity::Credential(c) => level == c && !self.bindings.is_cse(level),
+            _ => self.speaks_as(level),
+        }
     }
 
     fn asker(&self) -> Asker<'_> {
@@ -118,7 +147,8 @@ impl TopicPolicy for ClientPolicy {
     fn may_publish(&self, topic: &str) -> bool {
         if let Some(t) = Topic::parse(topic) {
             return match t.kind {
-                TopicKind::Req | TopicKind::RegReq => self.speaks_as(t.originator),
+                TopicKind::Req => self.speaks_as(t.originator),
+                TopicKind::RegReq => self.registers_as(t.originator),
                 TopicKind::Resp => self.speaks_as(t.receiver),
                 // Only the CSE answers registrations.
                 TopicKind::RegResp => false,
@@ -135,6 +165,14 @@ impl TopicPolicy for ClientPolicy {
     }
 
     fn may_subscribe(&self, filter: &str) -> bool {
+        // A shared subscription ($share/<group>/<filter>) is its filter to the router.
+        let filter = match filter.strip_prefix("$share/") {
+            Some(rest) => match rest.split_once('/') {
+                Some((group, f)) if !group.is_empty() && !f.is_empty() => f,
+                _ => return false,
+            },
+            None => filter,
+        };
         if filters_overlap(filter, "/oneM2M/#") {
             return match self.identity {
                 Identity::Local | Identity::Anonymous => true,

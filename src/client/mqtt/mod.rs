@@ -195,7 +195,8 @@ impl MqttTransport {
             )
         };
         self.subscribe(&filter).await?;
-        let answer = self.routes.replies.expect(&req.rqi);
+        // The answer counts only on the response topic of the entity asked.
+        let answer = self.routes.replies.expect_from(&req.rqi, Some(&receiver));
         let body = serde_json::to_vec(&req.to_value()).unwrap_or_default();
         self.session
             .publisher()
@@ -234,7 +235,7 @@ fn route(routes: &Routes, out: &Publisher, topic: &str, payload: &[u8]) {
     let Some(t) = Topic::parse(topic) else { return };
     match t.kind {
         TopicKind::Resp | TopicKind::RegResp => {
-            routes.replies.answer_json(payload);
+            routes.replies.answer_json_from(Some(t.receiver), payload);
         }
         TopicKind::Req => {
             let Some(tx) = lock(&routes.receivers).get(t.receiver).cloned() else {

@@ -49,7 +49,16 @@ pub enum ConnectRefusal {
 /// m2mhub patch: decides on each CONNECT, and gives each connection it admits the
 /// [`TopicPolicy`] its PUBLISHes and SUBSCRIBEs are checked against.
 pub trait Gate: Send + Sync + 'static {
-    fn connect(&self, request: &ConnectRequest<'_>) -> Result<Arc<dyn TopicPolicy>, ConnectRefusal>;
+    fn connect(&self, request: &ConnectRequest<'_>) -> Result<Admitted, ConnectRefusal>;
+}
+
+/// m2mhub patch: what a [`Gate`] admits a connection with.
+pub struct Admitted {
+    pub policy: Arc<dyn TopicPolicy>,
+    /// Client IDs (and so sessions) are kept apart per namespace: a client of one namespace
+    /// cannot take over, or inherit, the session of a client of another with the same
+    /// client ID. Implemented with rumqttd's tenant prefix of client IDs.
+    pub session_namespace: Option<String>,
 }
 
 /// m2mhub patch: the topics one connection may publish to and subscribe to. A refused

@@ -473,7 +473,7 @@ impl Callback for WSCallback {
 /// sending a mqtt connection packet to make the server reach its concurrent connection limit).
 async fn remote<P: Protocol>(
     config: Arc<ConnectionSettings>,
-    tenant_id: Option<String>,
+    mut tenant_id: Option<String>,
     router_tx: Sender<(ConnectionId, Event)>,
     stream: Box<dyn N>,
     protocol: P,
@@ -518,7 +518,12 @@ async fn remote<P: Protocol>(
             peer: &peer,
         };
         match gate.connect(&request) {
-            Ok(p) => policy = Some(p),
+            Ok(admitted) => {
+                policy = Some(admitted.policy);
+                if admitted.session_namespace.is_some() {
+                    tenant_id = admitted.session_namespace;
+                }
+            }
             Err(refusal) => {
                 let code = match refusal {
                     crate::ConnectRefusal::BadCredentials => ConnectReturnCode::BadUserNamePassword,
