@@ -149,17 +149,8 @@ async fn the_cse_serves_devices_on_a_mosquitto_with_passwords_and_tls() {
     use m2mhub::config::Secret;
     let pki = Pki::new("site CA");
     let pw = pki.dir.path().join("passwords");
-    for (user, password) in [("cse", "cse-secret"), ("Cext", "dev-secret")] {
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_m2mhub"))
-            .args(["passwd", pw.to_str().unwrap(), user])
-            .stdin(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
-        assert!(child.wait().unwrap().success());
-    }
+    passwd(&pw, "cse", "cse-secret");
+    passwd(&pw, "Cext", "dev-secret");
     let (ca, cert, key) = (&pki.ca_file, &pki.cert_file, &pki.key_file);
     // Mosquitto started as root runs as its own user: let it read the files.
     use std::os::unix::fs::PermissionsExt;

@@ -263,17 +263,8 @@ async fn a_gateway_registers_over_mqtts_with_a_backend_that_requires_credentials
     use common::certs::Pki;
     let pki = Pki::new("site CA");
     let pw = pki.dir.path().join("passwords");
-    for (user, password) in [("id-mn", "gw-secret"), ("CAdmin", "admin-secret")] {
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_m2mhub"))
-            .args(["passwd", pw.to_str().unwrap(), user])
-            .stdin(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
-        assert!(child.wait().unwrap().success());
-    }
+    passwd(&pw, "id-mn", "gw-secret");
+    passwd(&pw, "CAdmin", "admin-secret");
     let backend = Hub::start_with(&[
         ("M2MHUB_SECURITY__ANONYMOUS", "nobody"),
         ("M2MHUB_SECURITY__PASSWORD_FILE", pw.to_str().unwrap()),

@@ -6,27 +6,7 @@ mod common;
 use common::*;
 use rumqttc::{ConnectReturnCode, ConnectionError, SubscribeReasonCode};
 use serde_json::{json, Value};
-use std::path::Path;
-use std::process::{Command, Stdio};
-
-/// Adds `user` to the password file `file` with `m2mhub passwd` (the password on stdin).
-fn passwd(file: &Path, user: &str, password: &str) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_m2mhub"))
-        .args(["passwd", file.to_str().unwrap(), user])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+use std::process::Command;
 
 /// A hub that takes nobody without credentials, with users `Ca`, `Cb` and `CAdmin`.
 fn locked_hub() -> (Hub, tempfile::TempDir) {

@@ -9,21 +9,6 @@ use m2mhub::client::{Client, ClientError, Options, TlsOptions};
 use m2mhub::config::Secret;
 use m2mhub::onem2m::{ResourceType, Rsc};
 use serde_json::json;
-use std::path::Path;
-use std::process::{Command, Stdio};
-
-fn passwd(file: &Path, user: &str, password: &str) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_m2mhub"))
-        .args(["passwd", file.to_str().unwrap(), user])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
-    assert!(child.wait().unwrap().success());
-}
 
 /// A hub with TLS listeners that takes nobody without credentials; user `Ca` has a password.
 fn tls_hub(pki: &Pki, require_client_cert: bool) -> Hub {

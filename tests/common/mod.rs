@@ -491,3 +491,23 @@ pub fn rsc(v: &Value) -> u64 {
 pub fn dbg(v: &Value) -> String {
     v["pc"]["m2m:dbg"].as_str().unwrap_or_default().to_string()
 }
+
+/// Adds `user` with `password` to the password file `file` (created if missing), as an
+/// operator does: `m2mhub passwd`, the password on standard input.
+pub fn passwd(file: &Path, user: &str, password: &str) {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_m2mhub"))
+        .args(["passwd", file.to_str().expect("UTF-8 path"), user])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("m2mhub passwd");
+    writeln!(child.stdin.take().expect("stdin"), "{password}").expect("password");
+    let out = child.wait_with_output().expect("m2mhub passwd ends");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
