@@ -16,15 +16,16 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// Starts an MN-CSE in `dir` registered to the IN whose broker is `in_mqtt`.
-fn start_mn(dir: &std::path::Path, in_mqtt: std::net::SocketAddr) -> Hub {
+/// Starts an MN-CSE in `dir` registered to the IN at `registrar_poa`; `extra` adds lines
+/// (credentials, TLS) to its `[[remote_cse]]` table.
+fn start_mn(dir: &std::path::Path, registrar_poa: &str, extra: &str) -> Hub {
     let port = free_port();
     std::fs::write(
         dir.join("config.toml"),
         format!(
             "[cse]\nid = \"id-mn\"\nname = \"cse-mn\"\nkind = \"MN\"\n\n\
              [[remote_cse]]\ncse_id = \"id-in\"\nname = \"cse-in\"\nkind = \"IN\"\n\
-             poa = [\"mqtt://{in_mqtt}\"]\nown_poa = [\"mqtt://127.0.0.1:{port}\"]\nreregister_interval_s = 1\n"
+             poa = [\"{registrar_poa}\"]\nown_poa = [\"mqtt://127.0.0.1:{port}\"]\nreregister_interval_s = 1\n{extra}"
         ),
     )
     .unwrap();
@@ -46,7 +47,7 @@ async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
 async fn gateway_and_backend_work_as_one() {
     let backend = Hub::start();
     let mn_dir = tempfile::tempdir().unwrap();
-    let gateway = start_mn(mn_dir.path(), backend.mqtt);
+    let gateway = start_mn(mn_dir.path(), &format!("mqtt://{}", backend.mqtt), "");
 
     let in_admin = Client::connect(
         &format!("mqtt://{}#id-in", backend.mqtt),
@@ -225,7 +226,7 @@ async fn the_gateway_registers_again_when_the_backend_forgets_it() {
     let mut backend = Hub::start();
     let in_port = backend.mqtt.port();
     let mn_dir = tempfile::tempdir().unwrap();
-    let _gateway = start_mn(mn_dir.path(), backend.mqtt);
+    let _gateway = start_mn(mn_dir.path(), &format!("mqtt://{}", backend.mqtt), "");
     let check = async |addr: std::net::SocketAddr| {
         let c = Client::connect(
             &format!("mqtt://{addr}#id-in"),
@@ -274,23 +275,13 @@ async fn a_gateway_registers_over_mqtts_with_a_backend_that_requires_credentials
     ]);
     let mqtts = backend.mqtts.expect("the backend's TLS listener");
     let mn_dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    std::fs::write(
-        mn_dir.path().join("config.toml"),
-        format!(
-            "[cse]\nid = \"id-mn\"\nname = \"cse-mn\"\nkind = \"MN\"\n\n\
-             [[remote_cse]]\ncse_id = \"id-in\"\nname = \"cse-in\"\nkind = \"IN\"\n\
-             poa = [\"mqtts://127.0.0.1:{}\"]\nown_poa = [\"mqtt://127.0.0.1:{port}\"]\n\
-             reregister_interval_s = 1\nusername = \"id-mn\"\npassword = \"gw-secret\"\n\
-             ca_certs = \"{}\"\n",
-            mqtts.port(),
+    let gateway = start_mn(
+        mn_dir.path(),
+        &format!("mqtts://127.0.0.1:{}", mqtts.port()),
+        &format!(
+            "username = \"id-mn\"\npassword = \"gw-secret\"\nca_certs = \"{}\"\n",
             pki.ca_file.display()
         ),
-    )
-    .unwrap();
-    let gateway = Hub::start_in(
-        mn_dir.path(),
-        &[("M2MHUB_MQTT__LISTEN", &format!("127.0.0.1:{port}"))],
     );
 
     let in_admin = Client::connect(
