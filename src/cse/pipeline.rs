@@ -244,18 +244,6 @@ impl Cse {
     /// A plain create, update or delete becomes a write for the store; the rest goes on to
     /// the blocking path.
     fn plan(&self, req: &RequestPrimitive, checked: Checked) -> Result<Plan, Error> {
-        let Checked {
-            originator,
-            credential,
-            route,
-        } = checked;
-        let Route::Local { base, virt } = route else {
-            return Ok(Plan::Blocking(Box::new(Checked {
-                originator,
-                credential,
-                route,
-            })));
-        };
         // Subscriptions verify their targets (they call out) before they are written.
         let needs_blocking = match req.op {
             Operation::Create => req.ty == Some(ResourceType::Subscription.code() as u64),
@@ -263,21 +251,21 @@ impl Cse {
             Operation::Delete => false,
             Operation::Retrieve | Operation::Notify => true,
         };
-        if needs_blocking {
-            return Ok(Plan::Blocking(Box::new(Checked {
+        match checked {
+            Checked {
                 originator,
                 credential,
                 route: Route::Local { base, virt },
-            })));
+            } if !needs_blocking => Ok(Plan::Write(match req.op {
+                Operation::Create => {
+                    let new = ops::create::content(req, virt)?;
+                    ops::create::write(self, req, originator, credential, base, new, None)
+                }
+                Operation::Update => ops::update::write(self, req, originator, base, virt)?,
+                _ => ops::delete::write(self, req, originator, base, virt)?,
+            })),
+            checked => Ok(Plan::Blocking(Box::new(checked))),
         }
-        Ok(Plan::Write(match req.op {
-            Operation::Create => {
-                let new = ops::create::content(req, virt)?;
-                ops::create::write(self, req, originator, credential, base, new, None)
-            }
-            Operation::Update => ops::update::write(self, req, originator, base, virt)?,
-            _ => ops::delete::write(self, req, originator, base, virt)?,
-        }))
     }
 
     /// Requests that read, call out, or verify before they write. Blocking.
