@@ -458,3 +458,29 @@ async fn a_huge_stacked_target_is_a_bad_request_not_a_crash() {
     assert_eq!(rsc(&r), 2000, "{r}");
     assert!(!hub.logs().contains("overflow"), "{}", hub.logs());
 }
+
+#[tokio::test]
+async fn a_target_that_is_almost_an_mqtt_url_is_refused_not_a_crash() {
+    let (hub, mut dev) = setup().await;
+    // The scheme's length falls inside the multi-byte 'é'.
+    for (rqi, nu) in [
+        ("u1", "mqtt:/é"),
+        ("u2", "mqtts:/é"),
+        ("u3", "secure-mqtt:/é"),
+    ] {
+        let r = dev
+            .send(
+                "/oneM2M/req/Cerr/id-in/json",
+                json!({"op":1,"to":"cse-in/app/box","fr":"Cerr","rqi":rqi,"rvi":"3","ty":23,
+                       "pc":{"m2m:sub":{"nu":[nu]}}}),
+            )
+            .await
+            .1;
+        assert_eq!(r["rqi"], rqi, "{r}");
+        assert!(rsc(&r) >= 4000, "{nu} is no notification target: {r}");
+    }
+    let mut other = Device::connect(hub.mqtt, "Cafter").await;
+    other.listen_responses("Cafter").await;
+    assert_eq!(rsc(&register(&mut other, "Cafter", "after").await), 2001);
+    assert!(!hub.logs().contains("panicked"), "{}", hub.logs());
+}

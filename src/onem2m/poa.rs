@@ -41,7 +41,12 @@ impl MqttUrl {
     pub fn is_mqtt(s: &str) -> bool {
         ["mqtt://", "mqtts://", "secure-mqtt://"]
             .iter()
-            .any(|scheme| s.len() >= scheme.len() && s[..scheme.len()].eq_ignore_ascii_case(scheme))
+            .any(|scheme| {
+                // Bytes, not chars: the length may fall inside a multi-byte character.
+                s.as_bytes()
+                    .get(..scheme.len())
+                    .is_some_and(|p| p.eq_ignore_ascii_case(scheme.as_bytes()))
+            })
     }
 
     /// Reads an MQTT URL; the error says what is wrong with it.
@@ -181,5 +186,6 @@ mod tests {
         }
         assert!(MqttUrl::is_mqtt("MQTT://h") && MqttUrl::is_mqtt("mqtts://h"));
         assert!(!MqttUrl::is_mqtt("http://h") && !MqttUrl::is_mqtt("mqt"));
+        assert!(!MqttUrl::is_mqtt("mqtt:/é") && !MqttUrl::is_mqtt("mqtts:/é"));
     }
 }
