@@ -1,7 +1,7 @@
 //! UPDATE: the write that changes the attributes, and for a subscription the verification of
 //! the targets its new `nu` adds, before that write.
 
-use super::super::access::{self, Action};
+use super::super::access::{self, Action, Object};
 use super::super::notify::string_list;
 use super::super::pipeline::{result_content, Success, WriteFn};
 use super::super::{resources, Cse};
@@ -48,21 +48,15 @@ pub fn verified(
         .and_then(|pc| pc.get("m2m:sub"))
         .and_then(|s| s.get("nu"));
     if let Some(new_nus) = new_nus {
-        let current = cse
-            .store
-            .read(|r| resources::resolve(r, &base, None, &req.to))?;
+        let current = cse.store.read(|r| {
+            let current = resources::resolve(r, &base, None, &req.to)?;
+            if current.ty == ResourceType::Subscription {
+                let object = Object::Resource(&current);
+                access::authorize(r, &cse.rules, &originator, Action::Update, object)?;
+            }
+            Ok::<_, Error>(current)
+        })?;
         if current.ty == ResourceType::Subscription {
-            cse.store.read(|r| {
-                access::target(
-                    r,
-                    &cse.rules,
-                    &originator,
-                    Action::Update,
-                    &base,
-                    None,
-                    &req.to,
-                )
-            })?;
             let old = string_list(current.attrs.get("nu"));
             let added: Vec<String> = string_list(Some(new_nus))
                 .into_iter()
