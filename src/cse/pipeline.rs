@@ -186,14 +186,19 @@ impl Cse {
         };
         let registering_cse =
             req.op == Operation::Create && req.ty == Some(ResourceType::RemoteCse.code() as u64);
-        let credential = if registering_cse {
+        if registering_cse {
             self.rules
                 .bindings
                 .may_register_cse(&origin.identity(&self.rules.bindings), &originator)
                 .map_err(Error::no_privilege)?;
+        } else {
+            self.check_sender(origin, &originator, registering)?;
+        }
+        // Only a registration binds its credential.
+        let credential = if registering || registering_cse {
             origin.credential()
         } else {
-            self.check_sender(origin, &originator, registering)?
+            None
         };
         let route = match parse_target(&req.to, &self.rules.me)? {
             Target::Remote { csi } => Route::Remote(csi),
@@ -211,20 +216,18 @@ impl Cse {
 
     /// Whether the sender may use `originator`: an AE registration may not take the admin's
     /// name or another credential's; anything else must be an originator bound to the
-    /// sender (over MQTT the broker and the link have made sure of that). Returns the
-    /// credential a registration is bound to.
+    /// sender (over MQTT the broker and the link have made sure of that).
     fn check_sender(
         &self,
         origin: &Origin,
         originator: &str,
         registering: bool,
-    ) -> Result<Option<String>, Error> {
+    ) -> Result<(), Error> {
         let bindings = &self.rules.bindings;
-        let identity = origin.identity(bindings);
         if registering {
             let asked = (!matches!(originator, "" | "C" | "S")).then_some(originator);
             bindings
-                .may_register(&identity, asked)
+                .may_register(&origin.identity(bindings), asked)
                 .map_err(Error::no_privilege)?;
         } else if let Origin::Client(id) = origin {
             if !originator.is_empty() && !bindings.may_act_as(id, originator) {
@@ -238,7 +241,7 @@ impl Cse {
                 )));
             }
         }
-        Ok(origin.credential())
+        Ok(())
     }
 
     /// A plain create, update or delete becomes a write for the store; the rest goes on to
