@@ -263,12 +263,8 @@ pub fn create(
         other => other.into(),
     })?;
     // Who registered it may act as it; `bindings` learns it once this is on disk.
-    let registered = match ty {
-        ResourceType::Ae => Some(res.ri.clone()),
-        ResourceType::RemoteCse => Some(res.owner.clone()),
-        _ => None,
-    };
-    if let (Some(originator), Some(credential)) = (registered, credential) {
+    if let (Some(originator), Some(credential)) = (registered_as(&res), credential) {
+        let originator = originator.to_string();
         w.bind(&originator, &credential)?;
         let bindings = rules.bindings.clone();
         w.after_commit(move || bindings.bound(&originator, &credential));
@@ -323,6 +319,12 @@ pub fn update(
     Ok(res)
 }
 
+/// The originator a registration (AE, remoteCSE) lets act: the one it is owned by (an AE owns
+/// itself: its `ri` is its AE-ID; a remoteCSE is owned by its CSE-ID).
+fn registered_as(res: &Resource) -> Option<&str> {
+    matches!(res.ty, ResourceType::Ae | ResourceType::RemoteCse).then_some(res.owner.as_str())
+}
+
 /// Deletes a resource with its subtree, keeping the parent container's counters right when it
 /// is a content instance. Used by DELETE and by expiry.
 pub fn delete(
@@ -332,11 +334,8 @@ pub fn delete(
     out: &mut Vec<Notice>,
 ) -> Result<(), Error> {
     notify::deleting(w, rules, target, out)?;
-    if matches!(target.ty, ResourceType::Ae | ResourceType::RemoteCse) {
-        let originator = match target.ty {
-            ResourceType::Ae => target.ri.clone(),
-            _ => target.owner.clone(),
-        };
+    if let Some(originator) = registered_as(target) {
+        let originator = originator.to_string();
         w.unbind(&originator)?;
         let bindings = rules.bindings.clone();
         w.after_commit(move || bindings.unbound(&originator));
