@@ -112,14 +112,19 @@ impl Bindings {
 
     /// Whether `originator` names this CSE (its CSE-ID, in any form).
     pub fn is_cse(&self, originator: &str) -> bool {
-        let o = self.normalize(originator);
-        o == self.me.csi || o == self.me.id()
+        self.names_me(&self.normalize(originator))
+    }
+
+    /// Whether a [normalized](Self::normalize) originator is this CSE.
+    fn names_me(&self, normalized: &str) -> bool {
+        normalized == self.me.csi || normalized == self.me.id()
     }
 
     /// May `identity` act as `originator` (in any form)?
     pub fn may_act_as(&self, identity: &Identity, originator: &str) -> bool {
         let o = self.normalize(originator);
-        if o.is_empty() || o == self.me.csi || o == self.me.id() {
+        // Nobody acts as this CSE.
+        if o.is_empty() || self.names_me(&o) {
             return false;
         }
         match identity {

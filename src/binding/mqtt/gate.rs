@@ -100,7 +100,7 @@ struct ClientPolicy {
 impl ClientPolicy {
     /// May this connection speak as the originator in topic level `level`?
     fn speaks_as(&self, level: &str) -> bool {
-        !self.bindings.is_cse(level) && self.bindings.may_act_as(&self.identity, level)
+        self.bindings.may_act_as(&self.identity, level)
     }
 
     /// May it register under the credential in `reg_req` topic level `level`? A credential
