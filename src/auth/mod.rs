@@ -123,7 +123,8 @@ impl Authenticator {
                 Err(Refused::BadCredentials)
             };
         }
-        let local = peer.is_some_and(|ip| ip.is_loopback() || is_mapped_loopback(ip));
+        // `to_canonical`: `::ffff:127.0.0.1` is an IPv4 loopback client on a dual-stack listener.
+        let local = peer.is_some_and(|ip| ip.to_canonical().is_loopback());
         match (self.anonymous, local) {
             (Anonymous::Loopback | Anonymous::Everyone, true) => Ok(Identity::Local),
             (Anonymous::Everyone, false) => Ok(Identity::Anonymous),
@@ -140,18 +141,6 @@ impl Authenticator {
     /// The ACL file's rules for topics outside oneM2M, if there is one.
     pub fn acl(&self) -> Option<Arc<Acl>> {
         lock(&self.files).acl.clone()
-    }
-
-    pub fn anonymous(&self) -> Anonymous {
-        self.anonymous
-    }
-}
-
-/// `::ffff:127.0.0.1` (an IPv4 loopback client on a dual-stack listener).
-fn is_mapped_loopback(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
-        IpAddr::V4(_) => false,
     }
 }
 
