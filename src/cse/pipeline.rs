@@ -11,8 +11,9 @@ use super::notify::Notice;
 use super::Bindings;
 use super::{discovery, forward, ops, Cse};
 use crate::auth::Identity;
+use crate::onem2m::address::too_long;
 use crate::onem2m::address::{self, parse_target, shorten, Virtual};
-use crate::onem2m::primitive::{too_long, SUPPORTED_RELEASES};
+use crate::onem2m::primitive::SUPPORTED_RELEASES;
 use crate::onem2m::{
     Base, Error, Operation, RequestPrimitive, ResourceType, ResponsePrimitive, ResponseType, Rsc,
     Target,

@@ -60,6 +60,16 @@ pub enum Target {
 /// are a few hundred bytes at most. Longer input is refused before it is looked at.
 pub const MAX_ADDRESS_LEN: usize = 4096;
 
+/// The error for an address or ID (`to`, `fr`) longer than [`MAX_ADDRESS_LEN`], if it is.
+pub fn too_long(name: &str, value: &str) -> Option<Error> {
+    (value.len() > MAX_ADDRESS_LEN).then(|| {
+        Error::bad_request(format!(
+            "{name} is {} bytes long; at most {MAX_ADDRESS_LEN} are accepted",
+            value.len()
+        ))
+    })
+}
+
 /// Reads a `to` parameter. Accepted forms: CSE-relative structured (`cse-in/ae/cnt`, `-/ae/cnt`),
 /// CSE-relative unstructured (`cnt123`, `cnt123/la`), SP-relative (`/id-in/...`) and absolute
 /// (`//sp/id-in/...`). A trailing `la` or `ol` names a virtual resource.
@@ -67,11 +77,8 @@ pub const MAX_ADDRESS_LEN: usize = 4096;
 /// One pass over the input, without recursion: an absolute address is brought to SP-relative
 /// form once, and what follows the SP-ID must be a CSE-ID (`//sp//sp/...` is not an address).
 pub fn parse_target(to: &str, me: &CseIdentity) -> Result<Target, Error> {
-    if to.len() > MAX_ADDRESS_LEN {
-        return Err(Error::bad_request(format!(
-            "the target address (to) is {} bytes long; at most {MAX_ADDRESS_LEN} are accepted",
-            to.len()
-        )));
+    if let Some(e) = too_long("the target address (to)", to) {
+        return Err(e);
     }
     let invalid = || Error::bad_request(format!("'{}' is not a valid address", shorten(to)));
     let sp_relative = if let Some(abs) = to.strip_prefix("//") {

@@ -2,6 +2,7 @@
 //! from and written to a `serde_json::Value` so that every serialization (JSON now, CBOR later)
 //! shares one parser.
 
+use super::address::too_long;
 use super::rsc::{Error, Rsc};
 use super::types::Operation;
 use serde_json::{Map, Value};
@@ -21,18 +22,6 @@ pub const SUPPORTED_RELEASES: &[&str] = &["1", "2", "2a", "3", "4", "5"];
 /// creates on its registrar): those whose behaviour it implements. It also accepts requests
 /// that name the others in [`SUPPORTED_RELEASES`], as ACME and OpenMTC do.
 pub const ADVERTISED_RELEASES: &[&str] = &["2a", "3", "4"];
-
-/// The error for an address or ID (`to`, `fr`) longer than
-/// [`MAX_ADDRESS_LEN`](super::address::MAX_ADDRESS_LEN), if it is.
-pub fn too_long(name: &str, value: &str) -> Option<Error> {
-    use super::address::MAX_ADDRESS_LEN;
-    (value.len() > MAX_ADDRESS_LEN).then(|| {
-        Error::bad_request(format!(
-            "{name} is {} bytes long; at most {MAX_ADDRESS_LEN} are accepted",
-            value.len()
-        ))
-    })
-}
 
 /// `rt.rtv` values (TS-0004 §6.3.4.2.x responseType).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
