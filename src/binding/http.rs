@@ -159,8 +159,8 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let rqi = header(&headers, h::RI);
-    let rvi = header(&headers, h::RVI);
+    let rqi = h::header(&headers, h::RI);
+    let rvi = h::header(&headers, h::RVI);
     let identity = match authenticate(&state.auth, &peer, &headers) {
         Ok(id) => {
             if let (Some(cn), Some(c)) = (&peer.cn, id.credential()) {
@@ -217,13 +217,6 @@ async fn handle(
             ))
         }
     }
-}
-
-fn header(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
 }
 
 /// A response primitive as an axum response.

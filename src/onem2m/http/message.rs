@@ -22,7 +22,8 @@ const PATH: &AsciiSet = &CONTROLS
     .add(b'{')
     .add(b'}');
 
-fn header(headers: &HeaderMap, name: &str) -> Option<String> {
+/// A header's value, if it is present and readable text.
+pub fn header(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get(name)
         .and_then(|v| v.to_str().ok())

@@ -5,7 +5,7 @@
 mod message;
 
 pub use message::{
-    request_from_http, request_to_http, response_from_http, response_to_http, Destination,
+    header, request_from_http, request_to_http, response_from_http, response_to_http, Destination,
     HttpRequest,
 };
 
