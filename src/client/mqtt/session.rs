@@ -357,7 +357,6 @@ async fn drive(
                     // The first connection: subscribe to the initial filters, even when a
                     // persistent session holds some (the list may have changed since).
                     if initial.is_empty() {
-                        lock(&subs.state).filters.extend(initial.iter().cloned());
                         if let Some(up) = up.take() {
                             let _ = up.send(Ok(()));
                         }
