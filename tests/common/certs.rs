@@ -36,7 +36,7 @@ impl Pki {
         let ca = params.self_signed(&ca_key).unwrap();
         let ca_file = dir.path().join("ca.pem");
         std::fs::write(&ca_file, ca.pem()).unwrap();
-        let mut pki = Pki {
+        let pki = Pki {
             cert_file: dir.path().join("server.pem"),
             key_file: dir.path().join("server.key"),
             dir,
@@ -51,7 +51,6 @@ impl Pki {
         );
         std::fs::write(&pki.cert_file, cert).unwrap();
         std::fs::write(&pki.key_file, key).unwrap();
-        pki.cert_file = pki.dir.path().join("server.pem");
         pki
     }
 

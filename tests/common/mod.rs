@@ -99,20 +99,13 @@ impl Hub {
             }
         };
         // "off" or "external:..." leave no local broker address.
-        let mqtt = line
-            .split_whitespace()
-            .find_map(|w| w.strip_prefix("mqtt="))
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
-        let http = line
-            .split_whitespace()
-            .find_map(|w| w.strip_prefix("http="))
-            .and_then(|a| a.parse().ok());
         let addr_of = |key: &str| {
             line.split_whitespace()
                 .find_map(|w| w.strip_prefix(key))
-                .and_then(|a| a.parse().ok())
+                .and_then(|a| a.parse::<SocketAddr>().ok())
         };
+        let mqtt = addr_of("mqtt=").unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+        let http = addr_of("http=");
         let mqtt_v5 = addr_of("mqtt_v5=");
         let mqtts = addr_of("mqtts=");
         let https = addr_of("https=");
