@@ -284,9 +284,11 @@ async fn run_all(args: Args) -> anyhow::Result<Report> {
 
     let mut scale = Vec::new();
     if args.scale {
-        scale.extend(idle_connections(addr, args.idle_connections).await?);
+        // Under --credentials they log in as the first load client.
+        let login = args.credentials.then_some("Cb0");
+        scale.extend(idle_connections(addr, args.idle_connections, login).await?);
         for &size in &args.la_sizes {
-            scale.push(la_latency(&app, addr, size).await?);
+            scale.push(la_latency(&app, addr, size, login).await?);
         }
     }
     Ok(Report {
@@ -579,7 +581,12 @@ async fn http_load(addr: SocketAddr, args: &Args, limit: Duration) -> anyhow::Re
 }
 
 /// Opens `n` MQTT connections that only CONNECT and then idle, and reports what they cost.
-async fn idle_connections(addr: SocketAddr, n: usize) -> anyhow::Result<Vec<ScaleFigure>> {
+/// With `login`, each logs in as that user (password [`BENCH_PASSWORD`]).
+async fn idle_connections(
+    addr: SocketAddr,
+    n: usize,
+    login: Option<&str>,
+) -> anyhow::Result<Vec<ScaleFigure>> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     // Both ends of every connection live in this process.
     let n = n.min(raise_fd_limit(n * 2 + 1024).saturating_sub(1024) / 2);
@@ -589,10 +596,15 @@ async fn idle_connections(addr: SocketAddr, n: usize) -> anyhow::Result<Vec<Scal
     for i in 0..n {
         let mut s = tokio::net::TcpStream::connect(addr).await?;
         let id = format!("idle-{i}");
-        // CONNECT, MQTT 3.1.1, clean session, keep-alive 600 s.
-        let mut var = vec![0, 4, b'M', b'Q', b'T', b'T', 4, 0x02, 0x02, 0x58];
-        var.extend_from_slice(&(id.len() as u16).to_be_bytes());
-        var.extend_from_slice(id.as_bytes());
+        // CONNECT, MQTT 3.1.1, clean session (with user name and password flags for a
+        // login), keep-alive 600 s.
+        let flags = if login.is_some() { 0xC2 } else { 0x02 };
+        let mut var = vec![0, 4, b'M', b'Q', b'T', b'T', 4, flags, 0x02, 0x58];
+        let login = login.map(|user| [user, BENCH_PASSWORD]);
+        for field in std::iter::once(id.as_str()).chain(login.into_iter().flatten()) {
+            var.extend_from_slice(&(field.len() as u16).to_be_bytes());
+            var.extend_from_slice(field.as_bytes());
+        }
         let mut pkt = vec![0x10, var.len() as u8];
         pkt.extend(var);
         s.write_all(&pkt).await?;
@@ -643,11 +655,20 @@ fn raise_fd_limit(want: usize) -> usize {
 
 /// `la` latency with `size` instances in the container. The container is filled directly
 /// through the store (a fixture: a million CREATEs would take minutes), then read over MQTT.
-async fn la_latency(app: &Appliance, addr: SocketAddr, size: usize) -> anyhow::Result<ScaleFigure> {
+/// With `login`, the reader logs in as that user (password [`BENCH_PASSWORD`]).
+async fn la_latency(
+    app: &Appliance,
+    addr: SocketAddr,
+    size: usize,
+    login: Option<&str>,
+) -> anyhow::Result<ScaleFigure> {
     let rn = format!("size{size}");
-    let c =
-        m2mhub::client::Client::connect(&format!("mqtt://{addr}#id-in"), "Cb0", Default::default())
-            .await?;
+    let opts = m2mhub::client::Options {
+        username: login.map(str::to_string),
+        password: login.map(|_| m2mhub::config::Secret::new(BENCH_PASSWORD)),
+        ..Default::default()
+    };
+    let c = m2mhub::client::Client::connect(&format!("mqtt://{addr}#id-in"), "Cb0", opts).await?;
     let made = c
         .create(
             "cse-in/b0",

@@ -71,7 +71,15 @@ fn bench_prints_a_table_and_json_for_a_tiny_load() {
     }
     assert_eq!(v["scale"].as_array().unwrap().len(), 4, "{}", v["scale"]);
 
-    let out = bench(&[]);
+    // Security on, the scale scenarios included: every client logs in.
+    let out = bench(&[
+        "--credentials",
+        "--scale",
+        "--idle-connections",
+        "5",
+        "--la-sizes",
+        "5",
+    ]);
     assert!(
         out.status.success(),
         "{}",
@@ -86,6 +94,10 @@ fn bench_prints_a_table_and_json_for_a_tiny_load() {
         table
             .lines()
             .any(|l| l.starts_with("create contentInstance") && l.trim_end().ends_with('%')),
+        "{table}"
+    );
+    assert!(
+        table.contains("5 idle MQTT connections") && table.contains("retrieve la, 5 instances"),
         "{table}"
     );
 }
