@@ -4,7 +4,7 @@
 //! (a registrar that restarted on a fresh database). Runs through the client library over the
 //! registrar's MQTT broker or HTTP binding.
 
-use crate::client::{Client, Options, TlsOptions};
+use crate::client::{Client, Options};
 use crate::config::RemoteCseConfig;
 use crate::cse::{Cse, Registrar};
 use crate::onem2m::primitive::ADVERTISED_RELEASES;
@@ -29,18 +29,11 @@ fn endpoint(remote: &RemoteCseConfig) -> String {
 async fn run(cse: Cse, remote: RemoteCseConfig) {
     let interval = Duration::from_secs(remote.reregister_interval_s);
     let me = cse.identity().clone();
-    let auth = remote.auth();
     let opts = Options {
         timeout: Duration::from_secs(10),
-        username: auth.username.clone(),
-        password: auth.password.clone(),
-        tls: TlsOptions {
-            ca_file: auth.ca_certs.clone(),
-            cert_file: auth.cert_file.clone(),
-            key_file: auth.key_file.clone(),
-        },
         ..Options::default()
-    };
+    }
+    .with_peer_auth(&remote.auth());
     let mut client: Option<Client> = None;
     let mut registered = false;
     loop {

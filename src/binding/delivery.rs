@@ -158,16 +158,12 @@ impl Inner {
         };
         // A configured peer's broker (our registrar's): its credentials and certificates.
         let opts = match self.peers.get(&(host.to_string(), port, tls)) {
-            Some(auth) => Options {
-                username: auth.username.clone(),
-                password: auth.password.clone(),
-                tls: TlsOptions {
-                    ca_file: auth.ca_certs.clone().or(opts.tls.ca_file.clone()),
-                    cert_file: auth.cert_file.clone(),
-                    key_file: auth.key_file.clone(),
-                },
-                ..opts
-            },
+            Some(auth) => {
+                let site_ca = opts.tls.ca_file.clone();
+                let mut peer = opts.with_peer_auth(auth);
+                peer.tls.ca_file = peer.tls.ca_file.or(site_ca);
+                peer
+            }
             None => opts,
         };
         let t = Arc::new(

@@ -126,6 +126,23 @@ impl Default for Options {
     }
 }
 
+impl Options {
+    /// These options with the credentials and certificates configured for a peer
+    /// (`[[remote_cse]]`, `mqtt.broker_*`).
+    pub fn with_peer_auth(self, auth: &crate::config::PeerAuth) -> Options {
+        Options {
+            username: auth.username.clone(),
+            password: auth.password.clone(),
+            tls: TlsOptions {
+                ca_file: auth.ca_certs.clone(),
+                cert_file: auth.cert_file.clone(),
+                key_file: auth.key_file.clone(),
+            },
+            ..self
+        }
+    }
+}
+
 /// How requests travel. Implemented for MQTT and HTTP; both answer every request with the
 /// response primitive the CSE sent, error codes included (a transport failure is an `Err`).
 pub trait Transport: Send + Sync {
