@@ -89,17 +89,15 @@ pub fn client_config(
     let roots = match &auth.ca_certs {
         Some(ca) => roots(ca)?,
         None => {
-            let mut roots = RootCertStore::empty();
+            let mut system = RootCertStore::empty();
             let native = rustls_native_certs::load_native_certs();
             for cert in native.certs {
-                let _ = roots.add(cert);
+                let _ = system.add(cert);
             }
             if let Some(ca) = extra_ca {
-                for cert in load_certs(ca)? {
-                    roots.add(cert).with_context(|| ca.display().to_string())?;
-                }
+                system.roots.extend(roots(ca)?.roots);
             }
-            roots
+            system
         }
     };
     let builder = ClientConfig::builder_with_provider(provider())
