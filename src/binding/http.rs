@@ -163,11 +163,7 @@ async fn handle(
     let rvi = h::header(&headers, h::RVI);
     let identity = match authenticate(&state.auth, &peer, &headers) {
         Ok(id) => {
-            if let (Some(cn), Some(c)) = (&peer.cn, id.credential()) {
-                if cn == c {
-                    state.cse.bindings().certified(c);
-                }
-            }
+            state.cse.bindings().authenticated(peer.cn.as_deref(), &id);
             id
         }
         Err(refused) => {

@@ -55,8 +55,18 @@ impl Bindings {
         }
     }
 
-    /// A client proved `credential` with a certificate: from now on it is a known credential.
-    pub fn certified(&self, credential: &str) {
+    /// A client authenticated as `identity`, presenting a certificate with subject CN `cn` if
+    /// any. An identity that is that CN was proved by the certificate: from now on it is a
+    /// known credential.
+    pub fn authenticated(&self, cn: Option<&str>, identity: &Identity) {
+        if let (Some(cn), Some(c)) = (cn, identity.credential()) {
+            if cn == c {
+                self.certified(c);
+            }
+        }
+    }
+
+    fn certified(&self, credential: &str) {
         let known = self
             .certified
             .read()

@@ -55,11 +55,8 @@ impl rumqttd::Gate for Gate {
                 });
             }
         };
-        if let (Some(cn), Identity::Credential(c)) = (&r.peer.tls_identity, &identity) {
-            if cn == c {
-                self.bindings.certified(c);
-            }
-        }
+        self.bindings
+            .authenticated(r.peer.tls_identity.as_deref(), &identity);
         let policy = ClientPolicy {
             identity,
             client_id: r.client_id.to_string(),
