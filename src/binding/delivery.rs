@@ -289,7 +289,7 @@ impl Delivery for Deliverer {
     }
 
     fn enqueue(&self, target: Target, req: RequestPrimitive) {
-        let pushed = lock(&self.inner.queues).push(target.clone(), req, ());
+        let pushed = lock(&self.inner.queues).push(&target, req, ());
         match pushed {
             Pushed::Queued => {}
             Pushed::Started(queue) => {

@@ -44,10 +44,10 @@ impl<K: Hash + Eq + Clone, T, S: Clone + Default> KeyedQueues<K, T, S> {
         }
     }
 
-    /// Queues `item` for `key`; a new queue starts with `state`.
-    pub fn push(&mut self, key: K, item: T, state: S) -> Pushed<T> {
+    /// Queues `item` for `key`; a new queue starts with `state` (only then is `key` copied).
+    pub fn push(&mut self, key: &K, item: T, state: S) -> Pushed<T> {
         let mut item = item;
-        if let Some((queue, _)) = self.queues.get(&key) {
+        if let Some((queue, _)) = self.queues.get(key) {
             match queue.try_send(item) {
                 Ok(()) => return Pushed::Queued,
                 Err(mpsc::error::TrySendError::Full(back)) => return Pushed::Full(back),
@@ -61,7 +61,7 @@ impl<K: Hash + Eq + Clone, T, S: Clone + Default> KeyedQueues<K, T, S> {
         let (tx, rx) = mpsc::channel(self.capacity);
         // A fresh channel with a live receiver has room.
         let _ = tx.try_send(item);
-        self.queues.insert(key, (tx, state));
+        self.queues.insert(key.clone(), (tx, state));
         Pushed::Started(rx)
     }
 }
@@ -86,12 +86,12 @@ mod tests {
     #[tokio::test]
     async fn items_of_a_key_queue_in_order_and_a_full_queue_hands_back() {
         let mut q: KeyedQueues<&str, u32> = KeyedQueues::new(2);
-        let Pushed::Started(mut a) = q.push("a", 1, ()) else {
+        let Pushed::Started(mut a) = q.push(&"a", 1, ()) else {
             panic!("a new key starts a queue")
         };
-        assert!(matches!(q.push("a", 2, ()), Pushed::Queued));
-        assert!(matches!(q.push("a", 3, ()), Pushed::Full(3)));
-        assert!(matches!(q.push("b", 9, ()), Pushed::Started(_)));
+        assert!(matches!(q.push(&"a", 2, ()), Pushed::Queued));
+        assert!(matches!(q.push(&"a", 3, ()), Pushed::Full(3)));
+        assert!(matches!(q.push(&"b", 9, ()), Pushed::Started(_)));
         assert_eq!(a.recv().await, Some(1));
         assert_eq!(a.recv().await, Some(2));
     }
@@ -99,7 +99,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn an_idle_worker_ends_and_the_next_item_starts_another() {
         let mut q: KeyedQueues<&str, u32, u8> = KeyedQueues::new(4);
-        let Pushed::Started(mut rx) = q.push("k", 1, 7) else {
+        let Pushed::Started(mut rx) = q.push(&"k", 1, 7) else {
             panic!()
         };
         assert_eq!(q.state(&"k"), 7);
@@ -107,6 +107,6 @@ mod tests {
         assert_eq!(next_or_idle(&mut rx, idle).await, Some(1));
         assert_eq!(next_or_idle(&mut rx, idle).await, None, "idle: ended");
         assert_eq!(q.state(&"k"), 0, "an ended queue's state is gone");
-        assert!(matches!(q.push("k", 2, 0), Pushed::Started(_)));
+        assert!(matches!(q.push(&"k", 2, 0), Pushed::Started(_)));
     }
 }

@@ -259,7 +259,8 @@ impl Dispatcher {
         if self.local.probe_returned(&topic, &payload) {
             return;
         }
-        let key = Bytes::copy_from_slice(inbound::originator_key(&topic));
+        // A view into the topic's bytes, not a copy.
+        let key = topic.slice(..inbound::originator_key(&topic).len());
         let allowance = self.queues.allowance(&key);
         let Some(admitted) = self.local.admission.admit(&allowance) else {
             self.local.send(inbound::busy(&topic, &payload));
@@ -271,7 +272,7 @@ impl Dispatcher {
             admitted,
         };
         self.queues
-            .push(key, allowance, job, &self.cse, &self.local);
+            .push(&key, allowance, job, &self.cse, &self.local);
     }
 }
 

@@ -63,7 +63,7 @@ impl Queues {
     /// none (or its queue just ended for idleness).
     pub fn push(
         &mut self,
-        key: Bytes,
+        key: &Bytes,
         allowance: Allowance,
         job: Job,
         cse: &Cse,
