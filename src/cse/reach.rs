@@ -6,7 +6,7 @@ use super::notify::string_list;
 use super::Rules;
 use crate::onem2m::address::originator_to_local;
 use crate::onem2m::{Error, MqttUrl, ResourceType, Rsc};
-use crate::store::Reader;
+use crate::store::{Reader, Resource};
 use serde_json::Value;
 
 /// Where a request goes: a notification's target, or the next CSE on a forwarded request's way.
@@ -75,22 +75,17 @@ pub fn resolve_target(r: &Reader, rules: &Rules, nu: &str, owner: &str) -> Resul
     if ae.ty != ResourceType::Ae {
         return Err(format!("'{nu}' is a {}, not an AE", ae.ty.root_name()));
     }
-    let poa = ae
-        .attrs
-        .get("poa")
-        .and_then(Value::as_array)
-        .and_then(|l| {
-            l.iter().filter_map(Value::as_str).find(|p| {
-                p.starts_with("http://") || p.starts_with("https://") || MqttUrl::is_mqtt(p)
-            })
-        })
-        .ok_or_else(|| {
-            format!(
-                "AE {} has no http:// or mqtt:// point of access (poa)",
-                ae.ri
-            )
-        })?
-        .to_string();
+    ae_target(r, rules, ae)
+}
+
+/// How to reach the AE `ae`: at its first usable point of access.
+pub fn ae_target(r: &Reader, rules: &Rules, ae: Resource) -> Result<Target, String> {
+    let poa = first_usable_poa(ae.attrs.get("poa")).ok_or_else(|| {
+        format!(
+            "AE {} has no http:// or mqtt:// point of access (poa)",
+            ae.ri
+        )
+    })?;
     match resolve_target(r, rules, &poa, &ae.ri)? {
         // An AE's own mqtt poa names its broker; the AE itself receives.
         Target::Mqtt {
@@ -103,6 +98,13 @@ pub fn resolve_target(r: &Reader, rules: &Rules, nu: &str, owner: &str) -> Resul
         }),
         http => Ok(http),
     }
+}
+
+/// The first http(s):// or mqtt(s):// address of a `poa` list.
+fn first_usable_poa(poa: Option<&Value>) -> Option<String> {
+    string_list(poa)
+        .into_iter()
+        .find(|p| p.starts_with("http://") || p.starts_with("https://") || MqttUrl::is_mqtt(p))
 }
 
 /// How to reach the CSE `csi` (SP-relative, `/id-mn`): through its `<remoteCSE>` here if it
@@ -129,17 +131,13 @@ pub fn next_hop(r: &Reader, rules: &Rules, csi: &str) -> Result<Target, Error> {
             }
         },
     };
-    let poa = string_list(csr.attrs.get("poa"));
-    let Some(poa) = poa
-        .iter()
-        .find(|p| MqttUrl::is_mqtt(p) || p.starts_with("http://") || p.starts_with("https://"))
-    else {
+    let Some(poa) = first_usable_poa(csr.attrs.get("poa")) else {
         return Err(unreachable(format!(
             "CSE {csi} has no mqtt:// or http:// point of access"
         )));
     };
-    if MqttUrl::is_mqtt(poa) {
-        let url = MqttUrl::parse(poa).map_err(|e| unreachable(format!("poa of {csi}: {e}")))?;
+    if MqttUrl::is_mqtt(&poa) {
+        let url = MqttUrl::parse(&poa).map_err(|e| unreachable(format!("poa of {csi}: {e}")))?;
         Ok(Target::Mqtt {
             host: url.host,
             port: url.port,

@@ -5,7 +5,6 @@ use super::super::access::{self, Action, Object};
 use super::super::pipeline::Success;
 use super::super::{forward, reach, resources, Cse};
 use crate::onem2m::{Base, Error, RequestPrimitive, ResourceType, Rsc, Virtual};
-use crate::store::StoreError;
 
 pub fn run(
     cse: &Cse,
@@ -14,7 +13,7 @@ pub fn run(
     base: &Base,
     virt: Option<Virtual>,
 ) -> Result<Success, Error> {
-    let ae = cse.store.read(|r| {
+    let (ri, target) = cse.store.read(|r| {
         let ae = resources::resolve(r, base, virt, &req.to)?;
         if ae.ty != ResourceType::Ae {
             return Err(Error::not_allowed(format!(
@@ -30,13 +29,12 @@ pub fn run(
             Action::Notify,
             Object::Resource(&ae),
         )?;
-        Ok::<_, Error>(ae)
+        let ri = ae.ri.clone();
+        let target = reach::ae_target(r, &cse.rules, ae)
+            .map_err(|why| Error::new(Rsc::TARGET_NOT_REACHABLE, why))?;
+        Ok::<_, Error>((ri, target))
     })?;
-    let target = cse
-        .store
-        .read(|r| Ok::<_, StoreError>(reach::resolve_target(r, &cse.rules, &ae.ri, &ae.ri)))?
-        .map_err(|why| Error::new(Rsc::TARGET_NOT_REACHABLE, why))?;
     let mut fwd = req.clone();
-    fwd.to = ae.ri.clone();
-    forward::relay(cse, &target, fwd, "notify", &format!("AE {}", ae.ri))
+    fwd.to = ri.clone();
+    forward::relay(cse, &target, fwd, "notify", &format!("AE {ri}"))
 }
