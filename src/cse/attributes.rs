@@ -1,7 +1,7 @@
 //! Attribute policies: which attributes a request may carry for each resource type and
 //! operation, and of what JSON type (digest §3.2–3.3, after ACME's attributePolicies).
 
-use crate::onem2m::{time, Error, ResourceType};
+use crate::onem2m::{address, time, Error, ResourceType};
 use serde_json::{Map, Value};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -9,6 +9,8 @@ enum Kind {
     Str,
     Bool,
     Uint,
+    /// A duration in seconds: a non-negative integer up to [`time::MAX_SECONDS`].
+    Seconds,
     StrList,
     Time,
     /// Any JSON value (`con`).
@@ -64,7 +66,7 @@ const CONTAINER: &[Policy] = &[
     p("cr", Null, Optional, false),
     p("mni", Uint, Optional, true),
     p("mbs", Uint, Optional, true),
-    p("mia", Uint, Optional, true),
+    p("mia", Seconds, Optional, true),
     p("li", Str, Optional, true),
     p("or", Str, Optional, true),
 ];
@@ -184,6 +186,7 @@ fn check_kind(root: &str, name: &str, kind: Kind, v: &Value) -> Result<(), Error
         Str => v.is_string(),
         Bool => v.is_boolean(),
         Uint => v.is_u64(),
+        Seconds => v.as_u64().is_some_and(|s| s <= time::MAX_SECONDS),
         StrList => v.as_array().is_some_and(|a| a.iter().all(Value::is_string)),
         Time => v.as_str().is_some_and(|s| time::parse(s).is_some()),
         Any => true,
@@ -193,18 +196,24 @@ fn check_kind(root: &str, name: &str, kind: Kind, v: &Value) -> Result<(), Error
     if ok {
         return Ok(());
     }
-    let expected = match kind {
-        Str => "a string",
-        Bool => "true or false",
-        Uint => "a non-negative integer",
-        StrList => "a list of strings",
-        Time => "a timestamp like 20250101T120000",
-        Any => "any value",
-        Null => "null",
-        Object => "an object",
+    let expected: std::borrow::Cow<str> = match kind {
+        Str => "a string".into(),
+        Bool => "true or false".into(),
+        Uint => "a non-negative integer".into(),
+        Seconds => format!(
+            "a number of seconds from 0 to {} (100 years)",
+            time::MAX_SECONDS
+        )
+        .into(),
+        StrList => "a list of strings".into(),
+        Time => "a timestamp like 20250101T120000".into(),
+        Any => "any value".into(),
+        Null => "null".into(),
+        Object => "an object".into(),
     };
     Err(Error::bad_request(format!(
-        "attribute '{name}' of {root} must be {expected}, not {v}"
+        "attribute '{name}' of {root} must be {expected}, not {}",
+        address::shorten(&v.to_string())
     )))
 }
 

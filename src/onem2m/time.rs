@@ -1,9 +1,18 @@
 //! oneM2M timestamps: ISO 8601 basic format, `20250101T120000` with an optional `,ffffff`
 //! fraction (TS-0004 §6.3.3, as ACME and OpenMTC write them). Always UTC.
+//!
+//! Every time this CSE keeps lies in the years 0000–9999, so that it has one fixed-width
+//! string form: [`format`] gives it, and string order of stored times (SQL's `et <= ?`) is time
+//! order. Arithmetic goes through [`after`] and [`before`], which refuse to leave that range
+//! instead of overflowing; durations a client sets are at most [`MAX_SECONDS`].
 
-use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
+use chrono::{DateTime, Datelike, NaiveDateTime, TimeDelta, TimeZone, Utc};
 
 const FORMAT: &str = "%Y%m%dT%H%M%S";
+
+/// The longest duration a client may set (`mia` and the like): 100 years. Anything longer
+/// means "never" in practice, and is refused (4000) rather than overflowing time arithmetic.
+pub const MAX_SECONDS: u64 = 100 * 366 * 24 * 3600;
 
 /// Formats a time the way this CSE writes every timestamp: with microseconds, so that strings
 /// of this form sort in time order.
@@ -38,6 +47,22 @@ pub fn parse(s: &str) -> Option<DateTime<Utc>> {
     };
     let t = base.and_utc() + chrono::Duration::microseconds(micros as i64);
     Some(Utc.from_utc_datetime(&t.naive_utc()))
+}
+
+/// `t` plus `secs` seconds, or `None` past the year 9999.
+pub fn after(t: DateTime<Utc>, secs: u64) -> Option<DateTime<Utc>> {
+    let delta = TimeDelta::try_seconds(i64::try_from(secs).ok()?)?;
+    t.checked_add_signed(delta).filter(in_range)
+}
+
+/// `t` minus `secs` seconds, or `None` before the year 0000.
+pub fn before(t: DateTime<Utc>, secs: u64) -> Option<DateTime<Utc>> {
+    let delta = TimeDelta::try_seconds(i64::try_from(secs).ok()?)?;
+    t.checked_sub_signed(delta).filter(in_range)
+}
+
+fn in_range(t: &DateTime<Utc>) -> bool {
+    (0..=9999).contains(&t.year())
 }
 
 /// Brings a valid timestamp to the canonical form of [`format`], so that stored times compare
@@ -86,6 +111,26 @@ mod tests {
         ] {
             assert_eq!(parse(bad), None, "{bad:?} should not parse");
         }
+    }
+
+    #[test]
+    fn arithmetic_stays_within_the_years_a_timestamp_can_write() {
+        let t = Utc.with_ymd_and_hms(2025, 1, 2, 3, 4, 5).unwrap();
+        assert_eq!(
+            after(t, 60),
+            Some(Utc.with_ymd_and_hms(2025, 1, 2, 3, 5, 5).unwrap())
+        );
+        assert!(after(t, MAX_SECONDS).is_some());
+        // 2.5e11 s is past 9999 (it was written "+YYYYY" and compared as a string); 8.2e12 s
+        // made chrono panic; u64::MAX does not fit a delta.
+        for secs in [250_000_000_000, 8_200_000_000_000, u64::MAX] {
+            assert_eq!(after(t, secs), None, "{secs}");
+            assert_eq!(before(t, secs), None, "{secs}");
+        }
+        assert_eq!(
+            before(t, 3600),
+            Some(Utc.with_ymd_and_hms(2025, 1, 2, 2, 4, 5).unwrap())
+        );
     }
 
     #[test]

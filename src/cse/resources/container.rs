@@ -80,12 +80,7 @@ fn enforce_limits(
     if mni.is_none() && mbs.is_none() && mia.is_none() {
         return Ok(());
     }
-    let cutoff = mia.and_then(|secs| {
-        let now = time::parse(now)?;
-        Some(time::format(
-            now - chrono::Duration::seconds(secs.min(i64::MAX as u64) as i64),
-        ))
-    });
+    let cutoff = mia.and_then(|secs| time::before(time::parse(now)?, secs));
     loop {
         let cni = cnt.int("cni").unwrap_or(0);
         let cbs = cnt.int("cbs").unwrap_or(0);
@@ -97,9 +92,12 @@ fn enforce_limits(
         else {
             break;
         };
-        let too_old = cutoff
-            .as_deref()
-            .is_some_and(|c| oldest.str("ct").is_some_and(|ct| ct < c));
+        let too_old = cutoff.is_some_and(|c| {
+            oldest
+                .str("ct")
+                .and_then(time::parse)
+                .is_some_and(|ct| ct < c)
+        });
         if !over && !too_old {
             break;
         }

@@ -24,15 +24,16 @@ pub fn init(cnt: &Resource, attrs: &mut Map<String, Value>, now: &str) -> Result
     attrs.insert("cs".into(), json!(cs));
     attrs.insert("st".into(), json!(cnt.int("st").unwrap_or(0) + 1));
     if let Some(mia) = cnt.int("mia") {
-        if let Some(t) = time::parse(now) {
-            let limit =
-                time::format(t + chrono::Duration::seconds(mia.min(i64::MAX as u64 / 2) as i64));
+        // `mia` is at most time::MAX_SECONDS, so from any valid `now` this stays in range;
+        // if it did not, the instance would simply keep its own `et`.
+        if let Some(limit) = time::parse(now).and_then(|t| time::after(t, mia)) {
             let keep = attrs
                 .get("et")
                 .and_then(Value::as_str)
-                .is_some_and(|et| et <= limit.as_str());
+                .and_then(time::parse)
+                .is_some_and(|et| et <= limit);
             if !keep {
-                attrs.insert("et".into(), json!(limit));
+                attrs.insert("et".into(), json!(time::format(limit)));
             }
         }
     }

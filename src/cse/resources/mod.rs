@@ -146,12 +146,16 @@ fn new_id(prefix: &str) -> String {
 /// Checks a requested expiration time and brings it to the stored form.
 fn expiration(attrs: &mut Map<String, Value>, now: &str) -> Result<(), Error> {
     if let Some(et) = attrs.get("et").and_then(Value::as_str) {
-        let et = time::canonical(et)
-            .ok_or_else(|| Error::bad_request(format!("et '{et}' is not a timestamp")))?;
-        if et.as_str() <= now {
+        let at = time::parse(et).ok_or_else(|| {
+            Error::bad_request(format!(
+                "et '{}' is not a timestamp",
+                crate::onem2m::address::shorten(et)
+            ))
+        })?;
+        if time::parse(now).is_some_and(|now| at <= now) {
             return Err(Error::bad_request(format!("et {et} is in the past")));
         }
-        attrs.insert("et".into(), json!(et));
+        attrs.insert("et".into(), json!(time::format(at)));
     }
     Ok(())
 }
