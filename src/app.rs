@@ -94,6 +94,7 @@ impl Appliance {
                 .iter()
                 .flat_map(|r| r.poa.iter().map(|p| (p.clone(), r.auth())))
                 .collect(),
+            config.outbound_policy().map_err(anyhow::Error::msg)?,
         )?;
         cse.set_delivery(Arc::new(delivery));
         for remote in &config.remote_cse {

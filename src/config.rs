@@ -2,6 +2,7 @@
 //! variables, merged by figment. Unknown keys are errors, so a misspelt key is reported at
 //! start-up instead of being ignored.
 
+use crate::binding::outbound;
 use crate::onem2m::MqttUrl;
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
@@ -63,15 +64,40 @@ pub struct SecurityConfig {
     /// Access to topics outside oneM2M, in Mosquitto's `acl_file` format; re-read on SIGHUP.
     /// Without one, authenticated clients use such topics freely.
     pub acl_file: Option<PathBuf>,
+    /// Address ranges (CIDR) the CSE may be made to call by what clients set (`nu`, `su`,
+    /// `poa`): allowed when in some `outbound_allow` range and in no `outbound_deny` range.
+    /// Hosts this file names (registrars, the outside broker) are always allowed.
+    pub outbound_allow: Vec<String>,
+    pub outbound_deny: Vec<String>,
 }
 
 impl Default for SecurityConfig {
     fn default() -> Self {
+        let owned = |l: &[&str]| l.iter().map(|s| s.to_string()).collect();
         SecurityConfig {
             anonymous: Anonymous::Loopback,
             password_file: None,
             acl_file: None,
+            outbound_allow: owned(outbound::DEFAULT_ALLOW),
+            outbound_deny: owned(outbound::DEFAULT_DENY),
         }
+    }
+}
+
+impl Config {
+    /// The outbound policy, with the hosts this configuration names as always allowed.
+    pub fn outbound_policy(&self) -> Result<outbound::Policy, String> {
+        let hosts = self
+            .remote_cse
+            .iter()
+            .flat_map(|r| r.poa.iter())
+            .chain((self.mqtt.mode == MqttMode::External).then_some(&self.mqtt.broker))
+            .filter_map(|u| url::Url::parse(u).ok()?.host_str().map(str::to_string));
+        outbound::Policy::new(
+            &self.security.outbound_allow,
+            &self.security.outbound_deny,
+            hosts,
+        )
     }
 }
 
@@ -428,6 +454,14 @@ impl Config {
             }
             if auth.password.is_some() && auth.username.is_none() {
                 return invalid(key, "a password needs a username");
+            }
+        }
+        for (key, ranges) in [
+            ("security.outbound_allow", &self.security.outbound_allow),
+            ("security.outbound_deny", &self.security.outbound_deny),
+        ] {
+            if let Some(e) = ranges.iter().find_map(|r| outbound::parse_range(r).err()) {
+                return invalid(key, &e);
             }
         }
         if self.mqtt.max_connections == 0 {

@@ -97,3 +97,172 @@ async fn huge_durations_are_refused_and_the_largest_allowed_keeps_instances() {
         dbg(&r).len()
     );
 }
+
+/// A subscription with target `nu` (and `su`) under `cse-in/<ae>/c`; returns the response.
+async fn subscribe(dev: &mut Device, ae: &str, nu: &str, su: Option<&str>) -> serde_json::Value {
+    let mut sub = json!({"nu":[nu]});
+    if let Some(su) = su {
+        sub["su"] = json!(su);
+    }
+    dev.request(
+        &format!("C{ae}"),
+        create(&format!("cse-in/{ae}/c"), 23, json!({ "m2m:sub": sub })),
+    )
+    .await
+}
+
+/// Services a port scan would tell apart, on loopback: each takes connections its own way.
+async fn listen_as(kind: &'static str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((mut s, _)) = l.accept().await {
+            let mut buf = [0u8; 4096];
+            let _ = tokio::time::timeout(Duration::from_millis(200), s.read(&mut buf)).await;
+            match kind {
+                "silent" => held.push(s),
+                "ssh" => {
+                    let _ = s.write_all(b"SSH-2.0-OpenSSH_9.2\r\n").await;
+                }
+                _ => {
+                    let _ = s
+                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\nconnection: close\r\n\r\nhello")
+                        .await;
+                }
+            }
+        }
+    });
+    format!("http://{addr}/x")
+}
+
+/// The CSE called any URL an AE set (`nu`, `su`, its own `poa`), and its 5204 texts told a
+/// closed port, a silent one, another protocol and a web server apart: a port scanner inside
+/// the network. Now targets pass the outbound policy, and every failure reads the same.
+#[tokio::test]
+async fn clients_cannot_make_the_cse_call_anywhere_or_learn_what_listens() {
+    let hub = Hub::start_with(&[("M2MHUB_SECURITY__ANONYMOUS", "everyone")]);
+    let mut dev = Device::connect(hub.mqtt, "Cssrf").await;
+    dev.listen_responses("Cssrf").await;
+    assert_eq!(rsc(&register(&mut dev, "Cssrf", "ssrf").await), 2001);
+    let r = dev
+        .request(
+            "Cssrf",
+            create("cse-in/ssrf", 3, json!({"m2m:cnt":{"rn":"c"}})),
+        )
+        .await;
+    assert_eq!(rsc(&r), 2001, "{r}");
+
+    // Cloud metadata, link-local, multicast: refused before any call, as the policy.
+    for nu in [
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[fe80::1]:8080/",
+        "http://[::ffff:169.254.169.254]/",
+        "mqtt://224.0.0.1:1883",
+    ] {
+        let r = subscribe(&mut dev, "ssrf", nu, None).await;
+        assert_eq!(rsc(&r), 5204, "{nu}: {r}");
+        assert!(dbg(&r).contains("not an allowed target"), "{nu}: {r}");
+    }
+    let r = subscribe(&mut dev, "ssrf", "Cssrf", Some("http://169.254.169.254/x")).await;
+    assert_eq!(rsc(&r), 5204, "su is a target too: {r}");
+
+    // The AE's own poa: notifications to the AE would go there.
+    for poa in ["http://169.254.169.254/", "mqtt://[ff02::1]:1883"] {
+        let r = dev
+            .request(
+                "Cssrf",
+                update("cse-in/ssrf", json!({"m2m:ae":{"poa":[poa]}})),
+            )
+            .await;
+        assert_eq!(rsc(&r), 4000, "{poa}: {r}");
+        assert!(dbg(&r).contains("not an allowed target"), "{r}");
+    }
+    let mut other = Device::connect(hub.mqtt, "Cssrf2").await;
+    other.listen_responses("Cssrf2").await;
+    let rqi = other.rqi();
+    let (_, r) = other
+        .send(
+            "/oneM2M/reg_req/Cssrf2/id-in/json",
+            json!({"op":1,"to":"cse-in","fr":"Cssrf2","rqi":rqi,"rvi":"3","ty":2,
+                   "pc":{"m2m:ae":{"rn":"ssrf2","api":"N","rr":true,"poa":["http://169.254.169.254/"]}}}),
+        )
+        .await;
+    assert_eq!(rsc(&r), 4000, "registration with a refused poa: {r}");
+    // What an edge box's apps use stays allowed: loopback and private addresses.
+    let r = dev
+        .request(
+            "Cssrf",
+            update(
+                "cse-in/ssrf",
+                json!({"m2m:ae":{"poa":["http://127.0.0.1:9/","http://192.168.1.20/"]}}),
+            ),
+        )
+        .await;
+    assert_eq!(rsc(&r), 2004, "{r}");
+
+    // Allowed addresses that do not confirm: one text whatever listens there.
+    let closed = format!(
+        "http://{}/x",
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+    );
+    let mut texts = Vec::new();
+    for nu in [
+        closed,
+        listen_as("silent").await,
+        listen_as("ssh").await,
+        listen_as("web").await,
+    ] {
+        let r = subscribe(&mut dev, "ssrf", &nu, None).await;
+        assert_eq!(rsc(&r), 5204, "{nu}: {r}");
+        texts.push(dbg(&r).replace(&nu, "URL"));
+    }
+    assert!(
+        texts.iter().all(|t| *t == texts[0]),
+        "the texts tell the services apart: {texts:#?}"
+    );
+    // A refused su fails the subscription the same way (it used to be stored unchecked).
+    let r = subscribe(&mut dev, "ssrf", "Cssrf", Some(&listen_as("web").await)).await;
+    assert_eq!(rsc(&r), 5204, "{r}");
+    assert_eq!(
+        dbg(&r).split(':').next_back(),
+        texts[0].split(':').next_back()
+    );
+}
+
+/// An operator narrows the policy: then even loopback targets are refused.
+#[tokio::test]
+async fn the_outbound_policy_is_the_operators() {
+    let hub = Hub::start_with(&[
+        ("M2MHUB_SECURITY__ANONYMOUS", "everyone"),
+        ("M2MHUB_SECURITY__OUTBOUND_ALLOW", "[\"10.0.0.0/8\"]"),
+    ]);
+    let mut dev = Device::connect(hub.mqtt, "Cnarrow").await;
+    dev.listen_responses("Cnarrow").await;
+    assert_eq!(rsc(&register(&mut dev, "Cnarrow", "narrow").await), 2001);
+    let r = dev
+        .request(
+            "Cnarrow",
+            create("cse-in/narrow", 3, json!({"m2m:cnt":{"rn":"c"}})),
+        )
+        .await;
+    assert_eq!(rsc(&r), 2001, "{r}");
+    let r = subscribe(&mut dev, "narrow", &listen_as("web").await, None).await;
+    assert_eq!(rsc(&r), 5204, "{r}");
+    assert!(dbg(&r).contains("not an allowed target"), "{r}");
+    // Its own broker stays reachable: an AE on it is notified as before.
+    let r = dev
+        .request(
+            "Cnarrow",
+            update(
+                "cse-in/narrow",
+                json!({"m2m:ae":{"poa":[format!("mqtt://{}", hub.mqtt)]}}),
+            ),
+        )
+        .await;
+    assert_eq!(rsc(&r), 2004, "{r}");
+}

@@ -160,7 +160,7 @@ mod tests {
         let a = Authenticator::new(&SecurityConfig {
             anonymous,
             password_file: Some(file),
-            acl_file: None,
+            ..SecurityConfig::default()
         })
         .unwrap();
         // The files are read; the directory may go.

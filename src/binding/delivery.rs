@@ -6,6 +6,7 @@
 //! delays another. A full queue drops (and logs) what does not fit.
 
 use super::mqtt::link::LocalLink;
+use super::outbound::{self, Policy};
 use super::queues::{next_or_idle, KeyedQueues, Pushed};
 use crate::client::{ClientError, Endpoint, HttpTransport, MqttTransport, Options, TlsOptions};
 use crate::config::PeerAuth;
@@ -28,6 +29,9 @@ const ATTEMPTS: u32 = 4;
 const FIRST_RETRY: Duration = Duration::from_millis(500);
 /// A target's worker ends after this long without notifications.
 const IDLE: Duration = Duration::from_secs(60);
+/// The largest answer read from a target: an answer to a NOTIFY is small, a forwarded
+/// request's answer at most a primitive.
+const MAX_RESPONSE: usize = 4 << 20;
 
 /// The broker the CSE's own session is on: targets there get notifications through that
 /// session rather than through another connection.
@@ -55,25 +59,36 @@ struct Inner {
     /// password never goes to the same port without TLS.
     peers: HashMap<(String, u16, bool), PeerAuth>,
     queues: Mutex<KeyedQueues<Target, RequestPrimitive>>,
+    /// Where clients may make the CSE call.
+    policy: Arc<Policy>,
 }
 
 impl Deliverer {
     /// `site_ca` (`tls.ca_certs`) is trusted for `https://` targets besides the system roots.
     /// `peers` are the brokers of configured peers (the registrar's `poa`) and how to log in
-    /// there.
+    /// there. Every other target must be allowed by `policy`.
     pub fn new(
         runtime: Handle,
         cse_id: &str,
         local: Option<(Arc<LocalLink>, OwnBroker)>,
         site_ca: Option<&std::path::Path>,
         peers: Vec<(String, PeerAuth)>,
+        policy: Policy,
     ) -> anyhow::Result<Self> {
+        let policy = Arc::new(policy);
+        let resolver = Arc::new(outbound::Resolver(policy.clone()));
         Ok(Deliverer {
             inner: Arc::new(Inner {
                 runtime,
                 cse_id: cse_id.to_string(),
                 local,
-                http: HttpTransport::for_urls(PEER_ANSWER_WITHIN, site_ca)?,
+                http: HttpTransport::for_urls(
+                    PEER_ANSWER_WITHIN,
+                    site_ca,
+                    Some(resolver),
+                    MAX_RESPONSE,
+                )?,
+                policy,
                 site_ca: site_ca.map(std::path::Path::to_path_buf),
                 peers: peers
                     .into_iter()
@@ -196,9 +211,16 @@ impl Inner {
             Err(e @ ClientError::Response(_)) => Err(Failure::Unanswered(e.to_string())),
             Err(e) => Err(Failure::Unsent(e.to_string())),
         };
+        let refused = |why| Failure::Unanswered(why);
         match target {
-            Target::Http(url) => http(self.http.send_to_url(url, req).await, url),
-            Target::HttpCse(base) => http(self.http.send_via(base, req).await, base),
+            Target::Http(url) => {
+                self.policy.check_url(url).await.map_err(refused)?;
+                http(self.http.send_to_url(url, req).await, url)
+            }
+            Target::HttpCse(base) => {
+                self.policy.check_url(base).await.map_err(refused)?;
+                http(self.http.send_via(base, req).await, base)
+            }
             Target::Mqtt {
                 host,
                 port,
@@ -234,6 +256,7 @@ impl Inner {
                 tls,
                 receiver,
             } => {
+                self.policy.check(host, *port).await.map_err(refused)?;
                 let broker = self.broker(host, *port, *tls).await?;
                 match broker.send_to(receiver, req.clone()).await {
                     Ok(rsp) => Ok(rsp),
@@ -286,6 +309,23 @@ impl Delivery for Deliverer {
             .runtime
             .block_on(self.inner.send(target, &req, true))
             .map_err(|f| f.text().to_string())
+    }
+
+    fn permits(&self, url: &str) -> Result<(), String> {
+        // Our own broker is always a target (`mqtt://127.0.0.1` poas are the usual case).
+        if MqttUrl::is_mqtt(url) {
+            let u = MqttUrl::parse(url)?;
+            if self.inner.is_local(&u.host, u.port) {
+                return Ok(());
+            }
+            return self
+                .inner
+                .runtime
+                .block_on(self.inner.policy.check(&u.host, u.port));
+        }
+        self.inner
+            .runtime
+            .block_on(self.inner.policy.check_url(url))
     }
 
     fn enqueue(&self, target: Target, req: RequestPrimitive) {

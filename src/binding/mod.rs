@@ -4,6 +4,7 @@ pub mod delivery;
 pub mod http;
 mod listen;
 pub mod mqtt;
+pub mod outbound;
 mod queues;
 
 use serde_json::Value;

@@ -17,7 +17,12 @@ pub struct HttpTransport {
     timeout: Duration,
     /// HTTP Basic credentials.
     login: Option<(String, String)>,
+    /// The largest response body read; a longer one is an error.
+    max_response: usize,
 }
+
+/// The largest response body a client reads by default: far above any oneM2M primitive.
+pub const MAX_RESPONSE: usize = 16 << 20;
 
 impl HttpTransport {
     pub fn new(endpoint: &Endpoint, opts: &Options) -> Result<Self, ClientError> {
@@ -42,24 +47,35 @@ impl HttpTransport {
                 let password = opts.password.as_ref().map(|p| p.expose().to_string());
                 (u, password.unwrap_or_default())
             }),
+            max_response: MAX_RESPONSE,
         })
     }
 }
 
 impl HttpTransport {
-    /// A transport with no base address, for [`send_to_url`](Self::send_to_url) (a CSE
-    /// notifying a URL).
-    /// `https://` targets are verified against the system roots and `extra_ca` (the site CA).
+    /// A transport with no base address, for [`send_to_url`](Self::send_to_url): a CSE
+    /// calling the URLs its clients set. `https://` targets are verified against the system
+    /// roots and `extra_ca` (the site CA). Host names are resolved by `resolver` (which may
+    /// refuse them); redirects are not followed and no proxy is used, so the request goes
+    /// where the URL and the resolver say. Responses over `max_response` bytes are refused.
     pub fn for_urls(
         timeout: Duration,
         extra_ca: Option<&std::path::Path>,
+        resolver: Option<std::sync::Arc<dyn reqwest::dns::Resolve>>,
+        max_response: usize,
     ) -> Result<Self, ClientError> {
         let tls = crate::tls::client_config(&Default::default(), extra_ca)
             .map_err(|e| ClientError::TlsOption("ca_certs", format!("{e:#}")))?;
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .timeout(timeout)
             .tcp_nodelay(true)
-            .use_preconfigured_tls((*tls).clone())
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .use_preconfigured_tls((*tls).clone());
+        if let Some(resolver) = resolver {
+            builder = builder.dns_resolver(std::sync::Arc::new(DynResolver(resolver)));
+        }
+        let http = builder
             .build()
             .map_err(|e| ClientError::Transport(e.to_string()))?;
         Ok(HttpTransport {
@@ -67,6 +83,7 @@ impl HttpTransport {
             base: String::new(),
             timeout,
             login: None,
+            max_response,
         })
     }
 
@@ -116,13 +133,40 @@ impl HttpTransport {
             }
         })?;
         let (status, headers) = (rsp.status(), rsp.headers().clone());
-        let body = rsp
-            .bytes()
-            .await
-            .map_err(|e| ClientError::Transport(e.to_string()))?;
+        let body = read_at_most(rsp, self.max_response).await?;
         h::response_from_http(status, &headers, &body, &req.rqi)
             .map_err(|e| ClientError::Response(format!("{e}: is {url} a oneM2M entity?")))
     }
+}
+
+/// A resolver chosen at run time, for reqwest (which takes a sized one).
+struct DynResolver(std::sync::Arc<dyn reqwest::dns::Resolve>);
+
+impl reqwest::dns::Resolve for DynResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        self.0.resolve(name)
+    }
+}
+
+/// The body of `rsp`, refused once it passes `limit` bytes (before reading, when the length
+/// is announced).
+async fn read_at_most(mut rsp: reqwest::Response, limit: usize) -> Result<Vec<u8>, ClientError> {
+    let too_long = || ClientError::Transport(format!("the response is longer than {limit} bytes"));
+    if rsp.content_length().is_some_and(|n| n > limit as u64) {
+        return Err(too_long());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = rsp
+        .chunk()
+        .await
+        .map_err(|e| ClientError::Transport(e.to_string()))?
+    {
+        if body.len() + chunk.len() > limit {
+            return Err(too_long());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 impl Transport for HttpTransport {

@@ -45,6 +45,9 @@ pub trait Delivery: Send + Sync {
     ) -> Result<crate::onem2m::ResponsePrimitive, String>;
     /// Queues for delivery with retries; returns at once.
     fn enqueue(&self, target: Target, req: RequestPrimitive);
+    /// Whether the outbound policy lets the CSE call the host of `url` (an http(s):// or
+    /// mqtt(s):// address a client set). Blocking: it may resolve a host name.
+    fn permits(&self, url: &str) -> Result<(), String>;
 }
 
 /// The subscription's SP-relative reference, `sur`.
@@ -258,18 +261,27 @@ impl Cse {
 
     /// Sends a verification request to every target in `nus` that is not the subscriber
     /// itself; any answer other than 2000 fails the request with 5204 (digest §7.1). Blocking.
+    ///
+    /// Whatever went wrong (nothing listens, nothing answers, something that is not a oneM2M
+    /// entity answers, or one answers with an error), the client gets one text, so that
+    /// verification cannot tell it what listens where; the log has the reason. A target the
+    /// outbound policy refuses is said to be refused: that reveals the policy, not the network.
     pub(super) fn verify(
         &self,
         originator: &str,
         sub_ri: &str,
         nus: &[String],
     ) -> Result<(), Error> {
-        let fail = |nu: &str, why: String| {
+        let fail = |nu: &str, why: &str| {
             Error::new(
                 Rsc::SUBSCRIPTION_VERIFICATION_INITIATION_FAILED,
-                format!("verification of notification target '{nu}' failed: {why}"),
+                format!(
+                    "verification of notification target '{}' failed: {why}",
+                    address::shorten(nu)
+                ),
             )
         };
+        const UNCONFIRMED: &str = "it did not confirm the verification request";
         for nu in nus {
             if !originator.is_empty()
                 && address::originator_to_local(nu, &self.rules.me) == originator
@@ -289,21 +301,26 @@ impl Cse {
             })?;
             let target: Target = match target {
                 None => continue,
-                Some(t) => t.map_err(|why| fail(nu, why))?,
+                Some(t) => t.map_err(|why| fail(nu, &why))?,
             };
             let delivery = self
                 .delivery()
-                .ok_or_else(|| fail(nu, "no notification delivery is running".into()))?;
+                .ok_or_else(|| fail(nu, "no notification delivery is running"))?;
+            if nu.contains("://") {
+                delivery.permits(nu).map_err(|why| fail(nu, &why))?;
+            }
             let mut sgn = json!({ "vrq": true, "sur": sur(&self.rules, sub_ri) });
             if !originator.is_empty() {
                 sgn["cr"] = json!(originator);
             }
             let req = request(&self.rules, nu, json!({ "m2m:sgn": sgn }));
-            match delivery.request(&target, req) {
-                Ok(rsp) if rsp.rsc == Rsc::OK => {}
-                Ok(rsp) => return Err(fail(nu, format!("the target answered {}", rsp.rsc))),
-                Err(why) => return Err(fail(nu, why)),
-            }
+            let why = match delivery.request(&target, req) {
+                Ok(rsp) if rsp.rsc == Rsc::OK => continue,
+                Ok(rsp) => format!("it answered {}", rsp.rsc),
+                Err(why) => why,
+            };
+            tracing::info!(%originator, nu = %address::shorten(nu), %why, "subscription verification failed");
+            return Err(fail(nu, UNCONFIRMED));
         }
         Ok(())
     }

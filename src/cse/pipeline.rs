@@ -9,7 +9,7 @@
 
 use super::notify::Notice;
 use super::Bindings;
-use super::{discovery, forward, ops, Cse};
+use super::{discovery, forward, ops, reach, Cse};
 use crate::auth::Identity;
 use crate::onem2m::address::too_long;
 use crate::onem2m::address::{self, parse_target, shorten, Virtual};
@@ -248,10 +248,16 @@ impl Cse {
     /// A plain create, update or delete becomes a write for the store; the rest goes on to
     /// the blocking path.
     fn plan(&self, req: &RequestPrimitive, checked: Checked) -> Result<Plan, Error> {
-        // Subscriptions verify their targets (they call out) before they are written.
+        // Subscriptions verify their targets (they call out), and a `poa` is checked against
+        // the outbound policy (it may resolve a name), before they are written.
+        let sets_poa = reach::poa_set(req).is_some();
         let needs_blocking = match req.op {
-            Operation::Create => req.ty == Some(ResourceType::Subscription.code() as u64),
-            Operation::Update => req.pc.as_ref().and_then(|pc| pc.get("m2m:sub")).is_some(),
+            Operation::Create => {
+                sets_poa || req.ty == Some(ResourceType::Subscription.code() as u64)
+            }
+            Operation::Update => {
+                sets_poa || req.pc.as_ref().and_then(|pc| pc.get("m2m:sub")).is_some()
+            }
             Operation::Delete => false,
             Operation::Retrieve | Operation::Notify => true,
         };

@@ -3,7 +3,7 @@
 //! that is not registered here is reached through our registrar, which must be.
 
 use super::notify::string_list;
-use super::Rules;
+use super::{Cse, Rules};
 use crate::onem2m::address::originator_to_local;
 use crate::onem2m::{Error, MqttUrl, ResourceType, Rsc};
 use crate::store::{Reader, Resource};
@@ -146,5 +146,34 @@ pub fn next_hop(r: &Reader, rules: &Rules, csi: &str) -> Result<Target, Error> {
         })
     } else {
         Ok(Target::HttpCse(poa.trim_end_matches('/').to_string()))
+    }
+}
+
+/// The `poa` a CREATE or UPDATE sets on an AE or a remote CSE, if it sets one.
+pub fn poa_set(req: &crate::onem2m::RequestPrimitive) -> Option<Vec<String>> {
+    let pc = req.pc.as_ref()?;
+    let res = pc.get("m2m:ae").or_else(|| pc.get("m2m:csr"))?;
+    res.get("poa").map(|p| string_list(Some(p)))
+}
+
+impl Cse {
+    /// Refuses (4000) a `poa` with an address the outbound policy does not let this CSE
+    /// call: the CSE would call it for every notification to that entity. Blocking.
+    pub(super) fn check_poa(&self, poa: &[String]) -> Result<(), Error> {
+        let Some(delivery) = self.delivery() else {
+            return Ok(());
+        };
+        let urls = poa.iter().filter(|p| {
+            p.starts_with("http://") || p.starts_with("https://") || MqttUrl::is_mqtt(p)
+        });
+        for url in urls {
+            delivery.permits(url).map_err(|why| {
+                Error::bad_request(format!(
+                    "poa '{}': {why}",
+                    crate::onem2m::address::shorten(url)
+                ))
+            })?;
+        }
+        Ok(())
     }
 }

@@ -5,6 +5,7 @@ use super::super::access::{self, Action};
 use super::super::attributes;
 use super::super::notify::string_list;
 use super::super::pipeline::{result_content, Success, WriteFn};
+use super::super::reach;
 use super::super::resources::{self, NewResource};
 use super::super::Cse;
 use crate::onem2m::{Base, Error, RequestPrimitive, ResourceType, Rsc, Virtual};
@@ -88,8 +89,9 @@ pub fn write(
     })
 }
 
-/// A CREATE on the blocking path: a subscription's targets are verified first (only by
-/// someone allowed to subscribe there: nobody else makes this CSE call out), then the write.
+/// A CREATE on the blocking path: a subscription's targets (`nu`, `su`) are verified first
+/// (only by someone allowed to subscribe there: nobody else makes this CSE call out), and a
+/// `poa` is checked against the outbound policy; then the write.
 pub fn verified(
     cse: &Cse,
     req: &RequestPrimitive,
@@ -100,12 +102,19 @@ pub fn verified(
 ) -> Result<Success, Error> {
     let asked = content(req, virt)?;
     let mut preset_ri = None;
+    if let Some(poa) = reach::poa_set(req) {
+        cse.check_poa(&poa)?;
+    }
     if asked.ty == ResourceType::Subscription {
         let action = Action::Create(ResourceType::Subscription);
         cse.store
             .read(|r| access::target(r, &cse.rules, &originator, action, &base, None, &req.to))?;
         let ri = format!("sub{:012x}", rand::random::<u64>() >> 16);
-        cse.verify(&originator, &ri, &string_list(asked.attrs.get("nu")))?;
+        // `su` is called on deletion: it is a target like those of `nu`.
+        let mut targets = string_list(asked.attrs.get("nu"));
+        let su = asked.attrs.get("su").and_then(Value::as_str);
+        targets.extend(su.filter(|su| !su.is_empty()).map(str::to_string));
+        cse.verify(&originator, &ri, &targets)?;
         preset_ri = Some(ri);
     }
     cse.write(write(

@@ -4,8 +4,9 @@
 use super::super::access::{self, Action, Object};
 use super::super::notify::string_list;
 use super::super::pipeline::{result_content, Success, WriteFn};
-use super::super::{resources, Cse};
+use super::super::{reach, resources, Cse};
 use crate::onem2m::{Base, Error, RequestPrimitive, ResourceType, Rsc, Virtual};
+use serde_json::Value;
 
 pub fn write(
     cse: &Cse,
@@ -33,8 +34,9 @@ pub fn write(
     }))
 }
 
-/// An UPDATE on the blocking path: new notification targets of a subscription are verified
-/// before they are stored (only for someone allowed to update it).
+/// An UPDATE on the blocking path: the notification targets a subscription's new `nu` and
+/// `su` add are verified before they are stored (only for someone allowed to update it), and
+/// a new `poa` is checked against the outbound policy.
 pub fn verified(
     cse: &Cse,
     req: &RequestPrimitive,
@@ -42,12 +44,15 @@ pub fn verified(
     base: Base,
     virt: Option<Virtual>,
 ) -> Result<Success, Error> {
-    let new_nus = req
-        .pc
-        .as_ref()
-        .and_then(|pc| pc.get("m2m:sub"))
-        .and_then(|s| s.get("nu"));
-    if let Some(new_nus) = new_nus {
+    if let Some(poa) = reach::poa_set(req) {
+        cse.check_poa(&poa)?;
+    }
+    let sub = req.pc.as_ref().and_then(|pc| pc.get("m2m:sub"));
+    let (new_nus, new_su) = (
+        sub.and_then(|s| s.get("nu")),
+        sub.and_then(|s| s.get("su")).and_then(Value::as_str),
+    );
+    if new_nus.is_some() || new_su.is_some() {
         let current = cse.store.read(|r| {
             let current = resources::resolve(r, &base, None, &req.to)?;
             if current.ty == ResourceType::Subscription {
@@ -58,10 +63,15 @@ pub fn verified(
         })?;
         if current.ty == ResourceType::Subscription {
             let old = string_list(current.attrs.get("nu"));
-            let added: Vec<String> = string_list(Some(new_nus))
+            let mut added: Vec<String> = string_list(new_nus)
                 .into_iter()
                 .filter(|n| !old.contains(n))
                 .collect();
+            added.extend(
+                new_su
+                    .filter(|su| !su.is_empty() && current.str("su") != Some(*su))
+                    .map(str::to_string),
+            );
             cse.verify(&originator, &current.ri, &added)?;
         }
     }
