@@ -29,6 +29,10 @@ enum Command {
     Run,
     /// Print the effective configuration, or say which key or value is wrong.
     CheckConfig,
+    /// Check the whole database (SQLite's integrity_check, every index against its table):
+    /// prints "ok" and exits 0, or the problems and exits 1. Stop the service first: the
+    /// database is locked while it runs. Every start runs the quicker quick_check.
+    CheckDb,
     /// Add a credential to a password file (Mosquitto's format), or change its password.
     /// Reads the password from the terminal, or from standard input in scripts.
     Passwd(passwd::Args),
@@ -65,10 +69,44 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Run => run(config, cli.config),
+        Command::CheckDb => check_db(&config),
         Command::Request(args) => request::run(*args),
         Command::Passwd(args) => passwd::run(args),
         #[cfg(feature = "bench")]
         Command::Bench(args) => run_bench(*args),
+    }
+}
+
+fn check_db(config: &Config) -> ExitCode {
+    let path = &config.storage.path;
+    if !path.exists() {
+        eprintln!("m2mhub: no database at {}", path.display());
+        return ExitCode::FAILURE;
+    }
+    let store = match m2mhub::store::Store::open(path) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("m2mhub: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let found = store.integrity_check();
+    store.close();
+    match found {
+        Ok(problems) if problems.is_empty() => {
+            println!("ok: {} passed integrity_check", path.display());
+            ExitCode::SUCCESS
+        }
+        Ok(problems) => {
+            for p in problems {
+                println!("{p}");
+            }
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("m2mhub: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -266,3 +266,91 @@ async fn the_outbound_policy_is_the_operators() {
         .await;
     assert_eq!(rsc(&r), 2004, "{r}");
 }
+
+/// Two instances on one database both ran and both served; now the second refuses and names
+/// the first.
+#[tokio::test]
+async fn a_second_instance_on_the_same_database_refuses_and_names_the_first() {
+    let first = Hub::start();
+    let (status, err) = Hub::refused_start(&first.dir, &[]);
+    assert!(!status.success(), "{err}");
+    assert!(
+        err.contains("in use by another m2mhub") && err.contains(&format!("PID {}", first.pid())),
+        "{err}"
+    );
+    // The first one still serves.
+    let mut dev = Device::connect(first.mqtt, "Cfirst").await;
+    dev.listen_responses("Cfirst").await;
+    assert_eq!(rsc(&register(&mut dev, "Cfirst", "first").await), 2001);
+    // `check-db` respects the lock too.
+    let out = Hub::command(&first.dir, &[])
+        .arg("check-db")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("in use"));
+}
+
+/// A damaged database file started with no check, and new writes went into it. Now start-up
+/// refuses it, says why, and leaves it as it was.
+#[tokio::test]
+async fn a_damaged_database_is_refused_and_left_untouched() {
+    let mut hub = Hub::start();
+    let mut dev = Device::connect(hub.mqtt, "Cdamage").await;
+    dev.listen_responses("Cdamage").await;
+    assert_eq!(rsc(&register(&mut dev, "Cdamage", "damage").await), 2001);
+    for i in 0..200 {
+        let r = dev
+            .request(
+                "Cdamage",
+                create(
+                    "cse-in/damage",
+                    3,
+                    json!({"m2m:cnt":{"rn":format!("c{i}"),"lbl":["x".repeat(200)]}}),
+                ),
+            )
+            .await;
+        assert_eq!(rsc(&r), 2001, "{r}");
+    }
+    assert!(hub.stop().await.success());
+    let dir = hub.take_dir();
+    let db = dir.path().join("data/m2mhub.db");
+
+    // A sound file passes the full check, on demand.
+    let out = Hub::command(dir.path(), &[])
+        .arg("check-db")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Overwrite pages in the middle of the file, as a failing disk would.
+    let mut bytes = std::fs::read(&db).unwrap();
+    assert!(bytes.len() > 16 * 4096, "{} bytes", bytes.len());
+    for b in &mut bytes[8 * 4096..12 * 4096] {
+        *b = 0xA5;
+    }
+    std::fs::write(&db, &bytes).unwrap();
+    let (status, err) = Hub::refused_start(dir.path(), &[]);
+    assert!(!status.success(), "{err}");
+    assert!(err.contains("integrity check"), "{err}");
+    assert_eq!(
+        std::fs::read(&db).unwrap(),
+        bytes,
+        "the damaged file was written to"
+    );
+    let out = Hub::command(dir.path(), &[])
+        .arg("check-db")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+
+    // A truncated file too.
+    std::fs::write(&db, &bytes[..bytes.len() / 2]).unwrap();
+    let (status, err) = Hub::refused_start(dir.path(), &[]);
+    assert!(!status.success(), "{err}");
+    assert!(err.contains("integrity check"), "{err}");
+}

@@ -35,6 +35,18 @@ pub enum StoreError {
     Corrupt(String, String),
     #[error("cannot create the database directory {0}: {1}")]
     Directory(PathBuf, std::io::Error),
+    #[error(
+        "the database {0} is in use by another m2mhub (PID {1}); stop it first, or give this \
+         one another storage.path"
+    )]
+    InUse(PathBuf, String),
+    #[error("cannot lock the database {0}: {1}")]
+    Lock(PathBuf, std::io::Error),
+    #[error(
+        "the database {0} failed its integrity check ({1}); nothing was written to it. Restore \
+         it from a backup, or move it away to start with an empty one"
+    )]
+    Damaged(PathBuf, String),
     #[error("the store is shut down")]
     Closed,
     #[error("a write failed unexpectedly: {0}")]
@@ -54,6 +66,8 @@ struct Inner {
     writer: Mutex<Option<flume::Sender<Box<dyn Job>>>>,
     writer_thread: Mutex<Option<thread::JoinHandle<()>>>,
     readers: Mutex<Vec<Connection>>,
+    /// The lock file, held (flock) while this store is open, with our PID in it.
+    _lock: std::fs::File,
 }
 
 impl Store {
@@ -64,7 +78,14 @@ impl Store {
             std::fs::create_dir_all(dir)
                 .map_err(|e| StoreError::Directory(dir.to_path_buf(), e))?;
         }
+        let lock = take_lock(path)?;
         let conn = Connection::open(path)?;
+        // Before anything is written: a damaged file is refused, not written into.
+        match schema::quick_check(&conn) {
+            Ok(problems) if problems.is_empty() => {}
+            Ok(problems) => return Err(StoreError::Damaged(path.into(), problems.join("; "))),
+            Err(e) => return Err(StoreError::Damaged(path.into(), e.to_string())),
+        }
         schema::prepare_writer(&conn)?;
         let (tx, rx) = flume::unbounded::<Box<dyn Job>>();
         let commits = Arc::new(AtomicU64::new(0));
@@ -80,8 +101,16 @@ impl Store {
                 writer: Mutex::new(Some(tx)),
                 writer_thread: Mutex::new(Some(writer_thread)),
                 readers: Mutex::new(Vec::new()),
+                _lock: lock,
             }),
         })
+    }
+
+    /// SQLite's full `integrity_check` (every index against its table): the problems found,
+    /// none when the database is sound. Reads the whole file.
+    pub fn integrity_check(&self) -> Result<Vec<String>, StoreError> {
+        let conn = self.open_reader()?;
+        Ok(schema::integrity_check(&conn)?)
     }
 
     pub fn path(&self) -> &Path {
@@ -165,6 +194,41 @@ impl Store {
         }
         self.lock_readers().clear();
     }
+}
+
+/// Takes the lock file `<database>.lock`, so that one process at a time serves a database,
+/// and writes our PID into it. The lock goes with the process, however it ends.
+fn take_lock(path: &Path) -> Result<std::fs::File, StoreError> {
+    use std::io::{Read, Seek, Write};
+    let mut name = path.as_os_str().to_owned();
+    name.push(".lock");
+    let lock_path = PathBuf::from(name);
+    let failed = |e| StoreError::Lock(lock_path.clone(), e);
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&lock_path)
+        .map_err(failed)?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut pid = String::new();
+            let _ = file.read_to_string(&mut pid);
+            let pid = pid.trim();
+            let pid = if pid.is_empty() { "unknown" } else { pid };
+            return Err(StoreError::InUse(
+                path.into(),
+                pid.chars().take(20).collect(),
+            ));
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(failed(e)),
+    }
+    file.set_len(0).map_err(failed)?;
+    file.rewind().map_err(failed)?;
+    writeln!(file, "{}", std::process::id()).map_err(failed)?;
+    Ok(file)
 }
 
 /// A write on its way to the disk.

@@ -63,3 +63,21 @@ fn tune(conn: &Connection) -> rusqlite::Result<()> {
     conn.pragma_update(None, "cache_size", -8192i64)?;
     Ok(())
 }
+
+/// `PRAGMA quick_check`: the problems found (none when the file is sound). Checks every page
+/// and record, but not indexes against their tables; linear in the file's size.
+pub fn quick_check(conn: &Connection) -> rusqlite::Result<Vec<String>> {
+    check(conn, "PRAGMA quick_check(20)")
+}
+
+/// `PRAGMA integrity_check`: quick_check, and every index against its table.
+pub fn integrity_check(conn: &Connection) -> rusqlite::Result<Vec<String>> {
+    check(conn, "PRAGMA integrity_check(100)")
+}
+
+fn check(conn: &Connection, sql: &str) -> rusqlite::Result<Vec<String>> {
+    let mut stmt = conn.prepare(sql)?;
+    let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+    let found: Vec<String> = rows.collect::<Result<_, _>>()?;
+    Ok(found.into_iter().filter(|l| l != "ok").collect())
+}

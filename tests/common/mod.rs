@@ -49,8 +49,8 @@ impl Hub {
         hub
     }
 
-    /// An appliance whose working directory (and so database) is `dir`; `env` adds settings.
-    pub fn start_in(dir: &Path, env: &[(&str, &str)]) -> Hub {
+    /// The appliance's command line as [`Hub::start_in`] runs it, stderr piped.
+    pub fn command(dir: &Path, env: &[(&str, &str)]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_m2mhub"));
         // Only what the test says reaches the appliance: no inherited M2MHUB_* or RUST_LOG,
         // and no ./config.toml (the working directory is the temporary one).
@@ -75,6 +75,38 @@ impl Hub {
                 cmd.env(k, v);
             }
         }
+        cmd
+    }
+
+    /// Runs the appliance in `dir` expecting it to refuse to start: waits (at most 30 s) for
+    /// it to exit and returns its status and what it printed on stderr.
+    pub fn refused_start(dir: &Path, env: &[(&str, &str)]) -> (std::process::ExitStatus, String) {
+        use std::io::Read;
+        let mut child = Hub::command(dir, env).spawn().expect("spawn m2mhub");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("m2mhub started where it should have refused to");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut err = String::new();
+        let _ = child
+            .stderr
+            .take()
+            .expect("stderr")
+            .read_to_string(&mut err);
+        (status, err)
+    }
+
+    /// An appliance whose working directory (and so database) is `dir`; `env` adds settings.
+    pub fn start_in(dir: &Path, env: &[(&str, &str)]) -> Hub {
+        let mut cmd = Hub::command(dir, env);
         let mut child = cmd.spawn().expect("spawn m2mhub");
         let stderr = child.stderr.take().expect("stderr");
         let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
