@@ -211,19 +211,22 @@ fn take_lock(path: &Path) -> Result<std::fs::File, StoreError> {
         .truncate(false)
         .open(&lock_path)
         .map_err(failed)?;
-    match file.try_lock() {
-        Ok(()) => {}
-        Err(std::fs::TryLockError::WouldBlock) => {
-            let mut pid = String::new();
-            let _ = file.read_to_string(&mut pid);
-            let pid = pid.trim();
-            let pid = if pid.is_empty() { "unknown" } else { pid };
-            return Err(StoreError::InUse(
-                path.into(),
-                pid.chars().take(20).collect(),
-            ));
+    // flock(2), not File::try_lock (Rust 1.89, past our MSRV): released when the process ends.
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock on a descriptor this function owns; no memory is passed.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EWOULDBLOCK) {
+            return Err(failed(e));
         }
-        Err(std::fs::TryLockError::Error(e)) => return Err(failed(e)),
+        let mut pid = String::new();
+        let _ = file.read_to_string(&mut pid);
+        let pid = pid.trim();
+        let pid = if pid.is_empty() { "unknown" } else { pid };
+        return Err(StoreError::InUse(
+            path.into(),
+            pid.chars().take(20).collect(),
+        ));
     }
     file.set_len(0).map_err(failed)?;
     file.rewind().map_err(failed)?;
