@@ -55,6 +55,7 @@ impl Appliance {
             _ => Some(crate::tls::server_config(&config.tls).context("[tls]")?),
         };
         warn_about_plain_passwords(config);
+        check_fd_budget(config);
 
         let relay_for: Vec<String> = config.remote_cse.iter().map(|r| r.cse_id.clone()).collect();
         let (broker, local) = match (config.mqtt.enabled, config.mqtt.mode) {
@@ -62,8 +63,15 @@ impl Appliance {
             (true, MqttMode::Embedded) => {
                 let gate: Arc<dyn rumqttd::Gate> =
                     Arc::new(Gate::new(auth.clone(), cse.bindings().clone()));
-                let broker =
-                    Arc::new(EmbeddedBroker::start(&config.mqtt, Some(gate), tls.clone()).await?);
+                let broker = Arc::new(
+                    EmbeddedBroker::start(
+                        &config.mqtt,
+                        config.max_request_size(),
+                        Some(gate),
+                        tls.clone(),
+                    )
+                    .await?,
+                );
                 let link = mqtt::serve(broker.clone(), cse.clone(), relay_for).await?;
                 let addrs = std::iter::once(broker.v4_addr)
                     .chain(broker.v5_addr)
@@ -103,7 +111,13 @@ impl Appliance {
         let http = if config.http.enabled {
             let tls_listen = config.http.tls_listen.zip(tls.clone());
             let plain = Some(config.http.listen);
-            Some(http::serve(plain, tls_listen, cse.clone(), auth.clone()).await?)
+            let limits = http::Limits {
+                max_connections: config.http.max_connections,
+                header_timeout: std::time::Duration::from_secs(config.http.header_timeout_s),
+                body_timeout: std::time::Duration::from_secs(config.http.body_timeout_s),
+                max_body: config.max_request_size(),
+            };
+            Some(http::serve(plain, tls_listen, cse.clone(), auth.clone(), limits).await?)
         } else {
             None
         };
@@ -224,6 +238,62 @@ fn plain_password_links(config: &Config) -> Vec<(String, String)> {
         }
     }
     out
+}
+
+/// Descriptors the appliance uses besides client connections: the database, its WAL and
+/// readers, outgoing links, listeners, certificate files.
+const FD_RESERVE: usize = 128;
+
+/// Each binding has its own share of descriptors (its `max_connections`), so that idle HTTP
+/// clients cannot take what MQTT devices need. Raises the soft limit to cover them all, and
+/// says so when the hard limit is too low.
+fn check_fd_budget(config: &Config) {
+    let mqtt = match (config.mqtt.enabled, config.mqtt.mode) {
+        (true, MqttMode::Embedded) => config.mqtt.max_connections,
+        _ => 0,
+    };
+    let http = if config.http.enabled {
+        config.http.max_connections
+    } else {
+        0
+    };
+    let want = mqtt + http + FD_RESERVE;
+    let have = raise_fd_limit(want);
+    if have < want {
+        tracing::warn!(
+            open_files = have,
+            needed = want,
+            mqtt.max_connections = mqtt,
+            http.max_connections = http,
+            "the open-file limit is below what the connection limits need: clients may be \
+             refused before max_connections; raise LimitNOFILE or lower max_connections"
+        );
+    }
+}
+
+/// Raises the soft open-file limit towards `want` (up to the hard limit); returns the limit
+/// in force.
+pub fn raise_fd_limit(want: usize) -> usize {
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit on a local struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) != 0 {
+            return 1024;
+        }
+        if (r.rlim_cur as usize) < want {
+            let raised = libc::rlimit {
+                rlim_cur: (want as libc::rlim_t).min(r.rlim_max),
+                rlim_max: r.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                r = raised;
+            }
+        }
+    }
+    r.rlim_cur as usize
 }
 
 #[cfg(test)]

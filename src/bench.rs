@@ -312,7 +312,13 @@ fn echo_body(size: usize) -> Value {
 /// The embedded broker with a responder that publishes every request straight back on its
 /// response topic.
 async fn start_echo(config: &Config) -> anyhow::Result<SocketAddr> {
-    let broker = m2mhub::binding::mqtt::EmbeddedBroker::start(&config.mqtt, None, None).await?;
+    let broker = m2mhub::binding::mqtt::EmbeddedBroker::start(
+        &config.mqtt,
+        config.max_request_size(),
+        None,
+        None,
+    )
+    .await?;
     let (mut tx, mut rx) = broker.link("bench-echo")?;
     tx.subscribe("/oneM2M/req/+/id-echo/#")?;
     let addr = broker.v4_addr;
@@ -589,7 +595,7 @@ async fn idle_connections(
 ) -> anyhow::Result<Vec<ScaleFigure>> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     // Both ends of every connection live in this process.
-    let n = n.min(raise_fd_limit(n * 2 + 1024).saturating_sub(1024) / 2);
+    let n = n.min(m2mhub::app::raise_fd_limit(n * 2 + 1024).saturating_sub(1024) / 2);
     let before = status_mib("VmRSS:");
     let started = Instant::now();
     let mut conns = Vec::with_capacity(n);
@@ -632,25 +638,6 @@ async fn idle_connections(
             unit: "s".into(),
         },
     ])
-}
-
-/// Raises the open-file limit towards `want`; returns the limit in force.
-fn raise_fd_limit(want: usize) -> usize {
-    let mut r = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: plain libc calls on a local struct.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) != 0 {
-            return 1024;
-        }
-        if (r.rlim_cur as usize) < want {
-            r.rlim_cur = (want as libc::rlim_t).min(r.rlim_max);
-            libc::setrlimit(libc::RLIMIT_NOFILE, &r);
-        }
-    }
-    r.rlim_cur as usize
 }
 
 /// `la` latency with `size` instances in the container. The container is filled directly

@@ -85,6 +85,14 @@ impl Default for SecurityConfig {
 }
 
 impl Config {
+    /// The largest request either binding accepts (`cse.max_request_size`, or its former
+    /// name `mqtt.max_payload_size`).
+    pub fn max_request_size(&self) -> usize {
+        self.mqtt
+            .max_payload_size
+            .unwrap_or(self.cse.max_request_size)
+    }
+
     /// The outbound policy, with the hosts this configuration names as always allowed.
     pub fn outbound_policy(&self) -> Result<outbound::Policy, String> {
         let hosts = self
@@ -223,6 +231,9 @@ pub struct CseConfig {
     pub kind: CseKind,
     /// Originator that may do everything (ACME's `CAdmin`).
     pub admin: String,
+    /// The largest request primitive either binding accepts, in bytes: an MQTT PUBLISH
+    /// payload (any topic), an HTTP body.
+    pub max_request_size: usize,
 }
 
 impl Default for CseConfig {
@@ -233,6 +244,7 @@ impl Default for CseConfig {
             sp_id: "m2mhub.example".into(),
             kind: CseKind::IN,
             admin: "CAdmin".into(),
+            max_request_size: 256 * 1024,
         }
     }
 }
@@ -275,8 +287,9 @@ pub struct MqttConfig {
     /// MQTT 3.1.1 over TLS (`[tls]` certificates); none by default.
     pub tls_listen: Option<SocketAddr>,
     pub max_connections: usize,
-    /// Largest PUBLISH payload accepted, in bytes.
-    pub max_payload_size: usize,
+    /// The former name of `cse.max_request_size`, still read: when set, it wins.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_payload_size: Option<usize>,
     /// Packets read from one client in one batch (rumqttd's `max_inflight_count`, despite
     /// its name). The unacknowledged QoS 1/2 messages in flight to a client are fixed at 100
     /// by the broker.
@@ -319,7 +332,7 @@ impl Default for MqttConfig {
             listen_v5: None,
             tls_listen: None,
             max_connections: 10_000,
-            max_payload_size: 256 * 1024,
+            max_payload_size: None,
             max_inflight: 100,
             connect_timeout_ms: 5_000,
         }
@@ -333,6 +346,15 @@ pub struct HttpConfig {
     pub listen: SocketAddr,
     /// HTTPS (`[tls]` certificates); none by default.
     pub tls_listen: Option<SocketAddr>,
+    /// HTTP and HTTPS connections open at once; more are refused (503) at once, so that idle
+    /// HTTP clients cannot take the file descriptors MQTT devices need.
+    pub max_connections: usize,
+    /// Seconds a client has to send a request's headers, from the moment the server waits
+    /// for them: after connecting, and after each response on a kept-alive connection (so it
+    /// is also the idle timeout).
+    pub header_timeout_s: u64,
+    /// Seconds a client has to send a request's body once its headers are in.
+    pub body_timeout_s: u64,
 }
 
 impl Default for HttpConfig {
@@ -341,6 +363,9 @@ impl Default for HttpConfig {
             enabled: true,
             listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
             tls_listen: None,
+            max_connections: 256,
+            header_timeout_s: 15,
+            body_timeout_s: 30,
         }
     }
 }
@@ -467,8 +492,17 @@ impl Config {
         if self.mqtt.max_connections == 0 {
             return invalid("mqtt.max_connections", "must be at least 1");
         }
-        if self.mqtt.max_payload_size < 1024 {
-            return invalid("mqtt.max_payload_size", "must be at least 1024 bytes");
+        if self.http.max_connections == 0 {
+            return invalid("http.max_connections", "must be at least 1");
+        }
+        if self.http.header_timeout_s == 0 || self.http.body_timeout_s == 0 {
+            return invalid(
+                "http.header_timeout_s",
+                "timeouts must be at least 1 second",
+            );
+        }
+        if self.max_request_size() < 1024 {
+            return invalid("cse.max_request_size", "must be at least 1024 bytes");
         }
         if self.mqtt.max_inflight == 0 || self.mqtt.max_inflight > u16::MAX as usize {
             return invalid("mqtt.max_inflight", "must be between 1 and 65535");

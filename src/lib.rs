@@ -19,4 +19,5 @@ pub mod onem2m;
 pub mod remote;
 pub mod store;
 mod sync;
+pub mod throttle;
 pub mod tls;

@@ -354,3 +354,188 @@ async fn a_damaged_database_is_refused_and_left_untouched() {
     assert!(!status.success(), "{err}");
     assert!(err.contains("integrity check"), "{err}");
 }
+
+/// Reads from `s` until the peer closes or `within` passes; returns what came and whether it
+/// closed.
+async fn read_until_closed(s: &mut tokio::net::TcpStream, within: Duration) -> (String, bool) {
+    use tokio::io::AsyncReadExt;
+    let mut got = Vec::new();
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let mut buf = [0u8; 4096];
+        match tokio::time::timeout_at(deadline, s.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return (String::from_utf8_lossy(&got).into(), true),
+            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+            Err(_) => return (String::from_utf8_lossy(&got).into(), false),
+        }
+    }
+}
+
+/// Slowloris: headers trickled a byte at a time, a kept-alive connection left idle, a body
+/// that never finishes. Each held a connection forever; now each ends after its timeout.
+#[tokio::test]
+async fn slow_and_idle_http_clients_are_cut_off() {
+    use tokio::io::AsyncWriteExt;
+    let hub = Hub::start_with(&[
+        ("M2MHUB_HTTP__HEADER_TIMEOUT_S", "2"),
+        ("M2MHUB_HTTP__BODY_TIMEOUT_S", "2"),
+    ]);
+    let http = hub.http.unwrap();
+
+    // Headers, one byte every 300 ms: cut off after about 2 s, long before they end.
+    let mut slow = tokio::net::TcpStream::connect(http).await.unwrap();
+    let trickle = tokio::spawn(async move {
+        let start = tokio::time::Instant::now();
+        for b in b"GET /cse-in HTTP/1.1\r\nHost: x\r\nX-M2M-Origin: CAdmin\r\nX-M2M-RI: 1\r\nX-M2M-RVI: 3\r\nX-Padding: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n" {
+            if slow.write_all(&[*b]).await.is_err() {
+                return Some(start.elapsed());
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        None
+    });
+    let cut = tokio::time::timeout(Duration::from_secs(15), trickle)
+        .await
+        .expect("bounded")
+        .unwrap();
+    let cut = cut.expect("the server took the whole trickled request");
+    assert!(cut < Duration::from_secs(8), "cut off after {cut:?}");
+
+    // A kept-alive connection after one answered request: closed once idle for 2 s.
+    let mut idle = tokio::net::TcpStream::connect(http).await.unwrap();
+    idle.write_all(b"GET /cse-in HTTP/1.1\r\nHost: x\r\nX-M2M-Origin: CAdmin\r\nX-M2M-RI: 1\r\nX-M2M-RVI: 3\r\n\r\n")
+        .await
+        .unwrap();
+    let (answer, closed) = read_until_closed(&mut idle, Duration::from_secs(8)).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(closed, "an idle kept-alive connection stayed open");
+
+    // A body that stops halfway: 4000 after the body timeout, and the connection closes.
+    let mut body = tokio::net::TcpStream::connect(http).await.unwrap();
+    body.write_all(b"POST /cse-in HTTP/1.1\r\nHost: x\r\nX-M2M-Origin: CAdmin\r\nX-M2M-RI: 2\r\nX-M2M-RVI: 3\r\nContent-Type: application/json;ty=3\r\nContent-Length: 100\r\n\r\n{\"m2m:cnt\":")
+        .await
+        .unwrap();
+    let (answer, closed) = read_until_closed(&mut body, Duration::from_secs(8)).await;
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(
+        answer.to_ascii_lowercase().contains("x-m2m-rsc: 4000"),
+        "{answer}"
+    );
+    assert!(answer.contains("body_timeout_s"), "{answer}");
+    assert!(closed);
+}
+
+/// 1,136 idle HTTP connections used up the file descriptors, and new MQTT and HTTP clients
+/// were refused. HTTP now has its own share: past it, HTTP clients get 503 at once, and MQTT
+/// devices still connect.
+#[tokio::test]
+async fn idle_http_connections_cannot_take_what_mqtt_devices_need() {
+    use tokio::io::AsyncWriteExt;
+    let hub = Hub::start_with(&[
+        ("M2MHUB_HTTP__MAX_CONNECTIONS", "16"),
+        ("M2MHUB_HTTP__HEADER_TIMEOUT_S", "60"),
+        ("M2MHUB_SECURITY__ANONYMOUS", "everyone"),
+    ]);
+    let http = hub.http.unwrap();
+    let mut held = Vec::new();
+    for _ in 0..16 {
+        held.push(tokio::net::TcpStream::connect(http).await.unwrap());
+    }
+    // Let the server take all sixteen before the next one knocks.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut refused = 0;
+    for _ in 0..200 {
+        let mut s = tokio::net::TcpStream::connect(http).await.unwrap();
+        let _ = s
+            .write_all(b"GET /cse-in HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await;
+        let (answer, closed) = read_until_closed(&mut s, Duration::from_secs(5)).await;
+        assert!(closed, "a connection past the cap was kept: {answer}");
+        if answer.starts_with("HTTP/1.1 503") || answer.is_empty() {
+            refused += 1;
+        }
+    }
+    assert_eq!(refused, 200);
+    assert!(
+        hub.logs().contains("max_connections"),
+        "the refusal is logged"
+    );
+    // MQTT devices connect and are served meanwhile.
+    for i in 0..20 {
+        let id = format!("Cfd{i}");
+        let mut dev = Device::connect(hub.mqtt, &id).await;
+        dev.listen_responses(&id).await;
+        assert_eq!(rsc(&register(&mut dev, &id, &format!("fd{i}")).await), 2001);
+    }
+    // When held connections go, HTTP serves again.
+    held.clear();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let r = reqwest::Client::new()
+        .get(format!("http://{http}/cse-in"))
+        .header("X-M2M-Origin", "CAdmin")
+        .header("X-M2M-RI", "after")
+        .header("X-M2M-RVI", "3")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+/// HTTP took 2 MB bodies while MQTT stopped at 256 KiB: one limit, `cse.max_request_size`,
+/// now holds for both.
+#[tokio::test]
+async fn one_request_size_limit_for_both_bindings() {
+    let hub = Hub::start_with(&[
+        ("M2MHUB_CSE__MAX_REQUEST_SIZE", "4096"),
+        ("M2MHUB_SECURITY__ANONYMOUS", "everyone"),
+    ]);
+    let http = hub.http.unwrap();
+    let post = |n: usize| {
+        let body = format!("{{\"m2m:cnt\":{{\"lbl\":[\"{}\"]}}}}", "x".repeat(n));
+        reqwest::Client::new()
+            .post(format!("http://{http}/cse-in"))
+            .header("X-M2M-Origin", "CAdmin")
+            .header("X-M2M-RI", "big")
+            .header("X-M2M-RVI", "3")
+            .header("Content-Type", "application/json;ty=3")
+            .body(body)
+            .send()
+    };
+    let r = post(3000).await.unwrap();
+    assert_eq!(r.status(), 201);
+    let r = post(5000).await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.headers()["x-m2m-rsc"], "4000");
+    let text = r.text().await.unwrap();
+    assert!(text.contains("max_request_size"), "{text}");
+
+    // MQTT: the same size passes, a larger one ends that client's connection only.
+    let mut dev = Device::connect(hub.mqtt, "Csize").await;
+    dev.listen_responses("Csize").await;
+    assert_eq!(rsc(&register(&mut dev, "Csize", "size").await), 2001);
+    let r = dev
+        .request(
+            "Csize",
+            create(
+                "cse-in/size",
+                3,
+                json!({"m2m:cnt":{"lbl":["x".repeat(3000)]}}),
+            ),
+        )
+        .await;
+    assert_eq!(rsc(&r), 2001, "{r}");
+    let mut bystander = Device::connect(hub.mqtt, "Cbystander").await;
+    bystander.listen_responses("Cbystander").await;
+    dev.publish(
+        "/oneM2M/req/Csize/id-in/json",
+        json!({"op":1,"to":"cse-in/size","fr":"Csize","rqi":"big","rvi":"3","ty":3,
+               "pc":{"m2m:cnt":{"lbl":["x".repeat(5000)]}}})
+        .to_string(),
+    )
+    .await;
+    dev.until_closed().await;
+    assert_eq!(
+        rsc(&register(&mut bystander, "Cbystander", "bystander").await),
+        2001
+    );
+}

@@ -3,20 +3,20 @@
 //! back as status, `X-M2M-*` headers and a body that is `pc` (the mapping is
 //! [`crate::onem2m::http`]).
 
-use super::listen::{self, Accepted, Io, Peer};
+use super::listen::{self, Accepted, Peer};
 use crate::auth::{Authenticator, Refused};
 use crate::cse::{Begun, Cse, Origin};
 use crate::onem2m::http as h;
 use crate::onem2m::{Error, ResponsePrimitive, Rsc};
 use axum::body::{Body, Bytes};
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::Response;
-use axum::serve::IncomingStream;
 use base64::Engine;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::sync::mpsc;
+use std::time::Duration;
+use tokio::sync::Semaphore;
 
 /// A running HTTP binding: its listeners as bound.
 pub struct HttpServer {
@@ -24,22 +24,41 @@ pub struct HttpServer {
     pub tls_addr: Option<SocketAddr>,
     stop: tokio::sync::watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// One permit per open connection, out of `max_connections`.
+    slots: Arc<Semaphore>,
+    max_connections: usize,
 }
 
 impl HttpServer {
-    /// Stops accepting and waits for the requests in progress.
+    /// Stops accepting, lets each connection finish the request it is on (kept-alive ones
+    /// close after it), and waits for every connection to end.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         for task in self.tasks {
             let _ = task.await;
         }
+        let _ = self.slots.acquire_many(self.max_connections as u32).await;
     }
+}
+
+/// What HTTP clients may take.
+#[derive(Clone, Copy)]
+pub struct Limits {
+    /// Connections open at once (`http.max_connections`).
+    pub max_connections: usize,
+    /// Time to receive a request's headers, and so the idle time of a kept-alive connection.
+    pub header_timeout: Duration,
+    /// Time to receive a request's body.
+    pub body_timeout: Duration,
+    /// The largest body (`cse.max_request_size`).
+    pub max_body: usize,
 }
 
 #[derive(Clone)]
 struct AppState {
     cse: Cse,
     auth: Arc<Authenticator>,
+    limits: Limits,
 }
 
 /// Binds `listen` (plain) and `tls_listen` (HTTPS with `tls`) and serves the CSE on them.
@@ -48,16 +67,20 @@ pub async fn serve(
     tls_listen: Option<(SocketAddr, Arc<rustls::ServerConfig>)>,
     cse: Cse,
     auth: Arc<Authenticator>,
+    limits: Limits,
 ) -> anyhow::Result<HttpServer> {
     let app = axum::Router::new()
         .fallback(handle)
-        .with_state(AppState { cse, auth });
+        .with_state(AppState { cse, auth, limits });
     let (stop, stopped) = tokio::sync::watch::channel(false);
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
     let mut server = HttpServer {
         addr: None,
         tls_addr: None,
         stop,
         tasks: Vec::new(),
+        slots: slots.clone(),
+        max_connections: limits.max_connections,
     };
     let listeners = listen
         .map(|l| (l, None))
@@ -75,17 +98,20 @@ pub async fn serve(
         } else {
             server.addr = Some(addr);
         }
-        let (accepted, acceptor) = listen::accept(tcp, tls, what);
-        let listener = PeerListener { accepted, addr };
+        let (mut accepted, acceptor) = listen::accept(tcp, tls, what, Some(slots.clone()));
         let app = app.clone();
         let mut stopped = stopped.clone();
         server.tasks.push(tokio::spawn(async move {
-            let graceful = axum::serve(listener, app.into_make_service_with_connect_info::<Peer>())
-                .with_graceful_shutdown(async move {
-                    let _ = stopped.wait_for(|s| *s).await;
-                });
-            if let Err(e) = graceful.await {
-                tracing::error!(error = %e, "{what} server stopped");
+            loop {
+                tokio::select! {
+                    () = async { let _ = stopped.wait_for(|s| *s).await; } => break,
+                    next = accepted.recv() => match next {
+                        Some(conn) => {
+                            tokio::spawn(connection(conn, app.clone(), limits, stopped.clone()));
+                        }
+                        None => break,
+                    },
+                }
             }
             acceptor.abort();
         }));
@@ -93,36 +119,35 @@ pub async fn serve(
     Ok(server)
 }
 
-/// The connections [`listen::accept`] hands over, as axum takes them.
-struct PeerListener {
-    accepted: mpsc::Receiver<Accepted>,
-    addr: SocketAddr,
-}
-
-impl axum::serve::Listener for PeerListener {
-    type Io = Box<dyn Io>;
-    type Addr = Peer;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.accepted.recv().await {
-            Some(a) => (a.io, a.peer),
-            // The accept loop ended: nothing more comes.
-            None => std::future::pending().await,
+/// Serves one connection until the client closes it, a timeout ends it, or the server stops
+/// (then after the request in progress).
+async fn connection(
+    conn: Accepted,
+    app: axum::Router,
+    limits: Limits,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
+) {
+    let Accepted { io, peer, slot } = conn;
+    let service =
+        hyper_util::service::TowerToHyperService::new(app.layer(axum::Extension(peer.clone())));
+    let mut http1 = hyper::server::conn::http1::Builder::new();
+    http1
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .max_buf_size(64 * 1024);
+    let served = http1.serve_connection(hyper_util::rt::TokioIo::new(io), service);
+    tokio::pin!(served);
+    let ended = tokio::select! {
+        ended = served.as_mut() => ended,
+        () = async { let _ = stopped.wait_for(|s| *s).await; } => {
+            served.as_mut().graceful_shutdown();
+            served.await
         }
+    };
+    if let Err(e) = ended {
+        tracing::debug!(client = %peer.addr, error = %e, "HTTP connection ended");
     }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        Ok(Peer {
-            addr: self.addr,
-            cn: None,
-        })
-    }
-}
-
-impl axum::extract::connect_info::Connected<IncomingStream<'_, PeerListener>> for Peer {
-    fn connect_info(stream: IncomingStream<'_, PeerListener>) -> Self {
-        stream.remote_addr().clone()
-    }
+    drop(slot);
 }
 
 /// Who sent an HTTP request: a client certificate, Basic credentials, or where it comes from.
@@ -153,14 +178,29 @@ fn authenticate(
 
 async fn handle(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<Peer>,
+    axum::Extension(peer): axum::Extension<Peer>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     let rqi = h::header(&headers, h::RI);
     let rvi = h::header(&headers, h::RVI);
+    let body = match read_body(body, &state.limits).await {
+        Ok(body) => body,
+        Err(err) => {
+            tracing::debug!(client = %peer.addr, %method, %uri, dbg = %err.dbg, "request body refused");
+            let mut rsp = to_response(&ResponsePrimitive::error(
+                &err,
+                rqi.unwrap_or_default(),
+                rvi,
+            ));
+            // What is left of the body is not read: the connection cannot carry another request.
+            rsp.headers_mut()
+                .insert("connection", HeaderValue::from_static("close"));
+            return rsp;
+        }
+    };
     let identity = match authenticate(&state.auth, &peer, &headers) {
         Ok(id) => {
             state.cse.bindings().authenticated(peer.cn.as_deref(), &id);
@@ -213,6 +253,39 @@ async fn handle(
             ))
         }
     }
+}
+
+/// The request body, within the size and time limits (4000 beyond either).
+async fn read_body(body: Body, limits: &Limits) -> Result<Bytes, Error> {
+    match tokio::time::timeout(
+        limits.body_timeout,
+        axum::body::to_bytes(body, limits.max_body),
+    )
+    .await
+    {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(e)) if is_length_limit(&e) => Err(Error::bad_request(format!(
+            "the body is larger than {} bytes (cse.max_request_size)",
+            limits.max_body
+        ))),
+        Ok(Err(e)) => Err(Error::bad_request(format!("cannot read the body: {e}"))),
+        Err(_) => Err(Error::bad_request(format!(
+            "the body did not arrive within {} s (http.body_timeout_s)",
+            limits.body_timeout.as_secs()
+        ))),
+    }
+}
+
+/// Whether reading a body failed on its length limit.
+fn is_length_limit(e: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if err.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = err.source();
+    }
+    false
 }
 
 /// A response primitive as an axum response.

@@ -3,16 +3,21 @@
 //! silent client holds up nobody. What a connection proves about its peer (its address, the
 //! CN of a verified client certificate) goes with it.
 
+use crate::throttle::Throttle;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
 /// How long a TLS handshake may take.
 const HANDSHAKE_WITHIN: Duration = Duration::from_secs(10);
+
+/// What a plain HTTP client gets when every slot is taken.
+const BUSY: &[u8] =
+    b"HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\ncontent-length: 0\r\nretry-after: 1\r\n\r\n";
 
 /// A byte stream, plain or TLS.
 pub trait Io: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
@@ -30,13 +35,22 @@ pub struct Peer {
 pub struct Accepted {
     pub io: Box<dyn Io>,
     pub peer: Peer,
+    /// Its place among the listener's connections, given back when dropped.
+    pub slot: Option<OwnedSemaphorePermit>,
 }
 
-/// Accepts on `listener` until the returned receiver is dropped (or the task aborted).
+/// Connections refused because the listener was full.
+static FULL: Throttle = Throttle::new();
+
+/// Accepts on `listener` until the returned receiver is dropped (or the task aborted). With
+/// `slots`, a connection needs a free slot from the moment it is accepted (before any TLS
+/// handshake); without one it is closed at once (plain HTTP gets a 503 first), so that the
+/// listener never holds more descriptors than it has slots.
 pub fn accept(
     listener: TcpListener,
     tls: Option<Arc<rustls::ServerConfig>>,
     name: &'static str,
+    slots: Option<Arc<Semaphore>>,
 ) -> (mpsc::Receiver<Accepted>, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(64);
     let acceptor = tls.map(TlsAcceptor::from);
@@ -52,6 +66,22 @@ pub fn accept(
                 }
             };
             let _ = tcp.set_nodelay(true);
+            let slot = match &slots {
+                None => None,
+                Some(slots) => match slots.clone().try_acquire_owned() {
+                    Ok(slot) => Some(slot),
+                    Err(_) => {
+                        if let Some(quiet) = FULL.hit() {
+                            tracing::warn!(listener = name, client = %addr, refused_since_last_line = quiet, "connection refused: the listener is at its max_connections");
+                        }
+                        if acceptor.is_none() {
+                            // Best effort, never waiting: a full socket buffer skips it.
+                            let _ = tcp.try_write(BUSY);
+                        }
+                        continue;
+                    }
+                },
+            };
             match &acceptor {
                 None => {
                     let peer = Peer { addr, cn: None };
@@ -59,6 +89,7 @@ pub fn accept(
                         .send(Accepted {
                             io: Box::new(tcp),
                             peer,
+                            slot,
                         })
                         .await
                         .is_err()
@@ -77,6 +108,7 @@ pub fn accept(
                                     .send(Accepted {
                                         io: Box::new(tls),
                                         peer,
+                                        slot,
                                     })
                                     .await;
                             }

@@ -41,16 +41,18 @@ pub struct EmbeddedBroker {
 impl EmbeddedBroker {
     /// Starts the router and the listeners; returns once every listener is bound. `gate`
     /// authenticates clients and authorizes their topics (without one, everyone may do
-    /// anything); `tls` serves `cfg.tls_listen`.
+    /// anything); `tls` serves `cfg.tls_listen`. `max_payload` is the largest PUBLISH payload
+    /// accepted (`cse.max_request_size`).
     pub async fn start(
         cfg: &MqttConfig,
+        max_payload: usize,
         gate: Option<Arc<dyn rumqttd::Gate>>,
         tls: Option<Arc<rustls::ServerConfig>>,
     ) -> anyhow::Result<EmbeddedBroker> {
         let router_config = RouterConfig {
             max_connections: cfg.max_connections + LOCAL_LINKS,
             max_outgoing_packet_count: 200,
-            max_segment_size: SEGMENT_SIZE.max(cfg.max_payload_size),
+            max_segment_size: SEGMENT_SIZE.max(max_payload),
             max_segment_count: SEGMENT_COUNT,
             custom_segment: None,
             initialized_filters: None,
@@ -59,7 +61,7 @@ impl EmbeddedBroker {
         let router_tx = Router::new(0, router_config).spawn();
         let connections = ConnectionSettings {
             connection_timeout_ms: cfg.connect_timeout_ms,
-            max_payload_size: cfg.max_payload_size,
+            max_payload_size: max_payload,
             max_inflight_count: cfg.max_inflight,
             auth: None,
             external_auth: None,
@@ -153,7 +155,8 @@ async fn bind_tls(
         .await
         .with_context(|| format!("cannot listen for MQTT over TLS on {want}"))?;
     let addr = listener.local_addr()?;
-    let (mut accepted, acceptor) = crate::binding::listen::accept(listener, Some(tls), "mqtts");
+    let (mut accepted, acceptor) =
+        crate::binding::listen::accept(listener, Some(tls), "mqtts", None);
     let task = tokio::spawn(async move {
         while let Some(conn) = accepted.recv().await {
             let peer = rumqttd::PeerInfo {
