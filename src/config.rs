@@ -296,6 +296,13 @@ pub struct MqttConfig {
     pub max_inflight: usize,
     /// Time a new TCP connection has to send CONNECT, in milliseconds.
     pub connect_timeout_ms: u16,
+    /// Subscription filters one client may hold.
+    pub max_subscriptions_per_client: usize,
+    /// Distinct subscription filters the broker holds, all clients together. A filter goes
+    /// when its last subscriber does.
+    pub max_filters: usize,
+    /// Topics with a retained message.
+    pub max_retained: usize,
 }
 
 impl MqttConfig {
@@ -335,6 +342,9 @@ impl Default for MqttConfig {
             max_payload_size: None,
             max_inflight: 100,
             connect_timeout_ms: 5_000,
+            max_subscriptions_per_client: 100,
+            max_filters: 50_000,
+            max_retained: 10_000,
         }
     }
 }

@@ -539,3 +539,210 @@ async fn one_request_size_limit_for_both_bindings() {
         2001
     );
 }
+
+/// MQTT 3.1.1 packets written by hand: rumqttc refuses to send the invalid ones.
+mod raw {
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    fn packet(first: u8, body: &[u8]) -> Vec<u8> {
+        let mut out = vec![first];
+        let mut len = body.len();
+        loop {
+            let mut b = (len % 128) as u8;
+            len /= 128;
+            if len > 0 {
+                b |= 0x80;
+            }
+            out.push(b);
+            if len == 0 {
+                break;
+            }
+        }
+        out.extend_from_slice(body);
+        out
+    }
+
+    fn string(s: &[u8]) -> Vec<u8> {
+        let mut out = (s.len() as u16).to_be_bytes().to_vec();
+        out.extend_from_slice(s);
+        out
+    }
+
+    /// Connects with a clean session; returns the stream after a successful CONNACK.
+    pub async fn connect(addr: std::net::SocketAddr, client_id: &str) -> TcpStream {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        let mut body = string(b"MQTT");
+        body.extend_from_slice(&[4, 0x02, 0, 60]);
+        body.extend(string(client_id.as_bytes()));
+        s.write_all(&packet(0x10, &body)).await.unwrap();
+        let mut ack = [0u8; 4];
+        tokio::time::timeout(Duration::from_secs(10), s.read_exact(&mut ack))
+            .await
+            .expect("CONNACK in time")
+            .unwrap();
+        assert_eq!(ack, [0x20, 2, 0, 0], "CONNACK accepted");
+        s
+    }
+
+    pub async fn publish(s: &mut TcpStream, topic: &[u8], payload: &[u8]) {
+        let mut body = string(topic);
+        body.extend_from_slice(payload);
+        let _ = s.write_all(&packet(0x30, &body)).await;
+    }
+
+    /// SUBSCRIBE with one filter at QoS 0; returns the SUBACK's return code.
+    pub async fn subscribe(s: &mut TcpStream, filter: &[u8]) -> u8 {
+        let mut body = vec![0, 1];
+        body.extend(string(filter));
+        body.push(0);
+        s.write_all(&packet(0x82, &body)).await.unwrap();
+        let mut ack = [0u8; 5];
+        tokio::time::timeout(Duration::from_secs(10), s.read_exact(&mut ack))
+            .await
+            .expect("SUBACK in time")
+            .unwrap();
+        assert_eq!(ack[0], 0x90, "a SUBACK: {ack:?}");
+        ack[4]
+    }
+
+    /// Whether the broker closes the connection within `within` (reading what comes).
+    pub async fn closed_within(s: &mut TcpStream, within: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + within;
+        let mut buf = [0u8; 1024];
+        loop {
+            match tokio::time::timeout_at(deadline, s.read(&mut buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => return true,
+                Ok(Ok(_)) => continue,
+                Err(_) => return false,
+            }
+        }
+    }
+}
+
+/// The broker took publishes to topic names MQTT forbids (wildcards, NUL, empty) and let them
+/// reach `#` subscribers; a topic starting with a multi-byte character reached a `matches`
+/// that sliced inside it. Now a forbidden topic ends the publisher's connection (as MQTT
+/// says), and the rest is routed.
+#[tokio::test]
+async fn forbidden_topic_names_and_filters_are_refused() {
+    let hub = Hub::start_with(&[("M2MHUB_SECURITY__ANONYMOUS", "everyone")]);
+    let mut watcher = Device::connect(hub.mqtt, "watcher").await;
+    watcher.subscribe("#").await;
+
+    for topic in [&b"a/+/b"[..], b"a/#", b"a\0b", b""] {
+        let mut s = raw::connect(hub.mqtt, "bad-publisher").await;
+        raw::publish(&mut s, topic, b"x").await;
+        assert!(
+            raw::closed_within(&mut s, Duration::from_secs(5)).await,
+            "a publish to {topic:?} did not end the connection"
+        );
+    }
+    let mut s = raw::connect(hub.mqtt, "good-publisher").await;
+    raw::publish(&mut s, "é/ü".as_bytes(), b"fine").await;
+    raw::publish(&mut s, b"after/all", b"fine").await;
+    let got = watcher.expect(|p| p.topic == "after/all").await;
+    assert_eq!(&got.payload[..], b"fine");
+    let seen: Vec<String> = watcher.received().iter().map(|p| p.topic.clone()).collect();
+    assert!(seen.contains(&"é/ü".to_string()), "{seen:?}");
+    assert!(
+        !seen
+            .iter()
+            .any(|t| t.is_empty() || t.contains(['+', '#', '\0'])),
+        "a forbidden topic was routed: {seen:?}"
+    );
+
+    // Malformed filters get 0x80, and the connection stays.
+    for filter in [&b"a/#/b"[..], b"a+", b"#/a", b"a\0b", b""] {
+        assert_eq!(raw::subscribe(&mut s, filter).await, 0x80, "{filter:?}");
+    }
+    assert_eq!(raw::subscribe(&mut s, b"ok/+/#").await, 0);
+}
+
+/// 4 x 10,000 distinct filters cost 246 MB that was never freed, and every publish to a new
+/// topic then cost the router a scan of them all. Now a client holds at most
+/// max_subscriptions_per_client filters, the broker max_filters, and a filter goes with its
+/// last subscriber: the room one client leaves, the next one gets.
+#[tokio::test]
+async fn subscription_filters_are_capped_and_freed_with_their_last_subscriber() {
+    let hub = Hub::start_with(&[
+        ("M2MHUB_SECURITY__ANONYMOUS", "everyone"),
+        ("M2MHUB_MQTT__MAX_SUBSCRIPTIONS_PER_CLIENT", "50"),
+        ("M2MHUB_MQTT__MAX_FILTERS", "120"),
+    ]);
+    // One client: 50 filters, then 0x80.
+    let mut a = raw::connect(hub.mqtt, "filters-a").await;
+    for i in 0..50 {
+        assert_eq!(
+            raw::subscribe(&mut a, format!("a/{i}").as_bytes()).await,
+            0,
+            "a/{i}"
+        );
+    }
+    assert_eq!(raw::subscribe(&mut a, b"a/50").await, 0x80);
+    // The same filter again is no new filter.
+    assert_eq!(raw::subscribe(&mut a, b"a/7").await, 0);
+
+    // All clients: 120 filters (the CSE holds a few of them), then 0x80 for new ones.
+    let mut b = raw::connect(hub.mqtt, "filters-b").await;
+    let mut taken = 0;
+    for i in 0..50 {
+        if raw::subscribe(&mut b, format!("b/{i}").as_bytes()).await == 0 {
+            taken += 1;
+        }
+    }
+    let mut c = raw::connect(hub.mqtt, "filters-c").await;
+    let mut c_taken = 0;
+    for i in 0..50 {
+        if raw::subscribe(&mut c, format!("c/{i}").as_bytes()).await == 0 {
+            c_taken += 1;
+        }
+    }
+    assert_eq!(taken, 50);
+    assert!(c_taken < 50, "the broker-wide cap held no filter back");
+    // A filter others hold is no new filter.
+    assert_eq!(raw::subscribe(&mut c, b"a/1").await, 0);
+
+    // a leaves: its 50 filters (bar a/1, which c holds too) go, and c gets the room.
+    drop(a);
+    let mut freed = false;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if raw::subscribe(&mut c, format!("c/{c_taken}").as_bytes()).await == 0 {
+            freed = true;
+            break;
+        }
+    }
+    assert!(freed, "the filters of a client that left were kept");
+    // c holds a/1 as well: 49 c/ filters fill its own 50.
+    for i in c_taken + 1..49 {
+        assert_eq!(
+            raw::subscribe(&mut c, format!("c/{i}").as_bytes()).await,
+            0,
+            "c/{i}"
+        );
+    }
+    assert_eq!(raw::subscribe(&mut c, b"c/49").await, 0x80);
+
+    // Routing still works on what is left: the CSE answers, a subscriber gets its topic.
+    let mut dev = Device::connect(hub.mqtt, "Cafter").await;
+    dev.listen_responses("Cafter").await;
+    assert_eq!(rsc(&register(&mut dev, "Cafter", "after").await), 2001);
+}
+
+/// A persistent session keeps its filters while it is away: what is published meanwhile
+/// waits for it, though no connection subscribes.
+#[tokio::test]
+async fn a_persistent_session_keeps_its_filters_while_away() {
+    let hub = Hub::start_with(&[("M2MHUB_SECURITY__ANONYMOUS", "everyone")]);
+    let mut away = Device::connect_with(hub.mqtt, "away", false).await;
+    away.subscribe("kept/topic").await;
+    away.disconnect().await;
+    let sender = Device::connect(hub.mqtt, "sender").await;
+    sender.publish("kept/topic", "while away").await;
+    sender.wait_pubacks(1).await;
+    let mut back = Device::connect_with(hub.mqtt, "away", false).await;
+    let got = back.expect(|p| p.topic == "kept/topic").await;
+    assert_eq!(&got.payload[..], b"while away");
+}

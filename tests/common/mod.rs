@@ -32,6 +32,8 @@ pub struct Hub {
     _tmp: Option<tempfile::TempDir>,
     /// Everything the process printed, for failure messages.
     pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    /// Reads the process's stderr into `log` until it closes.
+    reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Hub {
@@ -112,7 +114,7 @@ impl Hub {
         let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let (ready_tx, ready_rx) = mpsc::channel();
         let log2 = log.clone();
-        std::thread::spawn(move || {
+        let reader = std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if line.contains("m2mhub ready") {
                     let _ = ready_tx.send(line.clone());
@@ -151,6 +153,7 @@ impl Hub {
             dir: dir.to_path_buf(),
             _tmp: None,
             log,
+            reader: Some(reader),
         }
     }
 
@@ -174,6 +177,10 @@ impl Hub {
         let deadline = Instant::now() + WAIT;
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
+                // Everything it printed is in the log before anyone reads it.
+                if let Some(reader) = self.reader.take() {
+                    let _ = tokio::task::spawn_blocking(move || reader.join()).await;
+                }
                 return status;
             }
             assert!(Instant::now() < deadline, "m2mhub did not stop on SIGTERM");

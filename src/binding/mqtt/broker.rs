@@ -57,6 +57,9 @@ impl EmbeddedBroker {
             custom_segment: None,
             initialized_filters: None,
             shared_subscriptions_strategy: Default::default(),
+            max_filters: Some(cfg.max_filters),
+            max_subscriptions_per_connection: Some(cfg.max_subscriptions_per_client),
+            max_retained: Some(cfg.max_retained),
         };
         let router_tx = Router::new(0, router_config).spawn();
         let connections = ConnectionSettings {

@@ -237,6 +237,17 @@ pub struct RouterConfig {
     // defaults to Round Robin
     #[serde(default)]
     pub shared_subscriptions_strategy: Strategy,
+    /// m2mhub patch: filters with a log at most, across all connections; a SUBSCRIBE that
+    /// would add one more gets 0x80 for it. None: no limit (upstream).
+    #[serde(default)]
+    pub max_filters: Option<usize>,
+    /// m2mhub patch: filters one connection may subscribe to at most (0x80 beyond).
+    #[serde(default)]
+    pub max_subscriptions_per_connection: Option<usize>,
+    /// m2mhub patch: topics with a retained message at most; past it, a retained PUBLISH to
+    /// another topic is delivered but not retained.
+    #[serde(default)]
+    pub max_retained: Option<usize>,
 }
 
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]

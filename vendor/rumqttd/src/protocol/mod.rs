@@ -655,7 +655,8 @@ pub fn valid_filter(filter: &str) -> bool {
 /// **NOTE**: make sure a topic is validated during a publish and filter is validated
 /// during a subscribe
 pub fn matches(topic: &str, filter: &str) -> bool {
-    if !topic.is_empty() && topic[..1].contains('$') {
+    // m2mhub patch: `topic[..1]` panicked on a topic that starts with a multi-byte character.
+    if topic.starts_with('$') {
         return false;
     }
 

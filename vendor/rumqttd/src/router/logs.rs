@@ -1,5 +1,5 @@
+use super::filters::FilterTree;
 use super::Ack;
-use slab::Slab;
 use tracing::{info, trace};
 
 use crate::protocol::{
@@ -55,28 +55,77 @@ pub struct DataLog {
     /// Also has waiters used to wake connections/replicator tracker
     /// which are caught up with all the data on 'Filter' and waiting
     /// for new data
-    pub native: Slab<Data<PublishData>>,
+    pub native: Logs<Data<PublishData>>,
     /// Map of subscription filter name to filter index
     filter_indexes: HashMap<Filter, FilterIdx>,
     retained_publishes: HashMap<Topic, PublishData>,
-    /// List of filters associated with a topic
-    publish_filters: HashMap<Topic, Vec<FilterIdx>>,
+    /// m2mhub patch: the filters by topic level, to find those a topic matches (upstream
+    /// matched a new topic against every filter, and cached the result for every topic ever
+    /// published: memory per topic, and a cost per publish that grew with the filters).
+    tree: FilterTree,
+}
+
+/// m2mhub patch: the logs by filter index. Upstream keeps them in a `Slab`, which reuses the
+/// index of a removed log at once; an index here is never reused, so that a request still
+/// holding the index of a removed filter finds nothing rather than another filter's log.
+pub struct Logs<T> {
+    logs: HashMap<FilterIdx, T>,
+    next: FilterIdx,
+}
+
+impl<T> Logs<T> {
+    fn new() -> Logs<T> {
+        Logs {
+            logs: HashMap::new(),
+            next: 0,
+        }
+    }
+
+    pub fn insert(&mut self, log: T) -> FilterIdx {
+        let idx = self.next;
+        self.next += 1;
+        self.logs.insert(idx, log);
+        idx
+    }
+
+    pub fn get(&self, idx: FilterIdx) -> Option<&T> {
+        self.logs.get(&idx)
+    }
+
+    pub fn get_mut(&mut self, idx: FilterIdx) -> Option<&mut T> {
+        self.logs.get_mut(&idx)
+    }
+
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (&FilterIdx, &mut T)> {
+        self.logs.iter_mut()
+    }
+
+    fn remove(&mut self, idx: FilterIdx) -> Option<T> {
+        self.logs.remove(&idx)
+    }
+
+    pub fn len(&self) -> usize {
+        self.logs.len()
+    }
 }
 
 impl DataLog {
     pub fn new(config: RouterConfig) -> io::Result<DataLog> {
-        let mut native = Slab::new();
+        let mut native = Logs::new();
         let mut filter_indexes = HashMap::new();
         let retained_publishes = HashMap::new();
-        let publish_filters = HashMap::new();
+        let mut tree = FilterTree::default();
 
         if let Some(warmup_filters) = config.initialized_filters.clone() {
             for filter in warmup_filters {
-                let data = Data::new(&filter, &config);
+                let mut data = Data::new(&filter, &config);
+                // Configured filters stay without subscribers.
+                data.pinned = true;
 
                 // Add commitlog to datalog and add datalog index to filter to
                 // datalog index map
                 let idx = native.insert(data);
+                tree.insert(&filter, idx);
                 filter_indexes.insert(filter, idx);
             }
         }
@@ -84,10 +133,45 @@ impl DataLog {
         Ok(DataLog {
             config,
             native,
-            publish_filters,
+            tree,
             filter_indexes,
             retained_publishes,
         })
+    }
+
+    /// Whether a log for `filter` exists.
+    pub fn has_filter(&self, filter: &str) -> bool {
+        self.filter_indexes.contains_key(filter)
+    }
+
+    /// Filters with a log.
+    pub fn filter_count(&self) -> usize {
+        self.native.len()
+    }
+
+    /// m2mhub patch: one more subscription (of a connection, or of a saved session) uses the
+    /// log of `filter_idx`.
+    pub fn acquire(&mut self, filter_idx: FilterIdx) {
+        if let Some(data) = self.native.get_mut(filter_idx) {
+            data.users += 1;
+        }
+    }
+
+    /// m2mhub patch: one subscription less uses the log of `filter`; the last one takes the
+    /// log, and the messages it holds, with it.
+    pub fn release(&mut self, filter: &str) {
+        let Some(&idx) = self.filter_indexes.get(filter) else {
+            return;
+        };
+        let Some(data) = self.native.get_mut(idx) else {
+            return;
+        };
+        data.users = data.users.saturating_sub(1);
+        if data.users == 0 && !data.pinned {
+            self.native.remove(idx);
+            self.filter_indexes.remove(filter);
+            self.tree.remove(filter, idx);
+        }
     }
 
     pub fn meter(&mut self, filter: &str) -> Option<&mut SubscriptionMeter> {
@@ -106,10 +190,7 @@ impl DataLog {
         id: ConnectionId,
         filter: &Filter,
     ) -> Option<DataRequest> {
-        let data = self
-            .native
-            .get_mut(*self.filter_indexes.get(filter)?)
-            .unwrap();
+        let data = self.native.get_mut(*self.filter_indexes.get(filter)?)?;
         let waiters = data.waiters.get_mut();
 
         waiters
@@ -122,34 +203,14 @@ impl DataLog {
             })
     }
 
-    // TODO: Currently returning a Option<Vec> instead of Option<&Vec> due to Rust borrow checker
-    // limitation
+    /// The filters `topic` matches (m2mhub patch: from the filter tree).
     pub fn matches(&mut self, topic: &str) -> Option<Vec<usize>> {
-        match &self.publish_filters.get(topic) {
-            Some(v) => Some(v.to_vec()),
-            None => {
-                let v: Vec<usize> = self
-                    .filter_indexes
-                    .iter()
-                    .filter(|(filter, _)| matches(topic, filter))
-                    .map(|(_, filter_idx)| *filter_idx)
-                    .collect();
-
-                if !v.is_empty() {
-                    self.publish_filters.insert(topic.to_owned(), v.clone());
-                }
-
-                Some(v)
-            }
-        }
+        Some(self.tree.matches(topic))
     }
 
     pub fn next_native_offset(&mut self, filter: &str) -> (FilterIdx, Offset) {
-        let publish_filters = &mut self.publish_filters;
-        let filter_indexes = &mut self.filter_indexes;
-
-        let (filter_idx, data) = match filter_indexes.get(filter) {
-            Some(idx) => (*idx, self.native.get(*idx).unwrap()),
+        let filter_idx = match self.filter_indexes.get(filter) {
+            Some(idx) => *idx,
             None => {
                 let data = Data::new(filter, &self.config);
 
@@ -157,18 +218,12 @@ impl DataLog {
                 // datalog index map
                 let idx = self.native.insert(data);
                 self.filter_indexes.insert(filter.to_owned(), idx);
-
-                // Match new filter to existing topics and add to publish_filters if it matches
-                for (topic, filters) in publish_filters.iter_mut() {
-                    if matches(topic, filter) {
-                        filters.push(idx);
-                    }
-                }
-
-                (idx, self.native.get(idx).unwrap())
+                self.tree.insert(filter, idx);
+                idx
             }
         };
-
+        // The log was just found or made.
+        let data = self.native.get(filter_idx).expect("the filter's log exists");
         (filter_idx, data.log.next_offset())
     }
 
@@ -182,7 +237,10 @@ impl DataLog {
         // arrives in `Router::handle_device_payload`, it first calls the function
         // `next_native_offset` which creates a new commitlog if one doesn't exist. So any new
         // reads will definitely happen on a valid filter.
-        let data = self.native.get(filter_idx).unwrap();
+        // m2mhub patch: the filter may have been removed since the request was made.
+        let data = self.native.get(filter_idx).ok_or_else(|| {
+            io::Error::new(io::ErrorKind::NotFound, "the filter's log was removed")
+        })?;
         let mut o = Vec::new();
         // TODO: `readv` is infallible but its current return type does not
         // reflect that. Consequently, this method is also infallible.
@@ -241,8 +299,10 @@ impl DataLog {
         // filter as `request` is "done", that is, the subscriber has caught up. In other words,
         // there has been atleast 1 call to `native_readv` for the same filter, which means if
         // `native_readv` hasn't paniced, so this won't panic either.
-        let data = self.native.get_mut(request.filter_idx).unwrap();
-        data.waiters.register(id, request);
+        // m2mhub patch: a request for a removed filter has nothing to wait for.
+        if let Some(data) = self.native.get_mut(request.filter_idx) {
+            data.waiters.register(id, request);
+        }
     }
 
     /// Cleanup a connection from all the waiters
@@ -255,14 +315,24 @@ impl DataLog {
         inflight
     }
 
+    /// Keeps `publish` as the retained message of `topic`. m2mhub patch: returns false, and
+    /// keeps nothing, when that would pass `max_retained` topics.
     pub fn insert_to_retained_publishes(
         &mut self,
         publish: Publish,
         publish_properties: Option<PublishProperties>,
         topic: Topic,
-    ) {
+    ) -> bool {
+        let full = self
+            .config
+            .max_retained
+            .is_some_and(|max| self.retained_publishes.len() >= max);
+        if full && !self.retained_publishes.contains_key(&topic) {
+            return false;
+        }
         let pub_with_props = (publish, publish_properties);
         self.retained_publishes.insert(topic, pub_with_props.into());
+        true
     }
 
     pub fn remove_from_retained_publishes(&mut self, topic: Topic) {
@@ -313,6 +383,10 @@ pub struct Data<T> {
     pub log: CommitLog<T>,
     pub waiters: Waiters<DataRequest>,
     meter: SubscriptionMeter,
+    /// m2mhub patch: the subscriptions using this log, of connections and saved sessions.
+    users: usize,
+    /// m2mhub patch: kept without subscriptions (`initialized_filters`).
+    pinned: bool,
 }
 
 impl<T> Data<T>
@@ -344,6 +418,8 @@ where
             log,
             waiters,
             meter: metrics,
+            users: 0,
+            pinned: false,
         }
     }
 
@@ -438,9 +514,8 @@ mod test {
     use crate::router::shared_subs::Strategy;
     use crate::RouterConfig;
 
-    #[test]
-    fn publish_filters_updating_correctly_on_new_topic_subscription() {
-        let config = RouterConfig {
+    fn config() -> RouterConfig {
+        RouterConfig {
             max_segment_size: 1024,
             max_connections: 10,
             max_segment_count: 10,
@@ -448,33 +523,41 @@ mod test {
             custom_segment: None,
             initialized_filters: None,
             shared_subscriptions_strategy: Strategy::RoundRobin,
-        };
-        let mut data = DataLog::new(config).unwrap();
-        data.next_native_offset("topic/a");
-        data.matches("topic/a");
-
-        data.next_native_offset("topic/+");
-
-        assert_eq!(data.publish_filters.get("topic/a").unwrap().len(), 2);
+            max_filters: None,
+            max_subscriptions_per_connection: None,
+            max_retained: None,
+        }
     }
 
     #[test]
-    fn publish_filters_updating_correctly_on_new_publish() {
-        let config = RouterConfig {
-            max_segment_size: 1024,
-            max_connections: 10,
-            max_segment_count: 10,
-            max_outgoing_packet_count: 1024,
-            custom_segment: None,
-            initialized_filters: None,
-            shared_subscriptions_strategy: Strategy::RoundRobin,
-        };
-        let mut data = DataLog::new(config).unwrap();
-        data.next_native_offset("+/+");
+    fn topics_match_filters_made_before_and_after_them() {
+        let mut data = DataLog::new(config()).unwrap();
+        let (a, _) = data.next_native_offset("topic/a");
+        assert_eq!(data.matches("topic/a").unwrap(), vec![a]);
 
-        data.matches("topic/a");
+        let (plus, _) = data.next_native_offset("topic/+");
+        let mut found = data.matches("topic/a").unwrap();
+        found.sort();
+        assert_eq!(found, vec![a, plus]);
+        assert_eq!(data.matches("other").unwrap(), Vec::<usize>::new());
+    }
 
-        assert_eq!(data.publish_filters.get("topic/a").unwrap().len(), 1);
+    #[test]
+    fn the_last_user_takes_the_filter_and_its_index_is_never_reused() {
+        let mut data = DataLog::new(config()).unwrap();
+        let (idx, _) = data.next_native_offset("+/+");
+        data.acquire(idx);
+        data.acquire(idx);
+        data.release("+/+");
+        assert_eq!(data.matches("topic/a").unwrap(), vec![idx]);
+        data.release("+/+");
+        assert!(!data.has_filter("+/+"));
+        assert_eq!(data.filter_count(), 0);
+        assert!(data.matches("topic/a").unwrap().is_empty());
+        // A request that still holds the old index reads nothing.
+        assert!(data.native_readv(idx, (0, 0), 10).is_err());
+        let (again, _) = data.next_native_offset("+/+");
+        assert_ne!(again, idx);
     }
 
     //     #[test]

@@ -17,6 +17,7 @@ use crate::{
 
 mod alertlog;
 mod connection;
+mod filters;
 mod graveyard;
 pub mod iobufs;
 mod logs;

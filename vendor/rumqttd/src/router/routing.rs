@@ -2,7 +2,7 @@ use crate::protocol::{
     ConnAck, ConnAckProperties, ConnectReturnCode, Disconnect, DisconnectReasonCode, LastWill,
     LastWillProperties, Packet, PingResp, PubAck, PubAckReason, PubComp, PubCompReason, PubRec,
     PubRecReason, PubRel, PubRelReason, Publish, PublishProperties, QoS, SubAck,
-    SubscribeReasonCode, UnsubAck, UnsubAckReason,
+    SubscribeReasonCode, UnsubAck, UnsubAckReason, valid_filter,
 };
 use crate::router::alertlog::alert;
 use crate::router::scheduler::{PauseReason, Tracker};
@@ -44,6 +44,9 @@ pub enum RouterError {
     BadTenant(String, String),
     #[error("No matching filters to topic {0}")]
     NoMatchingFilters(String),
+    /// m2mhub patch: a PUBLISH to a topic name MQTT forbids (empty, a wildcard, NUL).
+    #[error("Invalid topic name {0:?}")]
+    InvalidTopic(String),
     #[error("Invalid filter prefix {0}")]
     InvalidFilterPrefix(Filter),
     #[error("Invalid client_id {0}")]
@@ -314,8 +317,17 @@ impl Router {
         }
 
         // Retrieve previous connection state from graveyard
-        let saved = self.graveyard.retrieve(&client_id);
+        let mut saved = self.graveyard.retrieve(&client_id);
         let clean_session = connection.clean;
+        // m2mhub patch: a clean session discards the saved one, and with it the
+        // subscriptions that kept their filters.
+        if clean_session {
+            if let Some(state) = saved.as_mut().and_then(|s| s.session_state.take()) {
+                for filter in &state.subscriptions {
+                    self.datalog.release(&log_filter(filter));
+                }
+            }
+        }
         let previous_session = saved.as_ref().is_some_and(|s| s.session_state.is_some());
         // for qos2 pending pubrels
         let mut pending_acks = VecDeque::new();
@@ -491,6 +503,15 @@ impl Router {
         for filter in connection.subscriptions.iter() {
             if let Some(connections) = self.subscription_map.get_mut(filter) {
                 connections.remove(&id);
+                // m2mhub patch: no empty entries left behind.
+                if connections.is_empty() {
+                    self.subscription_map.remove(filter);
+                }
+            }
+            // m2mhub patch: a clean session's subscriptions end with it; a persistent
+            // session's are kept with its saved state.
+            if connection.clean {
+                self.datalog.release(&log_filter(filter));
             }
         }
 
@@ -535,10 +556,9 @@ impl Router {
                 outgoing.unacked_pubrels,
             );
         } else {
+            // m2mhub patch: nothing is kept of a clean session. Upstream kept its event
+            // list for its console, an entry per client ID ever seen.
             tracker.pause(PauseReason::Busy);
-            let id = tracker.id.clone();
-            // Only save metrics in clean session
-            self.graveyard.save_metrics(id, connection.events);
         }
         self.router_meters.total_connections -= 1;
     }
@@ -697,6 +717,29 @@ impl Router {
                             filter = filter_path;
                         };
 
+                        // m2mhub patch: a malformed filter, and one past the limits on
+                        // filters, get 0x80 for that filter.
+                        if !valid_filter(&filter) || filter.contains('\0') {
+                            warn!(client_id = connection.client_id, filter = f.path, "invalid subscription filter");
+                            return_codes.push(SubscribeReasonCode::Failure);
+                            continue;
+                        }
+                        let is_new = !connection.subscriptions.contains(&f.path);
+                        let own_limit = self.config.max_subscriptions_per_connection;
+                        if is_new && own_limit.is_some_and(|max| connection.subscriptions.len() >= max) {
+                            warn!(client_id = connection.client_id, filter = f.path, "subscription refused: max_subscriptions_per_connection");
+                            return_codes.push(SubscribeReasonCode::Failure);
+                            continue;
+                        }
+                        let all_limit = self.config.max_filters;
+                        if !self.datalog.has_filter(&filter)
+                            && all_limit.is_some_and(|max| self.datalog.filter_count() >= max)
+                        {
+                            warn!(client_id = connection.client_id, filter = f.path, "subscription refused: max_filters");
+                            return_codes.push(SubscribeReasonCode::Failure);
+                            continue;
+                        }
+
                         let subscription_id = props.as_ref().and_then(|p| p.id);
 
                         if subscription_id == Some(0) {
@@ -780,6 +823,11 @@ impl Router {
                             ackslog.unsuback(unsuback);
                             self.scheduler.untrack(id, filter);
                             self.datalog.remove_waiters_for_id(id, filter);
+                            // m2mhub patch: the last subscriber takes the filter with it.
+                            self.datalog.release(&log_filter(filter));
+                            if self.subscription_map.get(filter).is_some_and(HashSet::is_empty) {
+                                self.subscription_map.remove(filter);
+                            }
                             force_ack = true;
                         }
                     }
@@ -989,6 +1037,8 @@ impl Router {
         // call to `insert(_)` returns `true` if it didn't contain the filter_path already
         // i.e. its a new subscription
         if connection.subscriptions.insert(filter_path.clone()) {
+            // m2mhub patch: this subscription keeps the filter's log.
+            self.datalog.acquire(filter_idx);
             let request = DataRequest {
                 filter: filter_path.clone(),
                 filter_idx,
@@ -1240,6 +1290,12 @@ fn append_to_commitlog(
 
     let topic = std::str::from_utf8(&publish.topic)?;
 
+    // m2mhub patch: MQTT forbids wildcards, NUL and empty topic names in a PUBLISH
+    // (MQTT-3.3.2-2, MQTT-4.7.3-1, MQTT-1.5.3-2); such a publish ends the connection.
+    if !valid_topic_name(topic) {
+        return Err(RouterError::InvalidTopic(topic.chars().take(100).collect()));
+    }
+
     // m2mhub patch: a topic the connection may not publish to is dropped (already acked).
     if let Some(policy) = &connection.policy {
         if !policy.may_publish(topic) {
@@ -1262,7 +1318,10 @@ fn append_to_commitlog(
     if publish.payload.is_empty() {
         datalog.remove_from_retained_publishes(topic.to_owned());
     } else if publish.retain {
-        datalog.insert_to_retained_publishes(publish.clone(), properties.clone(), topic.to_owned());
+        // m2mhub patch: past max_retained topics, delivered but not retained.
+        if !datalog.insert_to_retained_publishes(publish.clone(), properties.clone(), topic.to_owned()) {
+            warn!(topic, "retained message not kept: max_retained topics reached");
+        }
     }
 
     // after recording retained message, we also send that message to existing subscribers
@@ -1333,7 +1392,10 @@ fn append_will_message(
     if publish.payload.is_empty() {
         datalog.remove_from_retained_publishes(topic.to_owned());
     } else if publish.retain {
-        datalog.insert_to_retained_publishes(publish.clone(), properties.clone(), topic.to_owned());
+        // m2mhub patch: past max_retained topics, delivered but not retained.
+        if !datalog.insert_to_retained_publishes(publish.clone(), properties.clone(), topic.to_owned()) {
+            warn!(topic, "retained message not kept: max_retained topics reached");
+        }
     }
 
     // after recording retained message, we also send that message to existing subscribers
@@ -1780,6 +1842,16 @@ fn validate_clientid(client_id: &str) -> Result<(), RouterError> {
     }
 
     Ok(())
+}
+
+/// m2mhub patch: the filter whose log a subscription reads (`$share/group/a/b` reads `a/b`).
+fn log_filter(subscription: &str) -> String {
+    extract_group(subscription).map_or_else(|| subscription.to_owned(), |(_, filter)| filter)
+}
+
+/// m2mhub patch: a topic name a PUBLISH may carry: not empty, no wildcard, no NUL.
+fn valid_topic_name(topic: &str) -> bool {
+    !topic.is_empty() && !topic.contains(['+', '#', '\0'])
 }
 
 fn extract_group(filter: &str) -> Option<(String, String)> {
