@@ -61,8 +61,11 @@ impl Appliance {
         let (broker, local) = match (config.mqtt.enabled, config.mqtt.mode) {
             (false, _) => (None, None),
             (true, MqttMode::Embedded) => {
-                let gate: Arc<dyn rumqttd::Gate> =
-                    Arc::new(Gate::new(auth.clone(), cse.bindings().clone()));
+                let gate: Arc<dyn rumqttd::Gate> = Arc::new(Gate::new(
+                    auth.clone(),
+                    cse.bindings().clone(),
+                    config.mqtt.max_connections,
+                ));
                 let broker = Arc::new(
                     EmbeddedBroker::start(
                         &config.mqtt,

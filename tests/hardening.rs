@@ -570,20 +570,33 @@ mod raw {
         out
     }
 
-    /// Connects with a clean session; returns the stream after a successful CONNACK.
+    /// Connects with a clean session and a keep alive of 60 s; returns the stream after a
+    /// successful CONNACK.
     pub async fn connect(addr: std::net::SocketAddr, client_id: &str) -> TcpStream {
+        let (s, code) = try_connect(addr, client_id, 60).await;
+        assert_eq!(code, 0, "CONNACK accepted");
+        s
+    }
+
+    /// Sends CONNECT; returns the stream and the CONNACK's return code.
+    pub async fn try_connect(
+        addr: std::net::SocketAddr,
+        client_id: &str,
+        keep_alive: u16,
+    ) -> (TcpStream, u8) {
         let mut s = TcpStream::connect(addr).await.unwrap();
         let mut body = string(b"MQTT");
-        body.extend_from_slice(&[4, 0x02, 0, 60]);
+        body.extend_from_slice(&[4, 0x02]);
+        body.extend_from_slice(&keep_alive.to_be_bytes());
         body.extend(string(client_id.as_bytes()));
         s.write_all(&packet(0x10, &body)).await.unwrap();
         let mut ack = [0u8; 4];
         tokio::time::timeout(Duration::from_secs(10), s.read_exact(&mut ack))
             .await
             .expect("CONNACK in time")
-            .unwrap();
-        assert_eq!(ack, [0x20, 2, 0, 0], "CONNACK accepted");
-        s
+            .expect("a CONNACK, not a bare close");
+        assert_eq!(&ack[..2], &[0x20, 2], "a CONNACK: {ack:?}");
+        (s, ack[3])
     }
 
     pub async fn publish(s: &mut TcpStream, topic: &[u8], payload: &[u8]) {
@@ -745,4 +758,51 @@ async fn a_persistent_session_keeps_its_filters_while_away() {
     let mut back = Device::connect_with(hub.mqtt, "away", false).await;
     let got = back.expect(|p| p.topic == "kept/topic").await;
     assert_eq!(&got.payload[..], b"while away");
+}
+
+/// The real limit was max_connections + 16, and a refused client got a bare close with no
+/// reason and no log line. Now the limit is exact, a refusal is CONNACK 3 "server
+/// unavailable", and it is logged.
+#[tokio::test]
+async fn max_connections_is_exact_and_a_refusal_says_why() {
+    let hub = Hub::start_with(&[
+        ("M2MHUB_SECURITY__ANONYMOUS", "everyone"),
+        ("M2MHUB_MQTT__MAX_CONNECTIONS", "5"),
+    ]);
+    let mut held = Vec::new();
+    for i in 0..5 {
+        held.push(raw::connect(hub.mqtt, &format!("slot{i}")).await);
+    }
+    for i in 0..20 {
+        let (_s, code) = raw::try_connect(hub.mqtt, &format!("extra{i}"), 60).await;
+        assert_eq!(code, 3, "connection {} of 5 allowed: CONNACK {code}", 6 + i);
+    }
+    assert!(
+        hub.logs().contains("mqtt.max_connections reached"),
+        "{}",
+        hub.logs()
+    );
+    // A place that frees up is taken again.
+    held.pop();
+    let mut back = None;
+    for _ in 0..50 {
+        let (s, code) = raw::try_connect(hub.mqtt, "later", 60).await;
+        if code == 0 {
+            back = Some(s);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(back.is_some(), "the freed place was not given again");
+}
+
+/// CONNECT with keep alive 0 ("off", MQTT-3.1.2-23) was refused. It is accepted now, and such
+/// a connection is not timed out.
+#[tokio::test]
+async fn keep_alive_zero_means_off() {
+    let hub = Hub::start_with(&[("M2MHUB_SECURITY__ANONYMOUS", "everyone")]);
+    let (mut s, code) = raw::try_connect(hub.mqtt, "no-keepalive", 0).await;
+    assert_eq!(code, 0);
+    assert!(!raw::closed_within(&mut s, Duration::from_secs(3)).await);
+    assert_eq!(raw::subscribe(&mut s, b"still/here").await, 0);
 }

@@ -22,23 +22,44 @@ use crate::auth::acl::{filters_overlap, Asker};
 use crate::auth::{Authenticator, Identity, Refused};
 use crate::cse::Bindings;
 use crate::onem2m::topic::{Topic, TopicKind};
+use crate::throttle::Throttle;
 use rumqttd::{Admitted, ConnectRefusal, ConnectRequest, TopicPolicy};
 use std::sync::Arc;
+use tokio::sync::Semaphore;
 
 pub struct Gate {
     auth: Arc<Authenticator>,
     bindings: Arc<Bindings>,
+    /// One permit per network connection admitted, out of `mqtt.max_connections`, on every
+    /// listener together (3.1.1, 5, TLS); held until the connection ends.
+    slots: Arc<Semaphore>,
 }
 
+/// Refusals a client can cause by the thousand: logged at most once a minute each.
+static FULL: Throttle = Throttle::new();
+static REFUSED: Throttle = Throttle::new();
+
 impl Gate {
-    pub fn new(auth: Arc<Authenticator>, bindings: Arc<Bindings>) -> Gate {
-        Gate { auth, bindings }
+    pub fn new(auth: Arc<Authenticator>, bindings: Arc<Bindings>, max_connections: usize) -> Gate {
+        Gate {
+            auth,
+            bindings,
+            slots: Arc::new(Semaphore::new(max_connections)),
+        }
     }
 }
 
 impl rumqttd::Gate for Gate {
     fn connect(&self, r: &ConnectRequest<'_>) -> Result<Admitted, ConnectRefusal> {
         let addr = r.peer.addr;
+        // Before the password is checked: a full broker spends nothing on a client.
+        let Ok(slot) = self.slots.clone().try_acquire_owned() else {
+            if let Some(quiet) = FULL.hit() {
+                tracing::warn!(client = ?addr, client_id = r.client_id, refused_since_last_line = quiet,
+                    "MQTT client refused: mqtt.max_connections reached");
+            }
+            return Err(ConnectRefusal::ServerUnavailable);
+        };
         let login = r.username.map(|u| (u, r.password.unwrap_or_default()));
         let identity = match self.auth.authenticate(
             addr.map(|a| a.ip()),
@@ -47,8 +68,10 @@ impl rumqttd::Gate for Gate {
         ) {
             Ok(identity) => identity,
             Err(refused) => {
-                tracing::warn!(client = ?addr, client_id = r.client_id, user = ?r.username,
-                    why = %refused, "MQTT client refused");
+                if let Some(quiet) = REFUSED.hit() {
+                    tracing::warn!(client = ?addr, client_id = r.client_id, user = ?r.username,
+                        why = %refused, refused_since_last_line = quiet, "MQTT client refused");
+                }
                 return Err(match refused {
                     Refused::BadCredentials => ConnectRefusal::BadCredentials,
                     Refused::AnonymousNotAllowed => ConnectRefusal::NotAuthorized,
@@ -82,6 +105,7 @@ impl rumqttd::Gate for Gate {
         Ok(Admitted {
             policy: Arc::new(policy),
             session_namespace,
+            hold: Some(Box::new(slot)),
         })
     }
 }

@@ -44,6 +44,8 @@ pub enum ConnectRefusal {
     BadCredentials,
     /// Not allowed to connect (return code 5).
     NotAuthorized,
+    /// The server cannot take another connection now (return code 3).
+    ServerUnavailable,
 }
 
 /// m2mhub patch: decides on each CONNECT, and gives each connection it admits the
@@ -59,6 +61,9 @@ pub struct Admitted {
     /// cannot take over, or inherit, the session of a client of another with the same
     /// client ID. Implemented with rumqttd's tenant prefix of client IDs.
     pub session_namespace: Option<String>,
+    /// Held for as long as the connection lasts, then dropped: a gate that counts
+    /// connections gives each a token that gives its place back.
+    pub hold: Option<Box<dyn std::any::Any + Send + Sync>>,
 }
 
 /// m2mhub patch: the topics one connection may publish to and subscribe to. A refused

@@ -206,11 +206,8 @@ where
 
     handle_auth(config.clone(), login.as_ref(), &connect.client_id).await?;
 
-    // When keep_alive feature is disabled client can live forever, which is not good in
-    // distributed broker context so currenlty we don't allow it.
-    if connect.keep_alive == 0 {
-        return Err(Error::ZeroKeepAlive);
-    }
+    // m2mhub patch: keep alive 0 means "off" (MQTT-3.1.2-23) and is accepted; upstream
+    // refused it, which MQTT does not allow. Such a connection has no read timeout.
 
     let empty_client_id = connect.client_id.is_empty();
     let clean_session = connect.clean_session;

@@ -508,6 +508,7 @@ async fn remote<P: Protocol>(
     // m2mhub patch: the gate authenticates the client and gives its connection a topic
     // policy; a refusal is answered with a CONNACK that says why.
     let mut policy = None;
+    let mut _hold = None;
     if let (Some(gate), Packet::Connect(connect, _, will, _, login)) = (&gate, &connect_packet) {
         let will_topic = will.as_ref().map(|w| String::from_utf8_lossy(&w.topic).to_string());
         let request = crate::ConnectRequest {
@@ -520,6 +521,7 @@ async fn remote<P: Protocol>(
         match gate.connect(&request) {
             Ok(admitted) => {
                 policy = Some(admitted.policy);
+                _hold = admitted.hold;
                 if admitted.session_namespace.is_some() {
                     tenant_id = admitted.session_namespace;
                 }
@@ -528,6 +530,7 @@ async fn remote<P: Protocol>(
                 let code = match refusal {
                     crate::ConnectRefusal::BadCredentials => ConnectReturnCode::BadUserNamePassword,
                     crate::ConnectRefusal::NotAuthorized => ConnectReturnCode::NotAuthorized,
+                    crate::ConnectRefusal::ServerUnavailable => ConnectReturnCode::ServiceUnavailable,
                 };
                 let ack = ConnAck {
                     session_present: false,
