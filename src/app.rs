@@ -29,6 +29,7 @@ pub struct Appliance {
     pub https: Option<SocketAddr>,
     http_server: Option<http::HttpServer>,
     auth: Arc<Authenticator>,
+    delivery: Arc<Deliverer>,
 }
 
 impl Appliance {
@@ -95,7 +96,7 @@ impl Appliance {
             }
         };
         let link = local.as_ref().map(|(link, _)| link.clone());
-        let delivery = Deliverer::new(
+        let delivery = Arc::new(Deliverer::new(
             tokio::runtime::Handle::current(),
             cse.identity().id(),
             local,
@@ -106,8 +107,8 @@ impl Appliance {
                 .flat_map(|r| r.poa.iter().map(|p| (p.clone(), r.auth())))
                 .collect(),
             config.outbound_policy().map_err(anyhow::Error::msg)?,
-        )?;
-        cse.set_delivery(Arc::new(delivery));
+        )?);
+        cse.set_delivery(delivery.clone());
         for remote in &config.remote_cse {
             crate::remote::spawn(cse.clone(), remote.clone());
         }
@@ -132,6 +133,7 @@ impl Appliance {
             https: http.as_ref().and_then(|h| h.tls_addr),
             http_server: http,
             auth,
+            delivery,
         };
         tracing::info!(
             cse = %app.cse.identity().csi,
@@ -167,6 +169,9 @@ impl Appliance {
         if let Some(b) = &self.broker {
             b.stop_accepting();
         }
+        // A request waiting for a slow peer (a verification, a forwarded request) is
+        // answered now rather than holding the stop up.
+        self.delivery.stop();
         let http = async {
             match self.http_server {
                 Some(h) => tokio::time::timeout_at(deadline, h.shutdown())
@@ -192,7 +197,14 @@ impl Appliance {
         }
         self.cse.stop();
         let store = self.cse.store().clone();
-        let _ = tokio::task::spawn_blocking(move || store.close()).await;
+        let closed = tokio::task::spawn_blocking(move || store.close());
+        if drained {
+            let _ = closed.await;
+        } else {
+            // A commit that is still stuck (a disk that hangs) does not keep the process: it
+            // was not acknowledged, and SQLite's journal keeps the file whole either way.
+            let _ = tokio::time::timeout(CLOSE_GRACE, closed).await;
+        }
         drained
     }
 
@@ -242,6 +254,9 @@ fn plain_password_links(config: &Config) -> Vec<(String, String)> {
     }
     out
 }
+
+/// How long a shutdown that ran out of time still waits for the store to close.
+const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Descriptors the appliance uses besides client connections: the database, its WAL and
 /// readers, outgoing links, listeners, certificate files.

@@ -166,3 +166,151 @@ async fn sighup_reloads_the_log_level() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// SIGTERM under steady load: devices that go on sending during the stop got their requests
+/// served, so the drain could run until the bound. Now what arrives after the stop began is
+/// answered busy (5000, "shutting down") or not at all (the connection closes), everything
+/// taken before is answered, and the stop is quick.
+#[tokio::test]
+async fn requests_sent_during_the_stop_are_answered_busy_and_the_drain_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let power = PowerCut::new(&dir.path().join("data"));
+    let env = power.env(5);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let mut hub = Hub::start_in(dir.path(), &env);
+    let mut dev = Device::connect(hub.mqtt, "Csteady").await;
+    dev.listen_responses("Csteady").await;
+    register(&mut dev, "Csteady", "steady").await;
+    dev.request(
+        "Csteady",
+        create("cse-in/steady", 3, json!({"m2m:cnt":{"rn":"c"}})),
+    )
+    .await;
+    let send = |i: usize| {
+        let body = json!({"op":1,"to":"cse-in/steady/c","fr":"Csteady","rqi":format!("s{i}"),"rvi":"3","ty":4,
+                          "pc":{"m2m:cin":{"con":"x"}}});
+        body.to_string()
+    };
+    const BEFORE: usize = 100;
+    let acked = dev.pubacks();
+    for i in 0..BEFORE {
+        dev.publish("/oneM2M/req/Csteady/id-in/json", send(i)).await;
+    }
+    dev.wait_pubacks(acked + BEFORE).await;
+    let started = Instant::now();
+    hub.signal_term();
+    // Keep sending while it stops (bounded: 2,000 requests or 5 s).
+    let client = dev.client.clone();
+    let sender = tokio::spawn(async move {
+        for i in BEFORE..BEFORE + 2000 {
+            let topic = "/oneM2M/req/Csteady/id-in/json";
+            if client
+                .publish(topic, rumqttc::QoS::AtLeastOnce, false, send(i))
+                .await
+                .is_err()
+                || started.elapsed() > Duration::from_secs(5)
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    });
+    let status = hub.wait_exit(WAIT).await;
+    let took = started.elapsed();
+    sender.abort();
+    assert!(status.success(), "{status:?}\n{}", hub.logs());
+    assert!(took < Duration::from_secs(5), "the stop took {took:?}");
+
+    let answers: Vec<serde_json::Value> = dev
+        .until_closed()
+        .await
+        .iter()
+        .filter_map(|p| serde_json::from_slice(&p.payload).ok())
+        .collect();
+    for i in 0..BEFORE {
+        let rqi = format!("s{i}");
+        let a = answers.iter().find(|a| a["rqi"] == rqi.as_str());
+        assert!(
+            a.is_some_and(|a| a["rsc"] == 2001),
+            "{rqi}, taken before the stop: {a:?}"
+        );
+    }
+    let busy: Vec<&serde_json::Value> = answers.iter().filter(|a| a["rsc"] != 2001).collect();
+    for a in &busy {
+        assert_eq!(a["rsc"], 5000, "{a}");
+        assert!(dbg(a).contains("shutting down"), "{a}");
+    }
+}
+
+/// A subscription whose target never answers held the stop for the whole verification (11.9 s
+/// with two targets). Now the stop cuts the call short: the request is answered at once.
+#[tokio::test]
+async fn a_slow_verification_does_not_hold_the_stop() {
+    let mut hub = Hub::start_with(&[("M2MHUB_SECURITY__ANONYMOUS", "everyone")]);
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/n", silent.local_addr().unwrap());
+    let mut dev = Device::connect(hub.mqtt, "Cslowsub").await;
+    dev.listen_responses("Cslowsub").await;
+    register(&mut dev, "Cslowsub", "slowsub").await;
+    let rqi = dev.rqi();
+    dev.publish(
+        "/oneM2M/req/Cslowsub/id-in/json",
+        json!({"op":1,"to":"cse-in/slowsub","fr":"Cslowsub","rqi":rqi,"rvi":"3","ty":23,
+               "pc":{"m2m:sub":{"nu":[url.clone(), url]}}})
+        .to_string(),
+    )
+    .await;
+    // The verification is under way (it would take 5 s per target).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let started = Instant::now();
+    let status = hub.stop().await;
+    let took = started.elapsed();
+    assert!(status.success(), "{status:?}\n{}", hub.logs());
+    assert!(took < Duration::from_secs(3), "the stop took {took:?}");
+    let answer = dev
+        .until_closed()
+        .await
+        .into_iter()
+        .filter_map(|p| serde_json::from_slice::<serde_json::Value>(&p.payload).ok())
+        .find(|a| a["rqi"] == rqi.as_str());
+    let answer = answer.expect("the subscription request was answered");
+    assert_eq!(answer["rsc"], 5204, "{answer}");
+    drop(silent);
+}
+
+/// It exited 0 even when requests were still in progress at the end of the bound. Now such a
+/// stop exits non-zero (systemd shows the stop failed), after at most the bound and a short
+/// grace for the store.
+#[tokio::test]
+async fn a_stop_that_runs_out_of_time_exits_non_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let power = PowerCut::new(&dir.path().join("data"));
+    let env = power.env(0);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let mut hub = Hub::start_in(dir.path(), &env);
+    let mut dev = Device::connect(hub.mqtt, "Cstuck").await;
+    dev.listen_responses("Cstuck").await;
+    register(&mut dev, "Cstuck", "stuck").await;
+    // The disk hangs: the next commit takes 30 s.
+    power.set_sync_delay(30_000);
+    let acked = dev.pubacks();
+    dev.publish(
+        "/oneM2M/req/Cstuck/id-in/json",
+        json!({"op":1,"to":"cse-in/stuck","fr":"Cstuck","rqi":"stuck","rvi":"3","ty":3,
+               "pc":{"m2m:cnt":{}}})
+        .to_string(),
+    )
+    .await;
+    dev.wait_pubacks(acked + 1).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = Instant::now();
+    let status = hub.stop_within(Duration::from_secs(20)).await;
+    let took = started.elapsed();
+    assert!(
+        !status.success(),
+        "exit 0 with a request cut off\n{}",
+        hub.logs()
+    );
+    assert!(took < Duration::from_secs(15), "the stop took {took:?}");
+    assert!(hub.logs().contains("still in progress"), "{}", hub.logs());
+}

@@ -61,7 +61,12 @@ struct Inner {
     queues: Mutex<KeyedQueues<Target, RequestPrimitive>>,
     /// Where clients may make the CSE call.
     policy: Arc<Policy>,
+    /// Set on shutdown: the calls requests wait for end at once, and no new ones start.
+    stopped: tokio::sync::watch::Sender<bool>,
 }
+
+/// What a call cut short by shutdown answers.
+const STOPPING: &str = "the CSE is shutting down";
 
 impl Deliverer {
     /// `site_ca` (`tls.ca_certs`) is trusted for `https://` targets besides the system roots.
@@ -89,6 +94,7 @@ impl Deliverer {
                     MAX_RESPONSE,
                 )?,
                 policy,
+                stopped: tokio::sync::watch::channel(false).0,
                 site_ca: site_ca.map(std::path::Path::to_path_buf),
                 peers: peers
                     .into_iter()
@@ -102,6 +108,15 @@ impl Deliverer {
                 queues: Mutex::new(KeyedQueues::new(QUEUE)),
             }),
         })
+    }
+}
+
+impl Deliverer {
+    /// Shutdown: ends the calls that requests wait for (a verification or a forwarded
+    /// request then fails, and its request is answered at once), so that a slow target cannot
+    /// hold the stop up. Queued notifications go on until the process ends.
+    pub fn stop(&self) {
+        self.inner.stopped.send_replace(true);
     }
 }
 
@@ -276,6 +291,18 @@ impl Inner {
         }
     }
 
+    /// `fut`, unless shutdown comes first.
+    async fn unless_stopped<T>(
+        &self,
+        fut: impl std::future::Future<Output = Result<T, Failure>>,
+    ) -> Result<T, Failure> {
+        let mut stopped = self.stopped.subscribe();
+        tokio::select! {
+            r = fut => r,
+            _ = stopped.wait_for(|s| *s) => Err(Failure::Unanswered(STOPPING.into())),
+        }
+    }
+
     async fn work(self: Arc<Self>, target: Target, mut queue: mpsc::Receiver<RequestPrimitive>) {
         while let Some(req) = next_or_idle(&mut queue, IDLE).await {
             let mut delay = FIRST_RETRY;
@@ -307,7 +334,10 @@ impl Delivery for Deliverer {
         // Called from the blocking thread that handles the request.
         self.inner
             .runtime
-            .block_on(self.inner.send(target, &req, true))
+            .block_on(
+                self.inner
+                    .unless_stopped(self.inner.send(target, &req, true)),
+            )
             .map_err(|f| f.text().to_string())
     }
 

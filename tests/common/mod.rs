@@ -170,20 +170,34 @@ impl Hub {
     /// SIGTERM and wait for the exit status without blocking the test's runtime, so that its
     /// devices keep reading what the appliance sends while it stops.
     pub async fn stop(&mut self) -> std::process::ExitStatus {
+        self.stop_within(WAIT).await
+    }
+
+    /// [`Hub::stop`], waiting at most `within` for the process to end.
+    pub async fn stop_within(&mut self, within: Duration) -> std::process::ExitStatus {
+        self.signal_term();
+        self.wait_exit(within).await
+    }
+
+    /// Sends SIGTERM and returns at once.
+    pub fn signal_term(&self) {
         let _ = Command::new("kill")
             .arg("-TERM")
             .arg(self.child.id().to_string())
             .status();
-        let deadline = Instant::now() + WAIT;
+    }
+
+    /// Waits (at most `within`) for the process to end after a signal.
+    pub async fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + within;
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
-                // Everything it printed is in the log before anyone reads it.
                 if let Some(reader) = self.reader.take() {
                     let _ = tokio::task::spawn_blocking(move || reader.join()).await;
                 }
                 return status;
             }
-            assert!(Instant::now() < deadline, "m2mhub did not stop on SIGTERM");
+            assert!(Instant::now() < deadline, "m2mhub did not stop in time");
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }

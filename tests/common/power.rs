@@ -52,6 +52,7 @@ impl PowerCut {
     pub fn new(dir: &Path) -> PowerCut {
         let journal = dir.with_extension("unplug-journal");
         let _ = std::fs::remove_file(&journal);
+        let _ = std::fs::remove_file(journal.with_extension("sync-delay"));
         PowerCut {
             dir: dir.to_path_buf(),
             journal,
@@ -65,7 +66,20 @@ impl PowerCut {
             ("UNPLUG_DIR".into(), self.dir.display().to_string()),
             ("UNPLUG_JOURNAL".into(), self.journal.display().to_string()),
             ("UNPLUG_SYNC_DELAY_MS".into(), sync_delay_ms.to_string()),
+            (
+                "UNPLUG_SYNC_DELAY_FILE".into(),
+                self.delay_file().display().to_string(),
+            ),
         ]
+    }
+
+    fn delay_file(&self) -> PathBuf {
+        self.journal.with_extension("sync-delay")
+    }
+
+    /// Slows every later sync of the running appliance down to `ms` (started with [`env`]).
+    pub fn set_sync_delay(&self, ms: u32) {
+        std::fs::write(self.delay_file(), ms.to_string()).unwrap();
     }
 
     /// After the process is gone: every change to a file that no later sync of that file

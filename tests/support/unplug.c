@@ -11,7 +11,8 @@
  *   u64 offset, u64 size of the file before the change, u32 length, the bytes overwritten
  *   (for a truncate: the bytes cut off).
  * Integers are little-endian. $UNPLUG_SYNC_DELAY_MS, if set, slows every sync down, so that a
- * test can catch requests in progress.
+ * test can catch requests in progress; $UNPLUG_SYNC_DELAY_FILE, if set, names a file whose
+ * number (ms) is read at each sync instead, so that a test can slow a running process down.
  *
  * It errs on the lenient side only: a write another thread makes between an fsync and its
  * record counts as synced, and unlink, O_TRUNC, fallocate and directory syncs are not
@@ -40,6 +41,7 @@ enum { REC_WRITE = 1, REC_SYNC = 2, REC_TRUNCATE = 3 };
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static int journal = -1;
 static int sync_delay_ms = 0;
+static const char *sync_delay_file = NULL;
 static const char *dir = NULL;
 static size_t dir_len = 0;
 
@@ -71,6 +73,28 @@ __attribute__((constructor)) static void init(void) {
     if (delay) {
         sync_delay_ms = atoi(delay);
     }
+    sync_delay_file = getenv("UNPLUG_SYNC_DELAY_FILE");
+}
+
+/* The delay of this sync: from $UNPLUG_SYNC_DELAY_FILE when it can be read. */
+static int current_delay(void) {
+    if (!sync_delay_file) {
+        return sync_delay_ms;
+    }
+    int saved = errno;
+    int delay = sync_delay_ms;
+    int fd = open(sync_delay_file, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        char buf[32];
+        ssize_t n = read(fd, buf, sizeof buf - 1);
+        if (n > 0) {
+            buf[n] = 0;
+            delay = atoi(buf);
+        }
+        close(fd);
+    }
+    errno = saved;
+    return delay;
 }
 
 /* The path of fd if it is a file under $UNPLUG_DIR. */
@@ -158,8 +182,9 @@ static void synced(int fd) {
     if (!watched(fd, path, sizeof path)) {
         return;
     }
-    if (sync_delay_ms > 0) {
-        struct timespec t = {sync_delay_ms / 1000, (sync_delay_ms % 1000) * 1000000L};
+    int delay = current_delay();
+    if (delay > 0) {
+        struct timespec t = {delay / 1000, (delay % 1000) * 1000000L};
         nanosleep(&t, NULL);
     }
     pthread_mutex_lock(&lock);

@@ -42,12 +42,20 @@ impl Default for Admission {
 }
 
 impl Admission {
-    /// Admits one request of the originator with `allowance`, or `None` when that originator
-    /// or everyone together has too many in progress. Never waits.
-    pub fn admit(&self, allowance: &Allowance) -> Option<Admitted> {
-        let all = self.budget.clone().try_acquire_owned().ok()?;
-        let own = allowance.0.clone().try_acquire_owned().ok()?;
-        Some(Admitted {
+    /// Admits one request of the originator with `allowance`, or says why not: that
+    /// originator, or everyone together, has too many in progress. Never waits.
+    pub fn admit(&self, allowance: &Allowance) -> Result<Admitted, &'static str> {
+        let own = allowance
+            .0
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| "too many requests of this originator are in progress")?;
+        let all = self
+            .budget
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| "too many requests are in progress")?;
+        Ok(Admitted {
             _all: all,
             _own: own,
         })
@@ -67,10 +75,10 @@ mod tests {
     fn one_originator_cannot_take_the_whole_budget() {
         let admission = Admission::default();
         let greedy = Allowance::default();
-        let held: Vec<_> = std::iter::from_fn(|| admission.admit(&greedy)).collect();
+        let held: Vec<_> = std::iter::from_fn(|| admission.admit(&greedy).ok()).collect();
         assert_eq!(held.len(), PER_ORIGINATOR);
         assert_eq!(admission.held(), PER_ORIGINATOR);
-        assert!(admission.admit(&Allowance::default()).is_some());
+        assert!(admission.admit(&Allowance::default()).is_ok());
         drop(held);
         assert_eq!(
             admission.held(),
@@ -85,9 +93,12 @@ mod tests {
         let mut held = Vec::new();
         for _ in 0..MAX_PENDING / PER_ORIGINATOR {
             let a = Allowance::default();
-            held.extend(std::iter::from_fn(|| admission.admit(&a)));
+            held.extend(std::iter::from_fn(|| admission.admit(&a).ok()));
         }
         assert_eq!(admission.held(), MAX_PENDING);
-        assert!(admission.admit(&Allowance::default()).is_none());
+        assert_eq!(
+            admission.admit(&Allowance::default()).err(),
+            Some("too many requests are in progress")
+        );
     }
 }

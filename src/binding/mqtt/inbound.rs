@@ -8,6 +8,7 @@ use crate::cse::{Begun, Blocked, Cse, Origin, Write};
 use crate::onem2m::address::originator_to_local;
 use crate::onem2m::topic::{id_from_topic, id_to_topic, Topic, TopicKind};
 use crate::onem2m::{Error, Operation, RequestPrimitive, ResourceType, ResponsePrimitive, Rsc};
+use crate::throttle::Throttle;
 
 /// The topic and body of an answer to publish, if one is due.
 pub type Outgoing = Option<(String, Vec<u8>)>;
@@ -89,23 +90,27 @@ pub fn start(cse: &Cse, topic: &[u8], payload: &[u8]) -> Step {
     }
 }
 
-/// The busy answer to a request that could not be admitted, on the topic of the originator
-/// named in `topic`, or `None` when the topic names none.
-pub fn busy(topic: &[u8], payload: &[u8]) -> Outgoing {
+/// Busy answers a client can cause by the thousand: logged at most once a minute.
+static BUSY: Throttle = Throttle::new();
+
+/// The busy answer (5000, `why` in `dbg`) to a request that could not be taken, on the topic
+/// of the originator named in `topic`, or `None` when the topic names none.
+pub fn busy(topic: &[u8], payload: &[u8], why: &str) -> Outgoing {
     let parsed = std::str::from_utf8(topic).ok().and_then(Topic::parse)?;
-    tracing::warn!(
-        originator = parsed.originator,
-        "too many requests in progress; answered busy"
-    );
+    if let Some(quiet) = BUSY.hit() {
+        tracing::warn!(
+            originator = parsed.originator,
+            busy_since_last_line = quiet,
+            "answered busy: {why}"
+        );
+    }
     let rqi = Serialization::Json
         .decode(payload)
         .ok()
         .and_then(|v| RequestPrimitive::from_value(v).ok())
         .map(|r| r.rqi)
         .unwrap_or_default();
-    let err = Error::internal(
-        "the CSE is busy: too many requests from this originator are in progress; try again",
-    );
+    let err = Error::internal(format!("the CSE is busy: {why}; try again"));
     let rsp = ResponsePrimitive::error(&err, rqi, None);
     Some((
         parsed.response_topic("json"),
@@ -201,12 +206,17 @@ mod tests {
         let (topic, body) = busy(
             b"/oneM2M/req/Cabc/id-in/json",
             br#"{"op":2,"to":"cse-in","fr":"Cabc","rqi":"r9"}"#,
+            "too many requests",
         )
         .unwrap();
         assert_eq!(topic, "/oneM2M/resp/Cabc/id-in/json");
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(v["rsc"], 5000);
         assert_eq!(v["rqi"], "r9");
-        assert!(busy(b"not/a/onem2m/topic", b"").is_none());
+        assert!(v["pc"]["m2m:dbg"]
+            .as_str()
+            .unwrap()
+            .contains("too many requests"));
+        assert!(busy(b"not/a/onem2m/topic", b"", "x").is_none());
     }
 }

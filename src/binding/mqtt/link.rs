@@ -46,6 +46,9 @@ pub struct LocalLink {
     /// Requests taken and not yet answered.
     admission: Admission,
     probes: Probes,
+    /// Set by [`drain`](LocalLink::drain) once every request taken before it has arrived:
+    /// later ones are answered busy.
+    closing: std::sync::atomic::AtomicBool,
 }
 
 /// Probes for a drain: a publish on each request topic the CSE subscribes to, under an
@@ -76,6 +79,7 @@ impl LocalLink {
             cse_id: cse_id.to_string(),
             replies: Replies::default(),
             admission: Admission::default(),
+            closing: Default::default(),
             probes: Probes {
                 originator,
                 topics,
@@ -86,10 +90,14 @@ impl LocalLink {
 
     /// Graceful shutdown of the MQTT side: returns once every request the broker took
     /// before the call has been answered and its answer handed to the broker (or when
-    /// `until` passes: `false`). Devices may go on sending meanwhile; those are served too.
+    /// `until` passes: `false`). What devices send after the call is answered busy (5000):
+    /// the drain ends however much they send.
     pub async fn drain(&self, until: tokio::time::Instant) -> bool {
         // Everything taken so far has reached the link...
-        if !self.barrier(until).await {
+        let arrived = self.barrier(until).await;
+        self.closing
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        if !arrived {
             return false;
         }
         // ...and has been answered...
@@ -261,10 +269,18 @@ impl Dispatcher {
         }
         // A view into the topic's bytes, not a copy.
         let key = topic.slice(..inbound::originator_key(&topic).len());
-        let allowance = self.queues.allowance(&key);
-        let Some(admitted) = self.local.admission.admit(&allowance) else {
-            self.local.send(inbound::busy(&topic, &payload));
+        if self.local.closing.load(std::sync::atomic::Ordering::SeqCst) {
+            let why = "it is shutting down";
+            self.local.send(inbound::busy(&topic, &payload, why));
             return;
+        }
+        let allowance = self.queues.allowance(&key);
+        let admitted = match self.local.admission.admit(&allowance) {
+            Ok(admitted) => admitted,
+            Err(why) => {
+                self.local.send(inbound::busy(&topic, &payload, why));
+                return;
+            }
         };
         let job = Job {
             topic,

@@ -74,7 +74,11 @@ impl Queues {
             Pushed::Started(jobs) => {
                 tokio::spawn(serve_queue(cse.clone(), local.clone(), jobs));
             }
-            Pushed::Full(job) => local.send(inbound::busy(&job.topic, &job.payload)),
+            Pushed::Full(job) => local.send(inbound::busy(
+                &job.topic,
+                &job.payload,
+                "too many requests of this originator are queued",
+            )),
         }
     }
 }
