@@ -182,7 +182,7 @@ impl Appliance {
         };
         let mqtt = async {
             match &self.link {
-                Some(link) => link.drain(deadline).await,
+                Some(link) => link.drain(&self.cse, deadline).await,
                 None => true,
             }
         };

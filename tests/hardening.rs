@@ -806,3 +806,102 @@ async fn keep_alive_zero_means_off() {
     assert!(!raw::closed_within(&mut s, Duration::from_secs(3)).await);
     assert_eq!(raw::subscribe(&mut s, b"still/here").await, 0);
 }
+
+/// The request budget was counted per topic originator level, which the client chooses: one
+/// connection on 4 levels x 256 slow subscription creates filled the global 1,024, and a
+/// bystander got 5000 for minutes, told that "this originator" was busy. HTTP had no budget.
+/// Now a credential has one share across its originators and both bindings, and a bystander
+/// is served meanwhile.
+#[tokio::test]
+async fn one_credential_cannot_take_the_whole_request_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let pw = dir.path().join("passwords");
+    passwd(&pw, "Chog", "hog-secret");
+    passwd(&pw, "Cbystander", "bystander-secret");
+    let hub = Hub::start_with(&[
+        ("M2MHUB_SECURITY__PASSWORD_FILE", pw.to_str().unwrap()),
+        ("M2MHUB_SECURITY__ANONYMOUS", "nobody"),
+    ]);
+    // A target that takes connections and never answers: each verification holds 5 s.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let nu = format!("http://{}/n", silent.local_addr().unwrap());
+
+    let mut hog = Device::connect_as(hub.mqtt, "Chog", "hog-secret").await;
+    hog.listen_responses("Chog").await;
+    assert_eq!(rsc(&register(&mut hog, "Chog", "hog").await), 2001);
+    // More originators of the same credential: AE-IDs the CSE assigns.
+    let mut levels = vec!["Chog".to_string()];
+    for i in 0..3 {
+        let rqi = hog.rqi();
+        let (_, r) = hog
+            .send(
+                "/oneM2M/reg_req/Chog/id-in/json",
+                json!({"op":1,"to":"cse-in","fr":"C","rqi":rqi,"rvi":"3","ty":2,
+                       "pc":{"m2m:ae":{"rn":format!("hog{i}"),"api":"Nhog","rr":false}}}),
+            )
+            .await;
+        assert_eq!(rsc(&r), 2001, "{r}");
+        let aei = r["pc"]["m2m:ae"]["aei"].as_str().unwrap().to_string();
+        hog.listen_responses(&aei).await;
+        levels.push(aei);
+    }
+    // 4 levels x 80 slow requests: 320, past the credential's 256.
+    for (l, level) in levels.iter().enumerate() {
+        // Each AE subscribes to itself: cse-in/hog, cse-in/hog0, ...
+        let to = match l {
+            0 => "cse-in/hog".to_string(),
+            _ => format!("cse-in/hog{}", l - 1),
+        };
+        for i in 0..80 {
+            hog.publish(
+                &format!("/oneM2M/req/{level}/id-in/json"),
+                json!({"op":1,"to":to,"fr":level,"rqi":format!("slow{l}-{i}"),"rvi":"3","ty":23,
+                       "pc":{"m2m:sub":{"nu":[nu]}}})
+                .to_string(),
+            )
+            .await;
+        }
+    }
+    let mut refused = 0;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while refused < 64 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only {refused} refused"
+        );
+        for p in hog.drain_for(Duration::from_millis(50)).await {
+            let v: serde_json::Value = serde_json::from_slice(&p.payload).unwrap_or_default();
+            if v["rsc"] == 5000 && dbg(&v).contains("this credential") {
+                refused += 1;
+            }
+        }
+    }
+
+    // Meanwhile a bystander is served at once, and the hog's share holds over HTTP too.
+    let mut bystander = Device::connect_as(hub.mqtt, "Cbystander", "bystander-secret").await;
+    bystander.listen_responses("Cbystander").await;
+    assert_eq!(
+        rsc(&register(&mut bystander, "Cbystander", "bystander").await),
+        2001
+    );
+    let r = bystander
+        .request(
+            "Cbystander",
+            create("cse-in/bystander", 3, json!({"m2m:cnt":{"rn":"c"}})),
+        )
+        .await;
+    assert_eq!(rsc(&r), 2001, "{r}");
+    let rsp = reqwest::Client::new()
+        .get(format!("http://{}/cse-in/hog", hub.http.unwrap()))
+        .basic_auth("Chog", Some("hog-secret"))
+        .header("X-M2M-Origin", "Chog")
+        .header("X-M2M-RI", "over-http")
+        .header("X-M2M-RVI", "3")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rsp.headers()["x-m2m-rsc"], "5000");
+    let text = rsp.text().await.unwrap();
+    assert!(text.contains("this credential"), "{text}");
+    drop(silent);
+}

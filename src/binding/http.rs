@@ -230,6 +230,14 @@ async fn handle(
         }
     };
     let cse = state.cse;
+    // The same budget as MQTT requests: a credential's share covers both bindings.
+    let _admitted = match cse.admission().admit(identity.credential(), None) {
+        Ok(admitted) => admitted,
+        Err(why) => {
+            let err = Error::internal(format!("the CSE is busy: {why}; try again"));
+            return to_response(&ResponsePrimitive::error(&err, req.rqi, req.rvi));
+        }
+    };
     // A write waits for its commit without holding a thread; reads and the rest run on a
     // blocking thread.
     let handled = match cse.begin(req, Origin::Client(identity)) {

@@ -165,6 +165,28 @@ impl Bindings {
         behind_cse.is_some_and(|csi| by(&csi))
     }
 
+    /// The credential whose budget a request of `originator` (in any form) counts against:
+    /// the credential itself, or the one that registered the originator (or the remote CSE
+    /// it is behind). `None` for an originator no credential holds.
+    pub fn credential_of(&self, originator: &str) -> Option<String> {
+        let o = self.normalize(originator);
+        if self.is_credential(&o) {
+            return Some(o);
+        }
+        let registered = self.registered.read().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = registered.get(&o) {
+            return Some(c.clone());
+        }
+        if !o.starts_with('/') {
+            return registered.get(&format!("/{o}")).cloned();
+        }
+        let csi = o
+            .strip_prefix('/')
+            .and_then(|rest| rest.split_once('/'))
+            .map(|(csi, _)| format!("/{csi}"))?;
+        registered.get(&csi).cloned()
+    }
+
     /// May `identity` register the AE-ID it asks for (`None`: one the CSE assigns)? No AE
     /// takes the admin's name. A credential registers as itself, or has the CSE assign an
     /// AE-ID: so no credential takes another's name, not even one that is created later (a

@@ -14,6 +14,7 @@
 //! * [`bootstrap`] (the CSEBase) and [`expiry`] (`et`).
 
 mod access;
+pub mod admission;
 mod attributes;
 mod bindings;
 mod bootstrap;
@@ -76,6 +77,8 @@ pub struct Cse {
     in_flight: Arc<AtomicUsize>,
     /// Set when the appliance shuts down; background work ends.
     stopping: Arc<AtomicBool>,
+    /// The budget of requests held at once, for both bindings.
+    admission: Arc<admission::Admission>,
 }
 
 impl Cse {
@@ -102,6 +105,7 @@ impl Cse {
             delivery: Arc::new(OnceLock::new()),
             in_flight: Arc::new(AtomicUsize::new(0)),
             stopping: Arc::new(AtomicBool::new(false)),
+            admission: Arc::default(),
         })
     }
 
@@ -139,6 +143,11 @@ impl Cse {
     }
 
     /// Requests being handled right now (graceful shutdown waits for none).
+    /// The budget every binding takes a request's place from before handling it.
+    pub fn admission(&self) -> &admission::Admission {
+        &self.admission
+    }
+
     pub fn in_flight(&self) -> usize {
         self.in_flight.load(Ordering::SeqCst)
     }

@@ -4,11 +4,10 @@
 //!
 //! On the embedded broker the session is an in-process link into the router ([`serve`]); on
 //! an outside broker it is a client session ([`super::external`]). What happens to a request
-//! is the same on both: [`super::admission`] decides whether it is taken,
+//! is the same on both: [`crate::cse::admission`] decides whether it is taken,
 //! [`super::ordering`] keeps each originator's requests in order, and [`super::inbound`] reads
 //! and checks it.
 
-use super::admission::Admission;
 use super::broker::EmbeddedBroker;
 use super::inbound::{self, Outgoing};
 use super::ordering::{Job, Queues};
@@ -43,8 +42,6 @@ pub struct LocalLink {
     outlet: Outlet,
     cse_id: String,
     replies: Replies,
-    /// Requests taken and not yet answered.
-    admission: Admission,
     probes: Probes,
     /// Set by [`drain`](LocalLink::drain) once every request taken before it has arrived:
     /// later ones are answered busy.
@@ -78,7 +75,6 @@ impl LocalLink {
             outlet,
             cse_id: cse_id.to_string(),
             replies: Replies::default(),
-            admission: Admission::default(),
             closing: Default::default(),
             probes: Probes {
                 originator,
@@ -92,7 +88,7 @@ impl LocalLink {
     /// before the call has been answered and its answer handed to the broker (or when
     /// `until` passes: `false`). What devices send after the call is answered busy (5000):
     /// the drain ends however much they send.
-    pub async fn drain(&self, until: tokio::time::Instant) -> bool {
+    pub async fn drain(&self, cse: &Cse, until: tokio::time::Instant) -> bool {
         // Everything taken so far has reached the link...
         let arrived = self.barrier(until).await;
         self.closing
@@ -101,7 +97,7 @@ impl LocalLink {
             return false;
         }
         // ...and has been answered...
-        while self.admission.held() > 0 {
+        while cse.admission().held() > 0 {
             if tokio::time::Instant::now() >= until {
                 return false;
             }
@@ -275,7 +271,16 @@ impl Dispatcher {
             return;
         }
         let allowance = self.queues.allowance(&key);
-        let admitted = match self.local.admission.admit(&allowance) {
+        // The budget of the credential this originator belongs to, if any.
+        let credential = std::str::from_utf8(&topic)
+            .ok()
+            .and_then(Topic::parse)
+            .and_then(|t| self.cse.bindings().credential_of(t.originator));
+        let admitted = match self
+            .cse
+            .admission()
+            .admit(credential.as_deref(), Some(&allowance))
+        {
             Ok(admitted) => admitted,
             Err(why) => {
                 self.local.send(inbound::busy(&topic, &payload, why));

@@ -5,11 +5,9 @@
 //! * [`link`]: the CSE's session: publishing, matching answers to its own requests, and the
 //!   in-process link into the embedded broker.
 //! * [`external`]: the same session as a client of a broker the site already runs.
-//! * [`admission`]: how many requests are taken at once, in all and per originator.
 //! * [`ordering`]: each originator's requests in order, different originators side by side.
 //! * [`inbound`]: reading and checking one request publish.
 
-mod admission;
 pub mod broker;
 pub mod external;
 pub mod gate;

@@ -9,10 +9,10 @@
 //! originator: a read waits until the writes before it are answered, and a write until the
 //! reads before it are, so each sees exactly what was sent before it.
 
-use super::admission::{Admitted, Allowance, PER_ORIGINATOR};
 use super::inbound::{self, Outgoing, Step};
 use super::link::LocalLink;
 use crate::binding::queues::{next_or_idle, KeyedQueues, Pushed};
+use crate::cse::admission::{Admitted, Allowance, PER_ORIGINATOR};
 use crate::cse::Cse;
 use bytes::Bytes;
 use futures_util::stream::{FuturesOrdered, StreamExt};
