@@ -905,3 +905,102 @@ async fn one_credential_cannot_take_the_whole_request_budget() {
     assert!(text.contains("this credential"), "{text}");
     drop(silent);
 }
+
+/// A receiver that confirms its subscription and then never answers a notification.
+async fn confirm_then_hang() -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((mut s, _)) = l.accept().await {
+            let mut got = Vec::new();
+            let mut buf = [0u8; 8192];
+            // The verification request is the first one: answer it, then hold the rest.
+            loop {
+                match tokio::time::timeout(Duration::from_millis(500), s.read(&mut buf)).await {
+                    Ok(Ok(n)) if n > 0 => got.extend_from_slice(&buf[..n]),
+                    _ => break,
+                }
+                if String::from_utf8_lossy(&got).contains("vrq") {
+                    let _ = s
+                        .write_all(
+                            b"HTTP/1.1 200 OK\r\nX-M2M-RSC: 2000\r\ncontent-length: 0\r\n\r\n",
+                        )
+                        .await;
+                    break;
+                }
+            }
+            held.push(s);
+        }
+    });
+    format!("http://{addr}/hang")
+}
+
+/// Notifications that could not be delivered were dropped with a log line each, or none.
+/// Now a full queue drops them with one line a minute that counts them.
+#[tokio::test]
+async fn dropped_notifications_are_logged_once_a_minute_with_a_count() {
+    let hub = Hub::start_with(&[("M2MHUB_SECURITY__ANONYMOUS", "everyone")]);
+    let mut dev = Device::connect(hub.mqtt, "Cdrop").await;
+    dev.listen_responses("Cdrop").await;
+    assert_eq!(rsc(&register(&mut dev, "Cdrop", "drop").await), 2001);
+    let r = dev
+        .request(
+            "Cdrop",
+            create("cse-in/drop", 3, json!({"m2m:cnt":{"rn":"c"}})),
+        )
+        .await;
+    assert_eq!(rsc(&r), 2001, "{r}");
+    let nu = confirm_then_hang().await;
+    let r = dev
+        .request(
+            "Cdrop",
+            create(
+                "cse-in/drop/c",
+                23,
+                json!({"m2m:sub":{"nu":[nu],"enc":{"net":[3]}}}),
+            ),
+        )
+        .await;
+    assert_eq!(rsc(&r), 2001, "{r}");
+    // 1,200 instances, 100 at a time: the target's queue holds 1,000 notifications, the rest
+    // are dropped.
+    for batch in 0..12 {
+        for i in 0..100 {
+            dev.publish(
+                "/oneM2M/req/Cdrop/id-in/json",
+                json!({"op":1,"to":"cse-in/drop/c","fr":"Cdrop","rqi":format!("n{batch}-{i}"),"rvi":"3","ty":4,
+                       "pc":{"m2m:cin":{"con":"x"}}})
+                .to_string(),
+            )
+            .await;
+        }
+        let last = format!("n{batch}-99");
+        let r = dev
+            .expect(|p| {
+                serde_json::from_slice::<serde_json::Value>(&p.payload)
+                    .is_ok_and(|v| v["rqi"] == last.as_str())
+            })
+            .await;
+        let r: serde_json::Value = serde_json::from_slice(&r.payload).unwrap();
+        assert_eq!(rsc(&r), 2001, "{r}");
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let lines = |logs: &str| {
+        logs.lines()
+            .filter(|l| l.contains("notification queue full"))
+            .count()
+    };
+    while lines(&hub.logs()) == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no log line for dropped notifications:\n{}",
+            hub.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Let the rest of the instances be answered: still one line.
+    dev.drain_for(Duration::from_millis(500)).await;
+    assert_eq!(lines(&hub.logs()), 1, "{}", hub.logs());
+}

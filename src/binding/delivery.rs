@@ -15,6 +15,7 @@ use crate::cse::reach::Target;
 use crate::onem2m::MqttUrl;
 use crate::onem2m::{RequestPrimitive, ResponsePrimitive, Rsc};
 use crate::sync::lock;
+use crate::throttle::Throttle;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -64,6 +65,11 @@ struct Inner {
     /// Set on shutdown: the calls requests wait for end at once, and no new ones start.
     stopped: tokio::sync::watch::Sender<bool>,
 }
+
+/// Notifications dropped because their target's queue was full, and those not delivered
+/// after every try: logged at most once a minute each, counted for metrics.
+pub static DROPPED: Throttle = Throttle::new();
+pub static UNDELIVERED: Throttle = Throttle::new();
 
 /// What a call cut short by shutdown answers.
 const STOPPING: &str = "the CSE is shutting down";
@@ -320,7 +326,9 @@ impl Inner {
                         delay *= 2;
                     }
                     Err(f) => {
-                        tracing::warn!(?target, why = f.text(), rqi = %req.rqi, "notification not delivered");
+                        if let Some(quiet) = UNDELIVERED.hit() {
+                            tracing::warn!(?target, why = f.text(), rqi = %req.rqi, not_logged_since_last_line = quiet, "notification not delivered");
+                        }
                         break;
                     }
                 }
@@ -368,7 +376,13 @@ impl Delivery for Deliverer {
                     .spawn(self.inner.clone().work(target, queue));
             }
             Pushed::Full(_) => {
-                tracing::warn!(?target, "notification queue full; notification dropped")
+                if let Some(quiet) = DROPPED.hit() {
+                    tracing::warn!(
+                        ?target,
+                        not_logged_since_last_line = quiet,
+                        "notification queue full; notification dropped"
+                    );
+                }
             }
         }
     }

@@ -79,6 +79,8 @@ pub struct Cse {
     stopping: Arc<AtomicBool>,
     /// The budget of requests held at once, for both bindings.
     admission: Arc<admission::Admission>,
+    /// Notices of committed writes, on their way to the notification thread.
+    notices: flume::Sender<Vec<notify::Notice>>,
 }
 
 impl Cse {
@@ -99,13 +101,23 @@ impl Cse {
             registrar: config.remote_cse.first().map(|r| format!("/{}", r.cse_id)),
             bindings: Arc::new(bindings),
         };
+        let rules = Arc::new(rules);
+        let delivery = Arc::new(OnceLock::new());
+        let notices = notify::Notifier {
+            store: store.clone(),
+            rules: rules.clone(),
+            delivery: delivery.clone(),
+        }
+        .spawn()
+        .map_err(|e| Error::internal(format!("cannot start the notification thread: {e}")))?;
         Ok(Cse {
-            rules: Arc::new(rules),
+            rules,
             store,
-            delivery: Arc::new(OnceLock::new()),
+            delivery,
             in_flight: Arc::new(AtomicUsize::new(0)),
             stopping: Arc::new(AtomicBool::new(false)),
             admission: Arc::default(),
+            notices,
         })
     }
 
@@ -142,12 +154,12 @@ impl Cse {
             .await
     }
 
-    /// Requests being handled right now (graceful shutdown waits for none).
     /// The budget every binding takes a request's place from before handling it.
     pub fn admission(&self) -> &admission::Admission {
         &self.admission
     }
 
+    /// Requests being handled right now (graceful shutdown waits for none).
     pub fn in_flight(&self) -> usize {
         self.in_flight.load(Ordering::SeqCst)
     }

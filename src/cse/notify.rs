@@ -228,13 +228,34 @@ pub fn request(rules: &Rules, to: &str, pc: Value) -> RequestPrimitive {
     req
 }
 
-impl Cse {
-    /// Resolves each notice's targets and queues the notifications. Never blocks on delivery.
-    pub(super) fn dispatch(&self, notices: Vec<Notice>) {
-        if notices.is_empty() {
-            return;
-        }
-        let Some(delivery) = self.delivery() else {
+/// Notifications whose target could not be resolved.
+pub static UNRESOLVED: crate::throttle::Throttle = crate::throttle::Throttle::new();
+
+/// The notification thread's view of the CSE: it resolves each notice's targets (a read of
+/// the store, so not on an async worker) and queues the notifications, in the order the writes
+/// committed.
+pub(super) struct Notifier {
+    pub store: crate::store::Store,
+    pub rules: std::sync::Arc<Rules>,
+    pub delivery: std::sync::Arc<std::sync::OnceLock<std::sync::Arc<dyn Delivery>>>,
+}
+
+impl Notifier {
+    /// Starts the thread; it ends when every sender is gone.
+    pub fn spawn(self) -> std::io::Result<flume::Sender<Vec<Notice>>> {
+        let (tx, rx) = flume::unbounded::<Vec<Notice>>();
+        std::thread::Builder::new()
+            .name("m2mhub-notify".into())
+            .spawn(move || {
+                for notices in rx {
+                    self.dispatch(notices);
+                }
+            })?;
+        Ok(tx)
+    }
+
+    fn dispatch(&self, notices: Vec<Notice>) {
+        let Some(delivery) = self.delivery.get() else {
             tracing::warn!(
                 count = notices.len(),
                 "notifications dropped: no delivery is running"
@@ -250,12 +271,28 @@ impl Cse {
                     Ok(Ok(target)) => {
                         delivery.enqueue(target, request(&self.rules, nu, notice.pc.clone()))
                     }
-                    Ok(Err(why)) => tracing::warn!(%nu, %why, "cannot deliver a notification"),
+                    Ok(Err(why)) => {
+                        if let Some(quiet) = UNRESOLVED.hit() {
+                            tracing::warn!(%nu, %why, not_logged_since_last_line = quiet, "cannot deliver a notification");
+                        }
+                    }
                     Err(e) => {
                         tracing::error!(%nu, error = %e, "cannot resolve a notification target")
                     }
                 }
             }
+        }
+    }
+}
+
+impl Cse {
+    /// Hands the notices of a committed write to the notification thread. Never blocks.
+    pub(super) fn dispatch(&self, notices: Vec<Notice>) {
+        if notices.is_empty() {
+            return;
+        }
+        if self.notices.send(notices).is_err() {
+            tracing::error!("notifications dropped: the notification thread is gone");
         }
     }
 

@@ -154,11 +154,11 @@ impl LocalLink {
         is_probe
     }
 
-    /// `false` when the publish could not be handed to the broker (logged). Never waits.
+    /// `false` when the publish could not be handed to the broker (logged). Never blocks.
     fn publish(&self, topic: String, body: Vec<u8>) -> bool {
         let sent = match &self.outlet {
             Outlet::Router(tx) => lock(tx)
-                .publish(topic.clone(), body)
+                .publish_nowait(topic.clone(), body)
                 .map(|_| ())
                 .map_err(|e| e.to_string()),
             Outlet::Session(out) => out.try_publish(topic.clone(), body),

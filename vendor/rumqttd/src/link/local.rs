@@ -265,6 +265,48 @@ impl LinkTx {
         Ok(len)
     }
 
+    /// m2mhub patch: sends a MQTT Publish to the router without ever blocking the caller
+    /// (`publish` blocks while the router's channel is full, which stalls an async worker;
+    /// `try_publish` fails then, though its publish is already queued). The publish is queued
+    /// at once; when the channel is full, the router's wake-up is sent from a task of the
+    /// current tokio runtime (or, outside one, by blocking).
+    pub fn publish_nowait<S, V>(&mut self, topic: S, payload: V) -> Result<usize, LinkError>
+    where
+        S: Into<Bytes>,
+        V: Into<Bytes>,
+    {
+        let publish = Publish {
+            dup: false,
+            qos: QoS::AtMostOnce,
+            retain: false,
+            topic: topic.into(),
+            pkid: 0,
+            payload: payload.into(),
+        };
+        let len = {
+            let mut buffer = self.recv_buffer.lock();
+            buffer.push_back(Packet::Publish(publish, None));
+            buffer.len()
+        };
+        match self
+            .router_tx
+            .try_send((self.connection_id, Event::DeviceData))
+        {
+            Ok(()) => {}
+            Err(TrySendError::Full(event)) => match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => {
+                    let tx = self.router_tx.clone();
+                    runtime.spawn(async move {
+                        let _ = tx.send_async(event).await;
+                    });
+                }
+                Err(_) => self.router_tx.send(event)?,
+            },
+            Err(e) => return Err(e.into()),
+        }
+        Ok(len)
+    }
+
     /// Sends a MQTT Subscribe to the eventloop
     pub fn subscribe<S: Into<String>>(&mut self, filter: S) -> Result<usize, LinkError> {
         let filters = vec![Filter {
