@@ -1004,3 +1004,129 @@ async fn dropped_notifications_are_logged_once_a_minute_with_a_count() {
     dev.drain_for(Duration::from_millis(500)).await;
     assert_eq!(lines(&hub.logs()), 1, "{}", hub.logs());
 }
+
+/// `rcn=4` returned up to 1,000 children with full content: 20 instances of 1.9 MB took RSS
+/// from 39 to 220 MB. Discovery with `lim=0` returned one result. Now an answer carries at
+/// most 4 MiB of resources and says when it left some out (cnst 2, cnot), and discovery pages
+/// with lim/ofst.
+#[tokio::test]
+async fn large_results_are_partial_and_discovery_pages() {
+    let hub = Hub::start_with(&[
+        ("M2MHUB_SECURITY__ANONYMOUS", "everyone"),
+        ("M2MHUB_CSE__MAX_REQUEST_SIZE", "400000"),
+    ]);
+    let http = format!("http://{}", hub.http.unwrap());
+    let client = reqwest::Client::new();
+    let call = |method: reqwest::Method, path: String, ty: Option<u8>, body: String| {
+        let mut b = client
+            .request(method, format!("{http}{path}"))
+            .header("X-M2M-Origin", "Cbig")
+            .header("X-M2M-RI", "r")
+            .header("X-M2M-RVI", "3");
+        if let Some(ty) = ty {
+            b = b.header("Content-Type", format!("application/json;ty={ty}"));
+        }
+        b.body(body).send()
+    };
+    let r = call(
+        reqwest::Method::POST,
+        "/cse-in".into(),
+        Some(2),
+        json!({"m2m:ae":{"rn":"big","api":"Nbig","rr":false}}).to_string(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 201);
+    let r = call(
+        reqwest::Method::POST,
+        "/cse-in/big".into(),
+        Some(3),
+        json!({"m2m:cnt":{"rn":"c"}}).to_string(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 201);
+    let content = "x".repeat(300_000);
+    for _ in 0..20 {
+        let r = call(
+            reqwest::Method::POST,
+            "/cse-in/big/c".into(),
+            Some(4),
+            json!({"m2m:cin":{"con":content}}).to_string(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.status(), 201);
+    }
+    let r = call(
+        reqwest::Method::GET,
+        "/cse-in/big/c?rcn=4".into(),
+        None,
+        String::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-m2m-cts"], "2", "{:?}", r.headers());
+    let given: usize = r.headers()["x-m2m-cto"].to_str().unwrap().parse().unwrap();
+    let body: serde_json::Value =
+        serde_json::from_slice::<serde_json::Value>(&r.bytes().await.unwrap()).unwrap();
+    let cins = body["m2m:cnt"]["m2m:cin"].as_array().unwrap().len();
+    assert_eq!(cins, given);
+    assert!(
+        (1..20).contains(&cins),
+        "{cins} of 20 instances of 300 KB in one answer"
+    );
+
+    // Discovery: lim=0 is nothing; pages of 8 with ofst and cnot until the end.
+    let uris = |v: &serde_json::Value| v["m2m:uril"].as_array().unwrap().len();
+    let r = call(
+        reqwest::Method::GET,
+        "/cse-in/big?fu=1&ty=4&lim=0".into(),
+        None,
+        String::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.headers()["x-m2m-cts"], "2");
+    assert_eq!(r.headers()["x-m2m-cto"], "0");
+    assert_eq!(
+        uris(&serde_json::from_slice::<serde_json::Value>(&r.bytes().await.unwrap()).unwrap()),
+        0
+    );
+    let mut offset = 0;
+    let mut seen = 0;
+    loop {
+        let r = call(
+            reqwest::Method::GET,
+            format!("/cse-in/big?fu=1&ty=4&lim=8&ofst={offset}"),
+            None,
+            String::new(),
+        )
+        .await
+        .unwrap();
+        let next = r
+            .headers()
+            .get("x-m2m-cto")
+            .map(|v| v.to_str().unwrap().parse::<usize>().unwrap());
+        seen +=
+            uris(&serde_json::from_slice::<serde_json::Value>(&r.bytes().await.unwrap()).unwrap());
+        match next {
+            Some(n) => offset = n,
+            None => break,
+        }
+    }
+    assert_eq!(seen, 20);
+
+    // Over MQTT the primitive carries cnst and cnot.
+    let mut dev = Device::connect(hub.mqtt, "Cbig").await;
+    dev.listen_responses("Cbig").await;
+    let r = dev
+        .request(
+            "Cbig",
+            json!({"op":2,"to":"cse-in/big","fc":{"fu":1,"ty":[4],"lim":5}}),
+        )
+        .await;
+    assert_eq!(r["cnst"], 2, "{r}");
+    assert_eq!(r["cnot"], 5, "{r}");
+}

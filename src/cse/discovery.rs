@@ -5,7 +5,7 @@
 
 use super::access::{self, Action};
 use super::pipeline::{result_content, Success};
-use super::{Cse, Rules};
+use super::{resources, Cse, Rules};
 use crate::onem2m::{time, Base, Error, RequestPrimitive, Rsc, Virtual};
 use crate::store::{Reader, Resource};
 use serde_json::{json, Map, Value};
@@ -155,16 +155,19 @@ pub(super) fn run(
             )))
         }
     };
-    let pc = cse
+    let (pc, partial) = cse
         .store
         .read(|r| discover(r, &cse.rules, originator, base, &req.to, filter, drt))?;
     Ok(Success {
         rsc: Rsc::OK,
         pc: Some(pc),
+        partial,
     })
 }
 
-/// Lists what under `base` matches `filter` and `originator` may see.
+/// Lists what under `base` matches `filter` and `originator` may see, at most `lim` of them
+/// and [`MAX_RESULT_BYTES`](resources::MAX_RESULT_BYTES) of addresses. When more matched,
+/// also returns the offset they start at (for `cnot`, and the next request's `ofst`).
 pub fn discover(
     r: &Reader,
     rules: &Rules,
@@ -173,12 +176,14 @@ pub fn discover(
     to: &str,
     filter: &Filter,
     drt: u64,
-) -> Result<Value, Error> {
+) -> Result<(Value, Option<u64>), Error> {
     let root = access::target(r, rules, originator, Action::Discover, base, None, to)?;
     // A client's lvl can be as large as u64 allows: saturate rather than overflow.
     let max_depth = filter.level.map(|l| depth(&root.srn).saturating_add(l));
     let mut skipped = 0;
     let mut found = Vec::new();
+    let mut bytes = 0usize;
+    let mut more = false;
     r.walk_subtree(&root.srn, &filter.tys, |res| {
         if max_depth.is_some_and(|d| depth(&res.srn) > d) || !filter.matches(&res) {
             return true;
@@ -190,10 +195,18 @@ pub fn discover(
             skipped += 1;
             return true;
         }
-        found.push(if drt == 2 { res.ri } else { res.srn });
-        found.len() < filter.limit
+        let address = if drt == 2 { res.ri } else { res.srn };
+        // One match past a limit only says that the result is partial.
+        if found.len() >= filter.limit || bytes + address.len() > resources::MAX_RESULT_BYTES {
+            more = true;
+            return false;
+        }
+        bytes += address.len();
+        found.push(address);
+        true
     })?;
-    Ok(json!({ "m2m:uril": found }))
+    let partial = more.then(|| (filter.offset + found.len()) as u64);
+    Ok((json!({ "m2m:uril": found }), partial))
 }
 
 #[cfg(test)]

@@ -63,5 +63,6 @@ pub fn relay(
     Ok(Success {
         rsc: rsp.rsc,
         pc: rsp.pc,
+        partial: rsp.partial,
     })
 }

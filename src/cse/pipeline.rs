@@ -28,6 +28,8 @@ use std::time::Instant;
 pub(super) struct Success {
     pub rsc: Rsc,
     pub pc: Option<Value>,
+    /// A partial result: the offset of what was left out (`cnst`/`cnot`).
+    pub partial: Option<u64>,
 }
 
 /// A write to run in the store's transaction; it collects the notices it causes.
@@ -332,7 +334,11 @@ impl Cse {
         result: Result<Success, Error>,
     ) -> Option<ResponsePrimitive> {
         let rsp = match result {
-            Ok(ok) => ResponsePrimitive::new(ok.rsc, &req.rqi, req.rvi.clone(), ok.pc),
+            Ok(ok) => {
+                let mut rsp = ResponsePrimitive::new(ok.rsc, &req.rqi, req.rvi.clone(), ok.pc);
+                rsp.partial = ok.partial;
+                rsp
+            }
             Err(e) => {
                 if e.rsc == Rsc::INTERNAL_SERVER_ERROR {
                     tracing::error!(rqi = %req.rqi, to = %req.to, dbg = %e.dbg, "request failed");

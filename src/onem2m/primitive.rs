@@ -253,7 +253,13 @@ pub struct ResponsePrimitive {
     pub rvi: Option<String>,
     pub ot: String,
     pub pc: Option<Value>,
+    /// `cnot` (contentOffset) of a partial result (`cnst` 2, PARTIAL_CONTENT): where the
+    /// results left out begin, for the next request's `ofst`. `None`: the content is whole.
+    pub partial: Option<u64>,
 }
+
+/// `cnst` (contentStatus) of a partial result.
+pub const PARTIAL_CONTENT: u64 = 2;
 
 impl ResponsePrimitive {
     pub fn new(rsc: Rsc, rqi: impl Into<String>, rvi: Option<String>, pc: Option<Value>) -> Self {
@@ -263,6 +269,7 @@ impl ResponsePrimitive {
             rvi,
             ot: super::time::now(),
             pc,
+            partial: None,
         }
     }
 
@@ -305,6 +312,10 @@ impl ResponsePrimitive {
             rqi: text(o.get("rqi")).unwrap_or_default(),
             rvi: text(o.get("rvi")),
             ot: text(o.get("ot")).unwrap_or_default(),
+            partial: o
+                .get("cnot")
+                .and_then(Value::as_u64)
+                .filter(|_| o.get("cnst").and_then(Value::as_u64) == Some(PARTIAL_CONTENT)),
             pc: o.remove("pc"),
         })
     }
@@ -323,6 +334,10 @@ impl ResponsePrimitive {
             m.insert("rvi".into(), Value::from(rvi.clone()));
         }
         m.insert("ot".into(), Value::from(self.ot.clone()));
+        if let Some(offset) = self.partial {
+            m.insert("cnst".into(), Value::from(PARTIAL_CONTENT));
+            m.insert("cnot".into(), Value::from(offset));
+        }
         if let Some(pc) = &self.pc {
             m.insert("pc".into(), pc.clone());
         }

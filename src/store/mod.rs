@@ -334,6 +334,35 @@ impl Reader<'_> {
         )
     }
 
+    /// Direct children, oldest first, that `keep` accepts, until `max_count` are taken or
+    /// the next would pass `max_bytes` of stored representation (a child is weighed before
+    /// it is read). Returns them, and whether a child was left out for either limit.
+    pub fn children_within(
+        &self,
+        pi: &str,
+        max_count: usize,
+        max_bytes: usize,
+        mut keep: impl FnMut(&Resource) -> bool,
+    ) -> Result<(Vec<Resource>, bool), StoreError> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {COLUMNS}, length(attrs) FROM resource WHERE pi = ?1 ORDER BY seq"
+        ))?;
+        let mut rows = stmt.query(rusqlite::params![pi])?;
+        let (mut taken, mut bytes) = (Vec::new(), 0usize);
+        while let Some(row) = rows.next()? {
+            let size = row.get::<_, i64>(7)?.max(0) as usize;
+            if taken.len() >= max_count || bytes.saturating_add(size) > max_bytes {
+                return Ok((taken, true));
+            }
+            let child = resource::from_row(row)??;
+            if keep(&child) {
+                bytes += size;
+                taken.push(child);
+            }
+        }
+        Ok((taken, false))
+    }
+
     /// Direct children of type `ty`, oldest first (an index range scan).
     pub fn children_of_type(&self, pi: &str, ty: u16) -> Result<Vec<Resource>, StoreError> {
         self.many(

@@ -85,6 +85,7 @@ pub fn write(
         Ok(Success {
             rsc: Rsc::CREATED,
             pc,
+            partial: None,
         })
     })
 }

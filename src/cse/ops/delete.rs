@@ -24,6 +24,7 @@ pub fn write(
         Ok(Success {
             rsc: Rsc::DELETED,
             pc: (rcn == 1).then(|| target.to_pc()),
+            partial: None,
         })
     }))
 }

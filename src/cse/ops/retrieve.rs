@@ -15,6 +15,7 @@ pub fn run(
     virt: Option<Virtual>,
 ) -> Result<Success, Error> {
     let rcn = result_content(req.rcn, 1, &[1, 4], "RETRIEVE")?;
+    let mut partial = None;
     let pc = cse.store.read(|r| -> Result<Value, Error> {
         let target = access::target(
             r,
@@ -26,11 +27,17 @@ pub fn run(
             &req.to,
         )?;
         if rcn == 4 {
-            let children: Vec<_> = r
-                .children(&target.ri, resources::MAX_CHILDREN_IN_RESPONSE)?
-                .into_iter()
-                .filter(|c| access::visible(r, &cse.rules, originator, c))
-                .collect();
+            // At most so many children, and so many bytes of them: the rest is left out, and
+            // the answer says so (cnst 2, cnot the number given).
+            let (children, more) = r.children_within(
+                &target.ri,
+                resources::MAX_CHILDREN_IN_RESPONSE,
+                resources::MAX_RESULT_BYTES,
+                |c| access::visible(r, &cse.rules, originator, c),
+            )?;
+            if more {
+                partial = Some(children.len() as u64);
+            }
             return Ok(resources::with_children(&target, &children));
         }
         Ok(target.to_pc())
@@ -38,5 +45,6 @@ pub fn run(
     Ok(Success {
         rsc: Rsc::OK,
         pc: Some(pc),
+        partial,
     })
 }

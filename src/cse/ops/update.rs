@@ -30,6 +30,7 @@ pub fn write(
         Ok(Success {
             rsc: Rsc::UPDATED,
             pc: (rcn == 1).then(|| updated.to_pc()),
+            partial: None,
         })
     }))
 }

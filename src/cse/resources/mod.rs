@@ -18,6 +18,9 @@ use serde_json::{json, Map, Value};
 
 /// Children listed in one `rcn=4` response; a container with more lists its oldest ones.
 pub const MAX_CHILDREN_IN_RESPONSE: usize = 1000;
+/// The most bytes of resources one answer carries (`rcn=4`, discovery): past them the result
+/// is partial (`cnst` 2) rather than held in memory whole.
+pub const MAX_RESULT_BYTES: usize = 4 << 20;
 
 pub fn creatable(ty: ResourceType) -> bool {
     matches!(

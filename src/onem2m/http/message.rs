@@ -3,7 +3,7 @@
 //! an HTTP notification receiver does what the binding does.
 
 use super::{content_type, parse_query, path_from_to, query_pairs, to_from_path};
-use super::{ORIGIN, OT, RI, RSC, RVI};
+use super::{CTO, CTS, ORIGIN, OT, RI, RSC, RVI};
 use crate::onem2m::{Error, Operation, RequestPrimitive, ResponsePrimitive, ResponseType, Rsc};
 use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
@@ -130,6 +130,11 @@ pub fn response_to_http(rsp: &ResponsePrimitive) -> http::Response<Vec<u8>> {
     {
         b = b.header(RVI, rvi);
     }
+    if let Some(offset) = rsp.partial {
+        b = b
+            .header(CTS, crate::onem2m::primitive::PARTIAL_CONTENT.to_string())
+            .header(CTO, offset.to_string());
+    }
     if rsp.rsc == Rsc::CREATED {
         if let Some(loc) =
             created_location(rsp.pc.as_ref()).and_then(|l| HeaderValue::from_str(&l).ok())
@@ -255,6 +260,12 @@ pub fn response_from_http(
         rqi: header(headers, RI).unwrap_or_else(|| rqi.to_string()),
         rvi: header(headers, RVI),
         ot: header(headers, OT).unwrap_or_default(),
+        partial: header(headers, CTO)
+            .and_then(|o| o.trim().parse().ok())
+            .filter(|_| {
+                header(headers, CTS).and_then(|c| c.trim().parse().ok())
+                    == Some(crate::onem2m::primitive::PARTIAL_CONTENT)
+            }),
         pc,
     })
 }

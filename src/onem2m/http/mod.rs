@@ -18,6 +18,9 @@ pub const RI: &str = "x-m2m-ri";
 pub const RVI: &str = "x-m2m-rvi";
 pub const RSC: &str = "x-m2m-rsc";
 pub const OT: &str = "x-m2m-ot";
+/// contentStatus and contentOffset of a partial result.
+pub const CTS: &str = "x-m2m-cts";
+pub const CTO: &str = "x-m2m-cto";
 
 /// `to` from a URL path: `/cse-in/ae` → `cse-in/ae`, `/~/id-in/cse-in` → `/id-in/cse-in`
 /// (SP-relative), `/_/sp/id-in/cse-in` → `//sp/id-in/cse-in` (absolute). The path must already
