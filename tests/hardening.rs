@@ -1130,3 +1130,80 @@ async fn large_results_are_partial_and_discovery_pages() {
     assert_eq!(r["cnst"], 2, "{r}");
     assert_eq!(r["cnot"], 5, "{r}");
 }
+
+/// nu lists were verified one target at a time, 5 s each for silent ones, with no bound on
+/// their length. Now a subscription lists at most 16 targets, verified all at once.
+#[tokio::test]
+async fn notification_targets_are_bounded_and_verified_together() {
+    let hub = Hub::start_with(&[("M2MHUB_SECURITY__ANONYMOUS", "everyone")]);
+    let mut dev = Device::connect(hub.mqtt, "Cmany").await;
+    dev.listen_responses("Cmany").await;
+    assert_eq!(rsc(&register(&mut dev, "Cmany", "many").await), 2001);
+    let many: Vec<String> = (0..17).map(|i| format!("http://127.0.0.1:9/{i}")).collect();
+    let r = dev
+        .request(
+            "Cmany",
+            create("cse-in/many", 23, json!({"m2m:sub":{"nu":many}})),
+        )
+        .await;
+    assert_eq!(rsc(&r), 4000, "{r}");
+    assert!(dbg(&r).contains("16"), "{r}");
+
+    let silent: Vec<std::net::TcpListener> = (0..3)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    let nus: Vec<String> = silent
+        .iter()
+        .map(|l| format!("http://{}/n", l.local_addr().unwrap()))
+        .collect();
+    let started = std::time::Instant::now();
+    let r = dev
+        .request(
+            "Cmany",
+            create("cse-in/many", 23, json!({"m2m:sub":{"nu":nus}})),
+        )
+        .await;
+    let took = started.elapsed();
+    assert_eq!(rsc(&r), 5204, "{r}");
+    // One peer timeout (5 s), not three in a row.
+    assert!(took < Duration::from_secs(9), "took {took:?}");
+}
+
+/// The same rqi sent 20 times while the first was in progress created 20 resources. Request
+/// identifiers are unique per originator: the repeats are refused while the first runs.
+#[tokio::test]
+async fn a_request_identifier_in_progress_is_not_done_twice() {
+    let hub = Hub::start_with(&[("M2MHUB_SECURITY__ANONYMOUS", "everyone")]);
+    let mut dev = Device::connect(hub.mqtt, "Crepeat").await;
+    dev.listen_responses("Crepeat").await;
+    assert_eq!(rsc(&register(&mut dev, "Crepeat", "repeat").await), 2001);
+    // The first request is slow: its target never answers the verification.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let nu = format!("http://{}/n", silent.local_addr().unwrap());
+    for _ in 0..20 {
+        dev.publish(
+            "/oneM2M/req/Crepeat/id-in/json",
+            json!({"op":1,"to":"cse-in/repeat","fr":"Crepeat","rqi":"same","rvi":"3","ty":23,
+                   "pc":{"m2m:sub":{"nu":[nu]}}})
+            .to_string(),
+        )
+        .await;
+    }
+    let mut answers = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while answers.len() < 20 && tokio::time::Instant::now() < deadline {
+        for p in dev.drain_for(Duration::from_millis(100)).await {
+            let v: serde_json::Value = serde_json::from_slice(&p.payload).unwrap_or_default();
+            if v["rqi"] == "same" {
+                answers.push(v);
+            }
+        }
+    }
+    let refused = answers
+        .iter()
+        .filter(|a| a["rsc"] == 4000 && dbg(a).contains("still in progress"))
+        .count();
+    assert_eq!(refused, 19, "{answers:#?}");
+    assert_eq!(answers.len(), 20, "{answers:#?}");
+    drop(silent);
+}

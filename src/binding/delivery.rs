@@ -25,6 +25,11 @@ use tokio::sync::mpsc;
 
 /// Notifications waiting for one target at most.
 const QUEUE: usize = 1000;
+/// Notification targets with a queue (and a worker) at once.
+const MAX_TARGETS: usize = 1024;
+/// Connections to other brokers kept for notifications at once; past it, the least recently
+/// used one is closed.
+const MAX_BROKERS: usize = 32;
 /// Tries per notification, the first included.
 const ATTEMPTS: u32 = 4;
 const FIRST_RETRY: Duration = Duration::from_millis(500);
@@ -43,6 +48,9 @@ pub enum OwnBroker {
     At(String, u16),
 }
 
+/// A broker by host, port and TLS.
+type BrokerKey = (String, u16, bool);
+
 pub struct Deliverer {
     inner: Arc<Inner>,
 }
@@ -53,7 +61,8 @@ struct Inner {
     /// The CSE's own MQTT session and where its broker is.
     local: Option<(Arc<LocalLink>, OwnBroker)>,
     http: HttpTransport,
-    brokers: tokio::sync::Mutex<HashMap<(String, u16, bool), Arc<MqttTransport>>>,
+    /// Connections to other brokers, with when each was last used.
+    brokers: tokio::sync::Mutex<HashMap<BrokerKey, (Arc<MqttTransport>, std::time::Instant)>>,
     /// The site CA, trusted for peers over TLS besides the system roots.
     site_ca: Option<std::path::PathBuf>,
     /// How to log in at the brokers of configured peers, by host, port and TLS: a peer's
@@ -111,7 +120,7 @@ impl Deliverer {
                     })
                     .collect(),
                 brokers: tokio::sync::Mutex::new(HashMap::new()),
-                queues: Mutex::new(KeyedQueues::new(QUEUE)),
+                queues: Mutex::new(KeyedQueues::new(QUEUE, MAX_TARGETS)),
             }),
         })
     }
@@ -165,12 +174,13 @@ impl Inner {
         port: u16,
         tls: bool,
     ) -> Result<Arc<MqttTransport>, Failure> {
-        if let Some(t) = self
+        if let Some((t, used)) = self
             .brokers
             .lock()
             .await
-            .get(&(host.to_string(), port, tls))
+            .get_mut(&(host.to_string(), port, tls))
         {
+            *used = std::time::Instant::now();
             return Ok(t.clone());
         }
         let endpoint = Endpoint::Mqtt {
@@ -210,9 +220,21 @@ impl Inner {
         // Connecting happens without the pool's lock, so one dead broker delays no other; if
         // another task connected meanwhile, its connection is kept.
         let mut brokers = self.brokers.lock().await;
+        let key = (host.to_string(), port, tls);
+        if !brokers.contains_key(&key) && brokers.len() >= MAX_BROKERS {
+            // The least recently used goes (its connection closes when its last user is done).
+            let oldest = brokers
+                .iter()
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(k, _)| k.clone());
+            if let Some(oldest) = oldest {
+                brokers.remove(&oldest);
+            }
+        }
         Ok(brokers
-            .entry((host.to_string(), port, tls))
-            .or_insert(t)
+            .entry(key)
+            .or_insert((t, std::time::Instant::now()))
+            .0
             .clone())
     }
 

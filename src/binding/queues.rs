@@ -14,6 +14,9 @@ const SWEEP_AT: usize = 1024;
 pub struct KeyedQueues<K, T, S = ()> {
     queues: HashMap<K, (mpsc::Sender<T>, S)>,
     capacity: usize,
+    /// Running queues at most: a client cannot make more keys (originator levels,
+    /// notification targets) than this hold a queue and a worker each.
+    max_keys: usize,
 }
 
 /// What became of a pushed item.
@@ -23,16 +26,18 @@ pub enum Pushed<T> {
     /// The key had no running queue: this new one holds the item, and its receiver is for a
     /// new worker to drain (with [`next_or_idle`]).
     Started(mpsc::Receiver<T>),
-    /// The key's queue is full; the item is handed back.
+    /// The key's queue is full, or there are `max_keys` queues already; the item is handed
+    /// back.
     Full(T),
 }
 
 impl<K: Hash + Eq + Clone, T, S: Clone + Default> KeyedQueues<K, T, S> {
-    /// Queues that hold `capacity` items each.
-    pub fn new(capacity: usize) -> Self {
+    /// At most `max_keys` queues that hold `capacity` items each.
+    pub fn new(capacity: usize, max_keys: usize) -> Self {
         KeyedQueues {
             queues: HashMap::new(),
             capacity,
+            max_keys,
         }
     }
 
@@ -55,8 +60,11 @@ impl<K: Hash + Eq + Clone, T, S: Clone + Default> KeyedQueues<K, T, S> {
                 Err(mpsc::error::TrySendError::Closed(back)) => item = back,
             }
         }
-        if self.queues.len() >= SWEEP_AT {
+        if self.queues.len() >= SWEEP_AT.min(self.max_keys) {
             self.queues.retain(|_, (q, _)| !q.is_closed());
+        }
+        if self.queues.len() >= self.max_keys {
+            return Pushed::Full(item);
         }
         let (tx, rx) = mpsc::channel(self.capacity);
         // A fresh channel with a live receiver has room.
@@ -85,7 +93,7 @@ mod tests {
 
     #[tokio::test]
     async fn items_of_a_key_queue_in_order_and_a_full_queue_hands_back() {
-        let mut q: KeyedQueues<&str, u32> = KeyedQueues::new(2);
+        let mut q: KeyedQueues<&str, u32> = KeyedQueues::new(2, 10);
         let Pushed::Started(mut a) = q.push(&"a", 1, ()) else {
             panic!("a new key starts a queue")
         };
@@ -98,7 +106,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn an_idle_worker_ends_and_the_next_item_starts_another() {
-        let mut q: KeyedQueues<&str, u32, u8> = KeyedQueues::new(4);
+        let mut q: KeyedQueues<&str, u32, u8> = KeyedQueues::new(4, 10);
         let Pushed::Started(mut rx) = q.push(&"k", 1, 7) else {
             panic!()
         };
@@ -108,5 +116,25 @@ mod tests {
         assert_eq!(next_or_idle(&mut rx, idle).await, None, "idle: ended");
         assert_eq!(q.state(&"k"), 0, "an ended queue's state is gone");
         assert!(matches!(q.push(&"k", 2, 0), Pushed::Started(_)));
+    }
+
+    #[tokio::test]
+    async fn no_more_than_max_keys_queues_run() {
+        let mut q: KeyedQueues<u32, u32> = KeyedQueues::new(4, 3);
+        let mut workers = Vec::new();
+        for k in 0..3 {
+            let Pushed::Started(rx) = q.push(&k, k, ()) else {
+                panic!()
+            };
+            workers.push(rx);
+        }
+        assert!(matches!(q.push(&3, 3, ()), Pushed::Full(3)));
+        assert!(
+            matches!(q.push(&1, 9, ()), Pushed::Queued),
+            "known keys still queue"
+        );
+        // A worker that ended makes room.
+        drop(workers.remove(0));
+        assert!(matches!(q.push(&3, 3, ()), Pushed::Started(_)));
     }
 }

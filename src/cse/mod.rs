@@ -81,6 +81,8 @@ pub struct Cse {
     admission: Arc<admission::Admission>,
     /// Notices of committed writes, on their way to the notification thread.
     notices: flume::Sender<Vec<notify::Notice>>,
+    /// The request identifiers in progress, per originator.
+    request_ids: Arc<pipeline::RequestIds>,
 }
 
 impl Cse {
@@ -118,6 +120,7 @@ impl Cse {
             stopping: Arc::new(AtomicBool::new(false)),
             admission: Arc::default(),
             notices,
+            request_ids: Arc::default(),
         })
     }
 

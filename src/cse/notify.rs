@@ -297,7 +297,8 @@ impl Cse {
     }
 
     /// Sends a verification request to every target in `nus` that is not the subscriber
-    /// itself; any answer other than 2000 fails the request with 5204 (digest §7.1). Blocking.
+    /// itself, all at once; any answer other than 2000 fails the request with 5204 (digest
+    /// §7.1). Blocking, for at most one peer timeout whatever the number of targets.
     ///
     /// Whatever went wrong (nothing listens, nothing answers, something that is not a oneM2M
     /// entity answers, or one answers with an error), the client gets one text, so that
@@ -319,6 +320,13 @@ impl Cse {
             )
         };
         const UNCONFIRMED: &str = "it did not confirm the verification request";
+        if nus.len() > super::resources::subscription::MAX_TARGETS {
+            return Err(Error::bad_request(format!(
+                "nu lists more than {} notification targets",
+                super::resources::subscription::MAX_TARGETS
+            )));
+        }
+        let mut calls = Vec::new();
         for nu in nus {
             if !originator.is_empty()
                 && address::originator_to_local(nu, &self.rules.me) == originator
@@ -350,11 +358,32 @@ impl Cse {
             if !originator.is_empty() {
                 sgn["cr"] = json!(originator);
             }
-            let req = request(&self.rules, nu, json!({ "m2m:sgn": sgn }));
-            let why = match delivery.request(&target, req) {
-                Ok(rsp) if rsp.rsc == Rsc::OK => continue,
-                Ok(rsp) => format!("it answered {}", rsp.rsc),
-                Err(why) => why,
+            calls.push((
+                nu,
+                target,
+                request(&self.rules, nu, json!({ "m2m:sgn": sgn })),
+            ));
+        }
+        let Some(delivery) = self.delivery() else {
+            return Ok(());
+        };
+        // Each call blocks its own thread for at most the peer timeout.
+        let answers: Vec<_> = std::thread::scope(|scope| {
+            let running: Vec<_> = calls
+                .into_iter()
+                .map(|(nu, target, req)| (nu, scope.spawn(move || delivery.request(&target, req))))
+                .collect();
+            running
+                .into_iter()
+                .map(|(nu, call)| (nu, call.join()))
+                .collect()
+        });
+        for (nu, answer) in answers {
+            let why = match answer {
+                Ok(Ok(rsp)) if rsp.rsc == Rsc::OK => continue,
+                Ok(Ok(rsp)) => format!("it answered {}", rsp.rsc),
+                Ok(Err(why)) => why,
+                Err(_) => "the verification failed unexpectedly".to_string(),
             };
             tracing::info!(%originator, nu = %address::shorten(nu), %why, "subscription verification failed");
             return Err(fail(nu, UNCONFIRMED));

@@ -116,10 +116,23 @@ impl Cse {
     /// that submits in arrival order keeps one originator's writes in order without waiting for
     /// their commits.
     pub fn begin(&self, req: RequestPrimitive, origin: Origin) -> Begun {
-        let guard = InFlight::enter(&self.in_flight);
+        let mut guard = InFlight::enter(&self.in_flight);
         let started = Instant::now();
         let planned = self
             .check(&req, &origin)
+            .and_then(|checked| {
+                let fresh = req.rqi.is_empty()
+                    || self
+                        .request_ids
+                        .take(&checked.originator, &req.rqi, &mut guard);
+                if !fresh {
+                    return Err(Error::bad_request(format!(
+                        "a request with rqi '{}' from this originator is still in progress",
+                        shorten(&req.rqi)
+                    )));
+                }
+                Ok(checked)
+            })
             .and_then(|checked| self.plan(&req, checked));
         match planned {
             Err(e) => Begun::Answered(self.respond(&req, started, Err(e))),
@@ -448,18 +461,51 @@ pub(super) fn result_content(
     }
 }
 
-/// Counts a request in [`Cse::in_flight`] until it ends, however it ends.
-struct InFlight(Arc<AtomicUsize>);
+/// Counts a request in [`Cse::in_flight`] until it ends, however it ends; and holds its
+/// place among the request identifiers in progress, if it took one.
+struct InFlight {
+    count: Arc<AtomicUsize>,
+    id: Option<(Arc<RequestIds>, u64)>,
+}
 
 impl InFlight {
     fn enter(count: &Arc<AtomicUsize>) -> InFlight {
         count.fetch_add(1, Ordering::SeqCst);
-        InFlight(count.clone())
+        InFlight {
+            count: count.clone(),
+            id: None,
+        }
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+        self.count.fetch_sub(1, Ordering::SeqCst);
+        if let Some((ids, id)) = self.id.take() {
+            crate::sync::lock(&ids.0).remove(&id);
+        }
+    }
+}
+
+/// The (originator, `rqi`) pairs of the requests in progress, hashed: TS-0001 makes a request
+/// identifier unique per originator, so a second request with the same pair while the first
+/// is in progress (a retransmission, or a client that reuses identifiers) is refused instead
+/// of being done twice.
+#[derive(Default)]
+pub(super) struct RequestIds(
+    std::sync::Mutex<std::collections::HashSet<u64>>,
+    std::hash::RandomState,
+);
+
+impl RequestIds {
+    /// Takes `(originator, rqi)` for `guard`'s request; false if it is taken already.
+    fn take(self: &Arc<Self>, originator: &str, rqi: &str, guard: &mut InFlight) -> bool {
+        use std::hash::BuildHasher;
+        let id = self.1.hash_one((originator, rqi));
+        if !crate::sync::lock(&self.0).insert(id) {
+            return false;
+        }
+        guard.id = Some((self.clone(), id));
+        true
     }
 }

@@ -23,6 +23,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
+/// Originators with a running queue at most (each ends 30 s after its last request): a
+/// device per connection of the default `max_connections` twice over.
+const MAX_ORIGINATORS: usize = 20_000;
+
 /// An originator's queue ends after this long without requests.
 const IDLE: Duration = Duration::from_secs(30);
 
@@ -48,8 +52,9 @@ pub struct Queues(KeyedQueues<Bytes, Job, Allowance>);
 
 impl Default for Queues {
     fn default() -> Self {
-        // Admission lets no originator hold more than its allowance, so a queue never fills.
-        Queues(KeyedQueues::new(PER_ORIGINATOR))
+        // Admission lets no originator hold more than its allowance, so a queue never fills;
+        // a new originator past MAX_ORIGINATORS is answered busy.
+        Queues(KeyedQueues::new(PER_ORIGINATOR, MAX_ORIGINATORS))
     }
 }
 
@@ -77,7 +82,7 @@ impl Queues {
             Pushed::Full(job) => local.send(inbound::busy(
                 &job.topic,
                 &job.payload,
-                "too many requests of this originator are queued",
+                "too many requests of this originator are queued, or too many originators are active",
             )),
         }
     }

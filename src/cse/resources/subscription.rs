@@ -8,6 +8,10 @@ use serde_json::{Map, Value};
 /// refused with 5001 rather than silently ignored.
 const NOT_YET: &[&str] = &["bn", "pn", "nsp", "rl", "nfu", "gpi"];
 
+/// Notification targets one subscription may list (`nu`): each is verified, and each gets
+/// every notification.
+pub const MAX_TARGETS: usize = 16;
+
 /// Checks a subscription's attributes (on CREATE, or merged with the stored ones on UPDATE).
 pub fn init(attrs: &Map<String, Value>) -> Result<(), Error> {
     let not_yet = |what: String| Err(Error::new(Rsc::NOT_IMPLEMENTED, what));
@@ -27,6 +31,11 @@ pub fn init(attrs: &Map<String, Value>) -> Result<(), Error> {
         return Err(Error::bad_request(
             "nu must list at least one notification target",
         ));
+    }
+    if nu.is_some_and(|l| l.len() > MAX_TARGETS) {
+        return Err(Error::bad_request(format!(
+            "nu lists more than {MAX_TARGETS} notification targets"
+        )));
     }
     match attrs.get("nct").and_then(Value::as_u64) {
         None | Some(1..=3) => {}
