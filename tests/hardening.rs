@@ -1207,3 +1207,107 @@ async fn a_request_identifier_in_progress_is_not_done_twice() {
     assert_eq!(answers.len(), 20, "{answers:#?}");
     drop(silent);
 }
+
+/// A 100 KB X-M2M-Origin came back whole in `dbg`. Error texts quote at most a prefix of what
+/// a client sent, whichever field it was.
+#[tokio::test]
+async fn error_texts_quote_only_a_prefix_of_oversized_input() {
+    let hub = Hub::start_with(&[("M2MHUB_SECURITY__ANONYMOUS", "everyone")]);
+    let http = format!("http://{}", hub.http.unwrap());
+    let big = "C".repeat(30_000);
+    let client = reqwest::Client::new();
+    let cases: Vec<(&str, reqwest::RequestBuilder)> = vec![
+        (
+            "origin",
+            client
+                .get(format!("{http}/cse-in"))
+                .header("X-M2M-Origin", &big)
+                .header("X-M2M-RI", "r1")
+                .header("X-M2M-RVI", "3"),
+        ),
+        (
+            "path",
+            client
+                .get(format!("{http}/cse-in/{big}"))
+                .header("X-M2M-Origin", "CAdmin")
+                .header("X-M2M-RI", "r2")
+                .header("X-M2M-RVI", "3"),
+        ),
+        (
+            "rvi",
+            client
+                .get(format!("{http}/cse-in"))
+                .header("X-M2M-Origin", "CAdmin")
+                .header("X-M2M-RI", "r3")
+                .header("X-M2M-RVI", &big),
+        ),
+        (
+            "query",
+            client
+                .get(format!("{http}/cse-in?rcn={big}"))
+                .header("X-M2M-Origin", "CAdmin")
+                .header("X-M2M-RI", "r4")
+                .header("X-M2M-RVI", "3"),
+        ),
+        (
+            "content type",
+            client
+                .post(format!("{http}/cse-in"))
+                .header("X-M2M-Origin", "CAdmin")
+                .header("X-M2M-RI", "r5")
+                .header("X-M2M-RVI", "3")
+                .header("Content-Type", format!("application/json;ty={big}"))
+                .body("{}"),
+        ),
+        (
+            "attribute",
+            client
+                .post(format!("{http}/cse-in"))
+                .header("X-M2M-Origin", "CAdmin")
+                .header("X-M2M-RI", "r6")
+                .header("X-M2M-RVI", "3")
+                .header("Content-Type", "application/json;ty=3")
+                .body(json!({"m2m:cnt":{big.clone(): 1}}).to_string()),
+        ),
+        (
+            "resource name",
+            client
+                .post(format!("{http}/cse-in"))
+                .header("X-M2M-Origin", "CAdmin")
+                .header("X-M2M-RI", "r7")
+                .header("X-M2M-RVI", "3")
+                .header("Content-Type", "application/json;ty=3")
+                .body(json!({"m2m:cnt":{"rn": format!("{big}/x")}}).to_string()),
+        ),
+    ];
+    for (what, request) in cases {
+        let r = request.send().await.unwrap();
+        let status = r.status();
+        let headers: usize = r
+            .headers()
+            .iter()
+            .map(|(k, v)| k.as_str().len() + v.len())
+            .sum();
+        let body = r.text().await.unwrap();
+        assert!(
+            status.is_client_error() || status.is_server_error(),
+            "{what}: {status} {}",
+            &body[..body.len().min(200)]
+        );
+        assert!(body.len() < 1000, "{what}: {} bytes echoed", body.len());
+        assert!(headers < 1000, "{what}: {headers} bytes of headers");
+    }
+    // Over MQTT too.
+    let mut dev = Device::connect(hub.mqtt, "Cecho").await;
+    dev.listen_responses("Cecho").await;
+    for body in [
+        json!({"op":2,"to":format!("cse-in/{big}")}),
+        json!({"op":2,"to":"cse-in","rvi":big}),
+        json!({"op":1,"to":"cse-in","ty":3,"pc":{"m2m:cnt":{big.clone(): 1}}}),
+        json!({"op":2,"to":"cse-in","fc":{"fu":1,"cra":big}}),
+    ] {
+        let r = dev.request("Cecho", body).await;
+        assert!(rsc(&r) >= 4000, "{r}");
+        assert!(dbg(&r).len() < 1000, "{} bytes echoed", dbg(&r).len());
+    }
+}

@@ -185,7 +185,7 @@ async fn handle(
     body: Body,
 ) -> Response {
     let rqi = h::header(&headers, h::RI);
-    let rvi = h::header(&headers, h::RVI);
+    let rvi = crate::onem2m::primitive::echoed_rvi(h::header(&headers, h::RVI));
     let body = match read_body(body, &state.limits).await {
         Ok(body) => body,
         Err(err) => {

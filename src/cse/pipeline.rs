@@ -13,7 +13,7 @@ use super::{discovery, forward, ops, reach, Cse};
 use crate::auth::Identity;
 use crate::onem2m::address::too_long;
 use crate::onem2m::address::{self, parse_target, shorten, Virtual};
-use crate::onem2m::primitive::SUPPORTED_RELEASES;
+use crate::onem2m::primitive::{echoed_rvi, SUPPORTED_RELEASES};
 use crate::onem2m::{
     Base, Error, Operation, RequestPrimitive, ResourceType, ResponsePrimitive, ResponseType, Rsc,
     Target,
@@ -161,7 +161,10 @@ impl Cse {
             if !SUPPORTED_RELEASES.contains(&rvi.as_str()) {
                 return Err(Error::new(
                     Rsc::RELEASE_VERSION_NOT_SUPPORTED,
-                    format!("release version '{rvi}' is not supported; use one of {SUPPORTED_RELEASES:?}"),
+                    format!(
+                        "release version '{}' is not supported; use one of {SUPPORTED_RELEASES:?}",
+                        shorten(rvi)
+                    ),
                 ));
             }
         }
@@ -348,7 +351,8 @@ impl Cse {
     ) -> Option<ResponsePrimitive> {
         let rsp = match result {
             Ok(ok) => {
-                let mut rsp = ResponsePrimitive::new(ok.rsc, &req.rqi, req.rvi.clone(), ok.pc);
+                let rvi = echoed_rvi(req.rvi.clone());
+                let mut rsp = ResponsePrimitive::new(ok.rsc, &req.rqi, rvi, ok.pc);
                 rsp.partial = ok.partial;
                 rsp
             }
@@ -359,7 +363,7 @@ impl Cse {
                     tracing::warn!(op = ?req.op, to = %req.to, fr = ?req.fr, rqi = %req.rqi,
                         rsc = e.rsc.code(), dbg = %e.dbg, "request rejected");
                 }
-                ResponsePrimitive::error(&e, &req.rqi, req.rvi.clone())
+                ResponsePrimitive::error(&e, &req.rqi, echoed_rvi(req.rvi.clone()))
             }
         };
         tracing::debug!(op = ?req.op, to = %req.to, fr = ?req.fr, rqi = %req.rqi,

@@ -18,6 +18,12 @@ const REQUEST_PARAMETERS: &[&str] = &[
 /// as OpenMTC does (ACME refuses it with 4001); the response then carries no `rvi` either.
 pub const SUPPORTED_RELEASES: &[&str] = &["1", "2", "2a", "3", "4", "5"];
 
+/// The `rvi` a response repeats: the request's, when it is one this CSE speaks (an unknown
+/// one, of any length, is not echoed).
+pub fn echoed_rvi(rvi: Option<String>) -> Option<String> {
+    rvi.filter(|v| SUPPORTED_RELEASES.contains(&v.as_str()))
+}
+
 /// The releases this CSE says it supports (`srv` of its CSEBase and of the `<remoteCSE>` it
 /// creates on its registrar): those whose behaviour it implements. It also accepts requests
 /// that name the others in [`SUPPORTED_RELEASES`], as ACME and OpenMTC do.

@@ -106,12 +106,19 @@ pub struct Error {
     pub dbg: String,
 }
 
+/// The longest `dbg` text, in characters. Texts quote a client's input shortened already
+/// ([`crate::onem2m::address::shorten`]); this bounds what any text can echo, wherever it
+/// was made.
+pub const MAX_DBG_CHARS: usize = 600;
+
 impl Error {
     pub fn new(rsc: Rsc, dbg: impl Into<String>) -> Self {
-        Error {
-            rsc,
-            dbg: dbg.into(),
+        let mut dbg = dbg.into();
+        if let Some((cut, _)) = dbg.char_indices().nth(MAX_DBG_CHARS) {
+            dbg.truncate(cut);
+            dbg.push('…');
         }
+        Error { rsc, dbg }
     }
     pub fn bad_request(dbg: impl Into<String>) -> Self {
         Self::new(Rsc::BAD_REQUEST, dbg)
@@ -136,6 +143,14 @@ impl Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_dbg_text_is_cut_at_a_character_boundary() {
+        let e = Error::bad_request(format!("'{}'", "é".repeat(5000)));
+        assert_eq!(e.dbg.chars().count(), MAX_DBG_CHARS + 1);
+        assert!(e.dbg.ends_with('…'));
+        assert_eq!(Error::bad_request("short").dbg, "short");
+    }
 
     #[test]
     fn named_codes_are_unique() {
