@@ -44,6 +44,9 @@ impl From<StoreError> for Error {
             StoreError::Conflict(rn) => {
                 Error::conflict(format!("a resource named '{rn}' already exists there"))
             }
+            StoreError::Busy => {
+                Error::internal("the CSE is busy: too many writes are waiting; try again")
+            }
             other => {
                 tracing::error!(error = %other, "store failure");
                 Error::internal(format!("storage failure: {other}"))

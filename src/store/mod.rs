@@ -24,6 +24,10 @@ use std::thread;
 const MAX_BATCH: usize = 256;
 /// Idle read connections kept open.
 const MAX_IDLE_READERS: usize = 8;
+/// Writes waiting for the writer at most. Admission bounds what requests queue well below
+/// this; past it a write is refused at once ([`StoreError::Busy`], answered 5000) rather than
+/// queued without bound.
+const MAX_QUEUED: usize = 8192;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -49,6 +53,8 @@ pub enum StoreError {
     Damaged(PathBuf, String),
     #[error("the store is shut down")]
     Closed,
+    #[error("too many writes are waiting for the database")]
+    Busy,
     #[error("a write failed unexpectedly: {0}")]
     Panicked(String),
 }
@@ -87,7 +93,7 @@ impl Store {
             Err(e) => return Err(StoreError::Damaged(path.into(), e.to_string())),
         }
         schema::prepare_writer(&conn)?;
-        let (tx, rx) = flume::unbounded::<Box<dyn Job>>();
+        let (tx, rx) = flume::bounded::<Box<dyn Job>>(MAX_QUEUED);
         let commits = Arc::new(AtomicU64::new(0));
         let counted = commits.clone();
         let writer_thread = thread::Builder::new()
@@ -180,8 +186,12 @@ impl Store {
             after_commit: Vec::new(),
         });
         let writer = lock(&self.inner.writer).clone();
-        let queued = writer.is_some_and(|w| w.send(job).is_ok());
-        Submitted { rx, queued }
+        let refused = match writer.map(|w| w.try_send(job)) {
+            Some(Ok(())) => None,
+            Some(Err(flume::TrySendError::Full(_))) => Some(StoreError::Busy),
+            Some(Err(flume::TrySendError::Disconnected(_))) | None => Some(StoreError::Closed),
+        };
+        Submitted { rx, refused }
     }
 
     /// Finishes every write already submitted, then closes the database (which checkpoints its
@@ -237,14 +247,15 @@ fn take_lock(path: &Path) -> Result<std::fs::File, StoreError> {
 /// A write on its way to the disk.
 pub struct Submitted<T, E> {
     rx: flume::Receiver<Result<T, E>>,
-    queued: bool,
+    /// Why the write was not queued.
+    refused: Option<StoreError>,
 }
 
 impl<T, E: From<StoreError>> Submitted<T, E> {
     /// Blocks until the write is committed (or failed).
     pub fn wait(self) -> Result<T, E> {
-        if !self.queued {
-            return Err(StoreError::Closed.into());
+        if let Some(e) = self.refused {
+            return Err(e.into());
         }
         self.rx
             .recv()
@@ -253,8 +264,8 @@ impl<T, E: From<StoreError>> Submitted<T, E> {
 
     /// Waits, without blocking the thread, until the write is committed (or failed).
     pub async fn done(self) -> Result<T, E> {
-        if !self.queued {
-            return Err(StoreError::Closed.into());
+        if let Some(e) = self.refused {
+            return Err(e.into());
         }
         self.rx
             .recv_async()

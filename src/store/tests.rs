@@ -207,3 +207,29 @@ fn updates_replace_attributes() {
         Some(5)
     );
 }
+
+#[test]
+fn a_full_write_queue_refuses_at_once_instead_of_growing() {
+    let (_d, store) = open();
+    // Hold the writer inside a write until the queue has filled behind it.
+    let (release, held) = std::sync::mpsc::channel::<()>();
+    let (started_tx, started) = std::sync::mpsc::channel::<()>();
+    let first = store.submit(move |_w| {
+        started_tx.send(()).unwrap();
+        held.recv().unwrap();
+        Ok::<_, StoreError>(())
+    });
+    started.recv().unwrap();
+    let queued: Vec<_> = (0..MAX_QUEUED)
+        .map(|_| store.submit(|_w| Ok::<_, StoreError>(())))
+        .collect();
+    let refused = store.submit(|_w| Ok::<_, StoreError>(()));
+    assert!(matches!(refused.wait(), Err(StoreError::Busy)));
+    release.send(()).unwrap();
+    first.wait().unwrap();
+    for q in queued {
+        q.wait().unwrap();
+    }
+    // Room again.
+    store.write(|_w| Ok::<_, StoreError>(())).unwrap();
+}
