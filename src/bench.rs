@@ -9,6 +9,9 @@
 //! 3. With `--scale`: idle MQTT connections and what they cost, and `la` latency against the
 //!    number of instances in the container.
 //!
+//! 4. With `--soak SECONDS` instead: mixed traffic and churning connections for that long
+//!    ([`crate::soak`]).
+//!
 //! Load comes from external MQTT clients (rumqttc, TCP on loopback) with a window of requests in
 //! flight each. Everything runs in this one process, so CPU time and memory include the load
 //! generator. Every run is bounded by a request count and a time limit.
@@ -67,6 +70,11 @@ pub struct Args {
     /// with a user name and password from a password file (the echo broker has no gate).
     #[arg(long)]
     pub credentials: bool,
+    /// Instead of the workloads: run mixed traffic with churning connections for this many
+    /// seconds, sampling memory, p99 latency and errors every 30 s (600 for the 10-minute
+    /// soak of the README).
+    #[arg(long, value_name = "SECONDS")]
+    pub soak: Option<u64>,
 }
 
 /// The password of every load client under --credentials.

@@ -2,6 +2,8 @@
 mod bench;
 mod passwd;
 mod request;
+#[cfg(feature = "bench")]
+mod soak;
 
 use clap::{Parser, Subcommand};
 use m2mhub::app::Appliance;
@@ -113,6 +115,25 @@ fn check_db(config: &Config) -> ExitCode {
 #[cfg(feature = "bench")]
 fn run_bench(args: bench::Args) -> ExitCode {
     let json = args.json;
+    if let Some(seconds) = args.soak {
+        let soaked = tokio::runtime::Runtime::new()
+            .map_err(anyhow::Error::from)
+            .and_then(|rt| rt.block_on(soak::run(seconds)));
+        return match soaked {
+            Ok(s) if json => {
+                println!("{}", serde_json::to_string_pretty(&s).unwrap_or_default());
+                ExitCode::SUCCESS
+            }
+            Ok(s) => {
+                print!("{}", soak::table(&s));
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("m2mhub bench --soak: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     match bench::run(args) {
         Ok(report) if json => {
             println!(
