@@ -34,6 +34,9 @@ pub enum LinkError {
     RecvTimeout(#[from] RecvTimeoutError),
     #[error("Timeout = {0}")]
     Elapsed(#[from] tokio::time::error::Elapsed),
+    /// m2mhub patch: a topic name MQTT forbids (empty, a wildcard, NUL, too many levels).
+    #[error("Invalid topic name")]
+    InvalidTopic,
 }
 
 // used to build LinkTx and LinkRx
@@ -51,6 +54,8 @@ pub struct LinkBuilder<'a> {
     topic_alias_max: u16,
     // m2mhub patch: what this connection may publish and subscribe to; everything if None
     policy: Option<Arc<dyn crate::TopicPolicy>>,
+    // m2mhub patch: a network client's link (not the application's own); true by default
+    in_process: bool,
 }
 
 impl<'a> LinkBuilder<'a> {
@@ -65,7 +70,15 @@ impl<'a> LinkBuilder<'a> {
             dynamic_filters: false,
             topic_alias_max: 0,
             policy: None,
+            in_process: true,
         }
+    }
+
+    /// m2mhub patch: the link of a network client (a remote link), held to the limits on
+    /// clients; links the application makes itself are not.
+    pub fn network_client(mut self) -> Self {
+        self.in_process = false;
+        self
     }
 
     /// m2mhub patch: the topics the connection may use.
@@ -121,6 +134,7 @@ impl<'a> LinkBuilder<'a> {
             .last_will(self.last_will, self.last_will_properties)
             .topic_alias_max(self.topic_alias_max);
         connection.policy = self.policy;
+        connection.in_process = self.in_process;
         let incoming = Incoming::new(connection.client_id.to_owned());
         let (outgoing, link_rx) = Outgoing::new(connection.client_id.to_owned());
         let outgoing_data_buffer = outgoing.buffer();
@@ -154,6 +168,8 @@ pub struct LinkTx {
     pub(crate) connection_id: ConnectionId,
     router_tx: Sender<(ConnectionId, Event)>,
     recv_buffer: Arc<Mutex<VecDeque<Packet>>>,
+    /// m2mhub patch: a wake-up of the router is on its way from a task (`publish_nowait`).
+    wake_pending: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl LinkTx {
@@ -166,6 +182,7 @@ impl LinkTx {
             connection_id,
             router_tx,
             recv_buffer,
+            wake_pending: Default::default(),
         }
     }
 
@@ -268,18 +285,24 @@ impl LinkTx {
     /// m2mhub patch: sends a MQTT Publish to the router without ever blocking the caller
     /// (`publish` blocks while the router's channel is full, which stalls an async worker;
     /// `try_publish` fails then, though its publish is already queued). The publish is queued
-    /// at once; when the channel is full, the router's wake-up is sent from a task of the
-    /// current tokio runtime (or, outside one, by blocking).
+    /// at once; when the channel is full, one task of the current tokio runtime (or, outside
+    /// one, this thread) sends the router's wake-up, which covers every publish queued before
+    /// it is sent. A topic name that MQTT forbids is refused before anything is queued.
     pub fn publish_nowait<S, V>(&mut self, topic: S, payload: V) -> Result<usize, LinkError>
     where
         S: Into<Bytes>,
         V: Into<Bytes>,
     {
+        use std::sync::atomic::Ordering;
+        let topic: Bytes = topic.into();
+        if !std::str::from_utf8(&topic).is_ok_and(crate::router::valid_topic_name) {
+            return Err(LinkError::InvalidTopic);
+        }
         let publish = Publish {
             dup: false,
             qos: QoS::AtMostOnce,
             retain: false,
-            topic: topic.into(),
+            topic,
             pkid: 0,
             payload: payload.into(),
         };
@@ -288,6 +311,11 @@ impl LinkTx {
             buffer.push_back(Packet::Publish(publish, None));
             buffer.len()
         };
+        // A wake-up already on its way reads this publish too (it is sent after the flag is
+        // cleared, and the router takes the whole buffer).
+        if self.wake_pending.load(Ordering::Acquire) {
+            return Ok(len);
+        }
         match self
             .router_tx
             .try_send((self.connection_id, Event::DeviceData))
@@ -295,10 +323,13 @@ impl LinkTx {
             Ok(()) => {}
             Err(TrySendError::Full(event)) => match tokio::runtime::Handle::try_current() {
                 Ok(runtime) => {
-                    let tx = self.router_tx.clone();
-                    runtime.spawn(async move {
-                        let _ = tx.send_async(event).await;
-                    });
+                    if !self.wake_pending.swap(true, Ordering::AcqRel) {
+                        let (tx, pending) = (self.router_tx.clone(), self.wake_pending.clone());
+                        runtime.spawn(async move {
+                            pending.store(false, Ordering::Release);
+                            let _ = tx.send_async(event).await;
+                        });
+                    }
                 }
                 Err(_) => self.router_tx.send(event)?,
             },

@@ -109,6 +109,7 @@ impl<P: Protocol> RemoteLink<P> {
             .dynamic_filters(dynamic_filters)
             .topic_alias_max(topic_alias_max.unwrap_or(0))
             .policy(policy)
+            .network_client()
             .build()?;
 
         let id = link_rx.id();

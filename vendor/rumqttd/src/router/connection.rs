@@ -35,6 +35,9 @@ pub struct Connection {
     pub(crate) subscription_ids: HashMap<Filter, usize>,
     /// m2mhub patch: what this connection may publish and subscribe to; everything if None
     pub policy: Option<std::sync::Arc<dyn crate::TopicPolicy>>,
+    /// m2mhub patch: a link the application made itself, not a network client's: not held
+    /// to the limits on clients, and not disconnected for an invalid publish.
+    pub in_process: bool,
 }
 
 impl std::fmt::Debug for dyn crate::TopicPolicy {
@@ -75,6 +78,7 @@ impl Connection {
             broker_topic_aliases: None,
             subscription_ids: HashMap::new(),
             policy: None,
+            in_process: true,
         }
     }
 

@@ -190,12 +190,19 @@ impl DataLog {
         id: ConnectionId,
         filter: &Filter,
     ) -> Option<DataRequest> {
-        let data = self.native.get_mut(*self.filter_indexes.get(filter)?)?;
+        // m2mhub patch: a `$share/group/f` subscription waits on the log of `f`, and the
+        // waiter to remove is this subscription's (upstream looked the subscription up as a
+        // log, and took the connection's first waiter, whatever its filter).
+        let log = filter
+            .strip_prefix("$share/")
+            .and_then(|s| s.split_once('/'))
+            .map_or(filter.as_str(), |(_, f)| f);
+        let data = self.native.get_mut(*self.filter_indexes.get(log)?)?;
         let waiters = data.waiters.get_mut();
 
         waiters
             .iter()
-            .position(|&(conn_id, _)| conn_id == id)
+            .position(|(conn_id, request)| *conn_id == id && request.filter == *filter)
             .and_then(|index| {
                 waiters
                     .swap_remove_back(index)

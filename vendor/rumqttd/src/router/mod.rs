@@ -22,6 +22,7 @@ mod graveyard;
 pub mod iobufs;
 mod logs;
 mod routing;
+pub(crate) use routing::valid_topic_name;
 mod scheduler;
 pub(crate) mod shared_subs;
 mod waiters;

@@ -541,10 +541,11 @@ impl Router {
                     // reset the group cursor
                     if let Some(group_name) = &request.group {
                         // TODO: Test this more
-                        self.shared_subscriptions
-                            .get_mut(group_name)
-                            .expect("group must exists")
-                            .cursor = *cursor;
+                        // m2mhub patch: the group may be gone already (it was emptied above);
+                        // upstream's expect() panicked the router thread.
+                        if let Some(group) = self.shared_subscriptions.get_mut(group_name) {
+                            group.cursor = *cursor;
+                        }
                     }
                 }
             }
@@ -719,19 +720,28 @@ impl Router {
 
                         // m2mhub patch: a malformed filter, and one past the limits on
                         // filters, get 0x80 for that filter.
-                        if !valid_filter(&filter) || filter.contains('\0') {
+                        if !valid_filter(&filter)
+                            || filter.contains('\0')
+                            || too_deep(&filter)
+                        {
                             warn!(client_id = connection.client_id, filter = f.path, "invalid subscription filter");
                             return_codes.push(SubscribeReasonCode::Failure);
                             continue;
                         }
                         let is_new = !connection.subscriptions.contains(&f.path);
-                        let own_limit = self.config.max_subscriptions_per_connection;
+                        // In-process links (the application's own, as m2mhub's CSE) are not
+                        // held to the limits meant for clients.
+                        let limited = !connection.in_process;
+                        let own_limit = self
+                            .config
+                            .max_subscriptions_per_connection
+                            .filter(|_| limited);
                         if is_new && own_limit.is_some_and(|max| connection.subscriptions.len() >= max) {
                             warn!(client_id = connection.client_id, filter = f.path, "subscription refused: max_subscriptions_per_connection");
                             return_codes.push(SubscribeReasonCode::Failure);
                             continue;
                         }
-                        let all_limit = self.config.max_filters;
+                        let all_limit = self.config.max_filters.filter(|_| limited);
                         if !self.datalog.has_filter(&filter)
                             && all_limit.is_some_and(|max| self.datalog.filter_count() >= max)
                         {
@@ -1293,6 +1303,12 @@ fn append_to_commitlog(
     // m2mhub patch: MQTT forbids wildcards, NUL and empty topic names in a PUBLISH
     // (MQTT-3.3.2-2, MQTT-4.7.3-1, MQTT-1.5.3-2); such a publish ends the connection.
     if !valid_topic_name(topic) {
+        if connection.in_process {
+            // The application's own link is not ended for it (its other traffic would go
+            // with it): the publish is dropped.
+            warn!(topic = %topic.chars().take(100).collect::<String>(), "invalid topic name from an in-process link; dropped");
+            return Ok((0, 0));
+        }
         return Err(RouterError::InvalidTopic(topic.chars().take(100).collect()));
     }
 
@@ -1377,6 +1393,12 @@ fn append_will_message(
     }
 
     let topic = std::str::from_utf8(&publish.topic)?;
+
+    // m2mhub patch: a will follows the topic name rules of any PUBLISH; an invalid one is
+    // not published.
+    if !valid_topic_name(topic) {
+        return Err(RouterError::InvalidTopic(topic.chars().take(100).collect()));
+    }
 
     // Ensure that only clients associated with a tenant can publish to tenant's topic
     #[cfg(feature = "validate-tenant-prefix")]
@@ -1849,9 +1871,19 @@ fn log_filter(subscription: &str) -> String {
     extract_group(subscription).map_or_else(|| subscription.to_owned(), |(_, filter)| filter)
 }
 
-/// m2mhub patch: a topic name a PUBLISH may carry: not empty, no wildcard, no NUL.
-fn valid_topic_name(topic: &str) -> bool {
-    !topic.is_empty() && !topic.contains(['+', '#', '\0'])
+/// m2mhub patch: topic levels a filter or topic name may have at most (matching walks them
+/// one by one; MQTT sets no bound, Mosquitto 200).
+const MAX_LEVELS: usize = 128;
+
+/// m2mhub patch: whether a filter or topic has more than [`MAX_LEVELS`] levels.
+fn too_deep(topic: &str) -> bool {
+    topic.bytes().filter(|&b| b == b'/').count() >= MAX_LEVELS
+}
+
+/// m2mhub patch: a topic name a PUBLISH may carry: not empty, no wildcard, no NUL, at most
+/// [`MAX_LEVELS`] levels.
+pub(crate) fn valid_topic_name(topic: &str) -> bool {
+    !topic.is_empty() && !topic.contains(['+', '#', '\0']) && !too_deep(topic)
 }
 
 fn extract_group(filter: &str) -> Option<(String, String)> {

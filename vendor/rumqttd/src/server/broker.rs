@@ -634,6 +634,8 @@ async fn remote<P: Protocol>(
 
     // this is important to stop the connection
     drop(link);
+    // m2mhub patch: the connection's place goes back now, not after the will delay.
+    drop(_hold);
 
     let publish_will = match tokio::time::timeout(
         Duration::from_secs(will_delay_interval as u64),

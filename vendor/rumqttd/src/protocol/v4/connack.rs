@@ -55,6 +55,13 @@ fn connect_code(return_code: ConnectReturnCode) -> u8 {
         ConnectReturnCode::ServiceUnavailable => 3,
         ConnectReturnCode::BadUserNamePassword => 4,
         ConnectReturnCode::NotAuthorized => 5,
-        _ => unreachable!(),
+        // m2mhub patch: MQTT 5 codes in their nearest 3.1.1 form (upstream: unreachable!).
+        ConnectReturnCode::BadAuthenticationMethod | ConnectReturnCode::Banned => 5,
+        ConnectReturnCode::ServerUnavailable
+        | ConnectReturnCode::ServerBusy
+        | ConnectReturnCode::ConnectionRateExceeded
+        | ConnectReturnCode::QuotaExceeded => 3,
+        ConnectReturnCode::UnsupportedProtocolVersion => 1,
+        _ => 3,
     }
 }
