@@ -100,7 +100,16 @@ impl Config {
             .iter()
             .flat_map(|r| r.poa.iter())
             .chain((self.mqtt.mode == MqttMode::External).then_some(&self.mqtt.broker))
-            .filter_map(|u| url::Url::parse(u).ok()?.host_str().map(str::to_string));
+            .filter_map(|u| {
+                let url = url::Url::parse(u).ok()?;
+                let port = url.port().unwrap_or(match url.scheme() {
+                    "mqtts" => 8883,
+                    "mqtt" => 1883,
+                    "https" => 443,
+                    _ => 80,
+                });
+                Some((url.host_str()?.to_string(), port))
+            });
         outbound::Policy::new(
             &self.security.outbound_allow,
             &self.security.outbound_deny,
@@ -502,14 +511,20 @@ impl Config {
         if self.mqtt.max_connections == 0 {
             return invalid("mqtt.max_connections", "must be at least 1");
         }
-        if self.http.max_connections == 0 {
-            return invalid("http.max_connections", "must be at least 1");
+        if !(1..=65_536).contains(&self.http.max_connections) {
+            return invalid("http.max_connections", "must be between 1 and 65536");
         }
-        if self.http.header_timeout_s == 0 || self.http.body_timeout_s == 0 {
+        if !(1..=3600).contains(&self.http.header_timeout_s) {
             return invalid(
                 "http.header_timeout_s",
-                "timeouts must be at least 1 second",
+                "must be between 1 and 3600 seconds",
             );
+        }
+        if !(1..=3600).contains(&self.http.body_timeout_s) {
+            return invalid("http.body_timeout_s", "must be between 1 and 3600 seconds");
+        }
+        if self.mqtt.max_connections > 1_000_000 {
+            return invalid("mqtt.max_connections", "must be at most 1000000");
         }
         if self.max_request_size() < 1024 {
             return invalid("cse.max_request_size", "must be at least 1024 bytes");

@@ -80,8 +80,7 @@ struct Inner {
 pub static DROPPED: Throttle = Throttle::new();
 pub static UNDELIVERED: Throttle = Throttle::new();
 
-/// What a call cut short by shutdown answers.
-const STOPPING: &str = "the CSE is shutting down";
+use crate::cse::notify::SHUTTING_DOWN as STOPPING;
 
 impl Deliverer {
     /// `site_ca` (`tls.ca_certs`) is trusted for `https://` targets besides the system roots.
@@ -372,20 +371,16 @@ impl Delivery for Deliverer {
     }
 
     fn permits(&self, url: &str) -> Result<(), String> {
+        // Called from a blocking thread: names are resolved on it, not on the runtime's pool.
         // Our own broker is always a target (`mqtt://127.0.0.1` poas are the usual case).
         if MqttUrl::is_mqtt(url) {
             let u = MqttUrl::parse(url)?;
             if self.inner.is_local(&u.host, u.port) {
                 return Ok(());
             }
-            return self
-                .inner
-                .runtime
-                .block_on(self.inner.policy.check(&u.host, u.port));
+            return self.inner.policy.check_blocking(&u.host, u.port);
         }
-        self.inner
-            .runtime
-            .block_on(self.inner.policy.check_url(url))
+        self.inner.policy.check_url_blocking(url)
     }
 
     fn enqueue(&self, target: Target, req: RequestPrimitive) {

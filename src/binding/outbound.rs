@@ -29,6 +29,9 @@ pub const DEFAULT_DENY: &[&str] = &[
     "::/128",
     "fe80::/10",
     "ff00::/8",
+    // Cloud metadata services outside link-local: Alibaba's, and AWS's over IPv6.
+    "100.100.100.200/32",
+    "fd00:ec2::254/128",
 ];
 
 /// Parses a CIDR range; a bare address is a range of one.
@@ -42,17 +45,17 @@ pub fn parse_range(s: &str) -> Result<IpNet, String> {
 pub struct Policy {
     allow: Vec<IpNet>,
     deny: Vec<IpNet>,
-    /// Host names and addresses named in the configuration, lower-cased.
-    configured: HashSet<String>,
+    /// Hosts (names or addresses, lower-cased) and ports named in the configuration.
+    configured: HashSet<(String, u16)>,
 }
 
 impl Policy {
-    /// From the configured ranges (checked by the configuration) and the hosts the
+    /// From the configured ranges (checked by the configuration) and the hosts and ports the
     /// configuration names.
     pub fn new(
         allow: &[String],
         deny: &[String],
-        configured: impl IntoIterator<Item = String>,
+        configured: impl IntoIterator<Item = (String, u16)>,
     ) -> Result<Policy, String> {
         let ranges = |l: &[String]| l.iter().map(|s| parse_range(s)).collect::<Result<_, _>>();
         Ok(Policy {
@@ -60,56 +63,120 @@ impl Policy {
             deny: ranges(deny)?,
             configured: configured
                 .into_iter()
-                .map(|h| bare_host(&h).to_ascii_lowercase())
+                .map(|(h, p)| (bare_host(&h).to_ascii_lowercase(), p))
                 .collect(),
         })
     }
 
     pub fn permits_ip(&self, ip: IpAddr) -> bool {
-        // `::ffff:169.254.169.254` is 169.254.169.254.
-        let ip = ip.to_canonical();
+        // `::ffff:169.254.169.254` is 169.254.169.254, and so is NAT64's
+        // `64:ff9b::a9fe:a9fe`.
+        let ip = match ip.to_canonical() {
+            IpAddr::V6(v6) if v6.segments()[..6] == [0x64, 0xff9b, 0, 0, 0, 0] => {
+                let o = v6.octets();
+                IpAddr::from([o[12], o[13], o[14], o[15]])
+            }
+            other => other,
+        };
         self.allow.iter().any(|n| n.contains(&ip)) && !self.deny.iter().any(|n| n.contains(&ip))
     }
 
-    fn is_configured(&self, host: &str) -> bool {
+    /// A host and port the configuration names.
+    fn is_configured(&self, host: &str, port: u16) -> bool {
         self.configured
-            .contains(&bare_host(host).to_ascii_lowercase())
+            .contains(&(bare_host(host).to_ascii_lowercase(), port))
     }
 
-    /// Whether the CSE may connect to `host`: a configured host, or an address (or a name
-    /// whose every address) the ranges allow. The error says which rule refused, never what
-    /// the address does.
+    /// A host the configuration names, on any of its ports (the resolver sees no port; the
+    /// check before the connection did).
+    fn names_configured_host(&self, host: &str) -> bool {
+        let host = bare_host(host).to_ascii_lowercase();
+        self.configured.iter().any(|(h, _)| *h == host)
+    }
+
+    /// The verdict on `host` once its addresses are known (`None`: it is an address).
+    fn judge(&self, host: &str, addrs: Option<&[SocketAddr]>) -> Result<(), String> {
+        let allowed = match addrs {
+            None => bare_host(host)
+                .parse::<IpAddr>()
+                .is_ok_and(|ip| self.permits_ip(ip)),
+            Some(addrs) => !addrs.is_empty() && addrs.iter().all(|a| self.permits_ip(a.ip())),
+        };
+        if allowed {
+            Ok(())
+        } else {
+            Err(format!(
+                "{host} is not an allowed target (security.outbound_allow/deny)"
+            ))
+        }
+    }
+
+    /// The verdict when no name needs resolving: a configured host and port, or an address.
+    fn decided(&self, host: &str, port: u16) -> Option<Result<(), String>> {
+        if self.is_configured(host, port) {
+            return Some(Ok(()));
+        }
+        bare_host(host)
+            .parse::<IpAddr>()
+            .is_ok()
+            .then(|| self.judge(host, None))
+    }
+
+    /// Whether the CSE may connect to `host` on `port`: a configured host and port, or an
+    /// address (or a name whose every address) the ranges allow. The error says which rule
+    /// refused, never what the address does. Resolving takes at most [`RESOLVE_WITHIN`].
     pub async fn check(&self, host: &str, port: u16) -> Result<(), String> {
-        if self.is_configured(host) {
-            return Ok(());
+        if let Some(verdict) = self.decided(host, port) {
+            return verdict;
         }
-        let refused = || format!("{host} is not an allowed target (security.outbound_allow/deny)");
-        if let Ok(ip) = bare_host(host).parse::<IpAddr>() {
-            return if self.permits_ip(ip) {
-                Ok(())
-            } else {
-                Err(refused())
-            };
+        let lookup = tokio::net::lookup_host((host, port));
+        let addrs: Vec<SocketAddr> = match tokio::time::timeout(RESOLVE_WITHIN, lookup).await {
+            Ok(Ok(addrs)) => addrs.collect(),
+            _ => return Err(format!("{host} cannot be resolved")),
+        };
+        self.judge(host, Some(&addrs))
+    }
+
+    /// [`check`](Self::check) from a blocking thread: the name is resolved on this thread
+    /// (the system resolver's own timeouts apply), never on the runtime's blocking pool, which
+    /// the calling thread may be part of.
+    pub fn check_blocking(&self, host: &str, port: u16) -> Result<(), String> {
+        use std::net::ToSocketAddrs;
+        if let Some(verdict) = self.decided(host, port) {
+            return verdict;
         }
-        let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
-            .await
+        let addrs: Vec<SocketAddr> = (host, port)
+            .to_socket_addrs()
             .map_err(|_| format!("{host} cannot be resolved"))?
             .collect();
-        if addrs.is_empty() || !addrs.iter().all(|a| self.permits_ip(a.ip())) {
-            return Err(refused());
-        }
-        Ok(())
+        self.judge(host, Some(&addrs))
     }
 
     /// [`check`](Self::check) for the host of a URL.
     pub async fn check_url(&self, url: &str) -> Result<(), String> {
-        let parsed = url::Url::parse(url).map_err(|_| format!("'{url}' is not a valid URL"))?;
-        let host = parsed
-            .host_str()
-            .ok_or_else(|| format!("'{url}' names no host"))?;
-        self.check(host, parsed.port_or_known_default().unwrap_or(0))
-            .await
+        let (host, port) = host_port(url)?;
+        self.check(&host, port).await
     }
+
+    /// [`check_blocking`](Self::check_blocking) for the host of a URL.
+    pub fn check_url_blocking(&self, url: &str) -> Result<(), String> {
+        let (host, port) = host_port(url)?;
+        self.check_blocking(&host, port)
+    }
+}
+
+/// How long resolving a target's name may take on the async path.
+pub const RESOLVE_WITHIN: std::time::Duration = std::time::Duration::from_secs(5);
+
+fn host_port(url: &str) -> Result<(String, u16), String> {
+    let parsed = url::Url::parse(url).map_err(|_| format!("'{url}' is not a valid URL"))?;
+    let host = parsed
+        .host_str()
+        .ok_or_else(|| format!("'{url}' names no host"))?;
+    Ok((
+        host.to_string(),
+        parsed.port_or_known_default().unwrap_or(0),
+    ))
 }
 
 /// `[::1]` → `::1`.
@@ -128,9 +195,12 @@ impl reqwest::dns::Resolve for Resolver {
         let policy = self.0.clone();
         Box::pin(async move {
             let host = name.as_str().to_string();
-            let addrs: Vec<SocketAddr> =
-                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            if policy.is_configured(&host) {
+            let lookup = tokio::net::lookup_host((host.as_str(), 0));
+            let addrs: Vec<SocketAddr> = tokio::time::timeout(RESOLVE_WITHIN, lookup)
+                .await
+                .map_err(|_| format!("{host} cannot be resolved"))??
+                .collect();
+            if policy.names_configured_host(&host) {
                 return Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs);
             }
             if addrs.is_empty() || !addrs.iter().all(|a| policy.permits_ip(a.ip())) {
@@ -150,7 +220,7 @@ mod tests {
         Policy::new(
             &s(DEFAULT_ALLOW),
             &s(DEFAULT_DENY),
-            ["Registrar.example".into()],
+            [("Registrar.example".to_string(), 1883)],
         )
         .unwrap()
     }
@@ -178,6 +248,9 @@ mod tests {
             "0.0.0.0",
             "::",
             "ff02::1",
+            "64:ff9b::a9fe:a9fe",
+            "100.100.100.200",
+            "fd00:ec2::254",
         ] {
             assert!(!p.permits_ip(bad.parse().unwrap()), "{bad}");
         }
@@ -203,6 +276,8 @@ mod tests {
     async fn configured_hosts_pass_and_literals_are_checked_without_dns() {
         let p = default_policy();
         assert!(p.check("registrar.example", 1883).await.is_ok());
+        // Its other ports are no exception (it does not resolve here).
+        assert!(p.check("registrar.example", 8080).await.is_err());
         assert!(p.check("[::1]", 80).await.is_ok());
         let e = p.check("169.254.169.254", 80).await.unwrap_err();
         assert!(e.contains("not an allowed target"), "{e}");
@@ -211,5 +286,8 @@ mod tests {
             .await
             .is_err());
         assert!(p.check_url("http://127.0.0.1:9/x").await.is_ok());
+        assert!(p.check_url_blocking("http://169.254.169.254/").is_err());
+        assert!(p.check_blocking("127.0.0.1", 80).is_ok());
+        assert!(p.check_blocking("[fe80::1]", 80).is_err());
     }
 }

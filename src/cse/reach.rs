@@ -39,6 +39,13 @@ pub fn resolve_target(r: &Reader, rules: &Rules, nu: &str, owner: &str) -> Resul
         if receiver.is_empty() {
             return Err(format!("'{nu}' names no receiver"));
         }
+        // The receiver becomes a topic level: MQTT forbids wildcards and NUL there.
+        if receiver.contains(['+', '#', '\0']) {
+            return Err(format!(
+                "'{}': a receiver cannot contain '+', '#' or NUL",
+                crate::onem2m::address::shorten(nu)
+            ));
+        }
         return Ok(Target::Mqtt {
             host: url.host,
             port: url.port,
