@@ -164,7 +164,7 @@ impl Appliance {
     /// (for at most `bound`: over MQTT, every request the broker acknowledged), then close the
     /// store. Returns whether everything finished in time; an acknowledged write is on disk
     /// either way.
-    pub async fn shutdown(self, bound: std::time::Duration) -> bool {
+    pub async fn shutdown(mut self, bound: std::time::Duration) -> bool {
         let deadline = tokio::time::Instant::now() + bound;
         if let Some(b) = &self.broker {
             b.stop_accepting();
@@ -172,9 +172,10 @@ impl Appliance {
         // A request waiting for a slow peer (a verification, a forwarded request) is
         // answered now rather than holding the stop up.
         self.delivery.stop();
+        let mut http_server = self.http_server.take();
         let http = async {
-            match self.http_server {
-                Some(h) => tokio::time::timeout_at(deadline, h.shutdown())
+            match &mut http_server {
+                Some(h) => tokio::time::timeout_at(deadline, h.stop_accepting())
                     .await
                     .is_ok(),
                 None => true,
@@ -194,6 +195,10 @@ impl Appliance {
                 break;
             }
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        // The last HTTP answers out of the door.
+        if let Some(h) = http_server {
+            h.finish().await;
         }
         self.cse.stop();
         let store = self.cse.store().clone();

@@ -1311,3 +1311,79 @@ async fn error_texts_quote_only_a_prefix_of_oversized_input() {
         assert!(dbg(&r).len() < 1000, "{} bytes echoed", dbg(&r).len());
     }
 }
+
+/// A client that asks for a large answer and never reads it held its HTTP connection (and
+/// slot) forever: hyper has no write timeout. A write that makes no progress now ends the
+/// connection after http.body_timeout_s.
+#[tokio::test]
+async fn a_client_that_never_reads_its_answer_is_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let hub = Hub::start_with(&[
+        ("M2MHUB_SECURITY__ANONYMOUS", "everyone"),
+        ("M2MHUB_CSE__MAX_REQUEST_SIZE", "400000"),
+        ("M2MHUB_HTTP__BODY_TIMEOUT_S", "2"),
+    ]);
+    let http = hub.http.unwrap();
+    let client = reqwest::Client::new();
+    let post = |path: &str, ty: u8, body: serde_json::Value| {
+        client
+            .post(format!("http://{http}{path}"))
+            .header("X-M2M-Origin", "Creader")
+            .header("X-M2M-RI", "r")
+            .header("X-M2M-RVI", "3")
+            .header("Content-Type", format!("application/json;ty={ty}"))
+            .body(body.to_string())
+            .send()
+    };
+    post(
+        "/cse-in",
+        2,
+        json!({"m2m:ae":{"rn":"reader","api":"Nreader","rr":false}}),
+    )
+    .await
+    .unwrap();
+    post("/cse-in/reader", 3, json!({"m2m:cnt":{"rn":"c"}}))
+        .await
+        .unwrap();
+    let content = "x".repeat(300_000);
+    for _ in 0..13 {
+        let r = post("/cse-in/reader/c", 4, json!({"m2m:cin":{"con":content}}))
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    }
+    // A socket that takes in little: the answer (about 4 MB) cannot leave the server.
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.connect(&http.into()).unwrap();
+    socket.set_nonblocking(true).unwrap();
+    let mut s = tokio::net::TcpStream::from_std(socket.into()).unwrap();
+    s.write_all(b"GET /cse-in/reader/c?rcn=4 HTTP/1.1\r\nHost: x\r\nX-M2M-Origin: Creader\r\nX-M2M-RI: big\r\nX-M2M-RVI: 3\r\n\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    // Now read what the server managed to send: it gave up before the end.
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+            Err(_) => panic!("the connection is still open after {} bytes", got.len()),
+        }
+    }
+    let head = String::from_utf8_lossy(&got[..got.len().min(2000)]).to_string();
+    let length: usize = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length:")
+                .map(|v| v.trim().parse().unwrap())
+        })
+        .unwrap_or(usize::MAX);
+    assert!(
+        got.len() < length,
+        "the whole answer of {length} bytes came through: {} bytes",
+        got.len()
+    );
+}

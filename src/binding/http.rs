@@ -30,16 +30,27 @@ pub struct HttpServer {
 }
 
 impl HttpServer {
-    /// Stops accepting, lets each connection finish the request it is on (kept-alive ones
-    /// close after it), and waits for every connection to end.
-    pub async fn shutdown(self) {
+    /// Stops accepting, and tells each connection to finish the request it is on (kept-alive
+    /// ones close after it). Requests in progress are the CSE's to wait for (`in_flight`);
+    /// then [`finish`](Self::finish) lets their answers be written.
+    pub async fn stop_accepting(&mut self) {
         let _ = self.stop.send(true);
-        for task in self.tasks {
+        for task in self.tasks.drain(..) {
             let _ = task.await;
         }
-        let _ = self.slots.acquire_many(self.max_connections as u32).await;
+    }
+
+    /// Waits for the connections to end, at most [`WRITE_GRACE`]: answers are written out,
+    /// while a connection that carries no request (headers half sent, a TLS handshake) does
+    /// not hold the stop up.
+    pub async fn finish(self) {
+        let all = u32::try_from(self.max_connections).unwrap_or(u32::MAX);
+        let _ = tokio::time::timeout(WRITE_GRACE, self.slots.acquire_many(all)).await;
     }
 }
+
+/// How long a stop waits for HTTP connections to finish writing.
+const WRITE_GRACE: Duration = Duration::from_secs(1);
 
 /// What HTTP clients may take.
 #[derive(Clone, Copy)]
@@ -128,6 +139,8 @@ async fn connection(
     mut stopped: tokio::sync::watch::Receiver<bool>,
 ) {
     let Accepted { io, peer, slot } = conn;
+    // A client that stops reading its answer cannot hold the connection (and its slot).
+    let io = StalledWrites::new(io, limits.body_timeout);
     let service =
         hyper_util::service::TowerToHyperService::new(app.layer(axum::Extension(peer.clone())));
     let mut http1 = hyper::server::conn::http1::Builder::new();
@@ -231,20 +244,28 @@ async fn handle(
     };
     let cse = state.cse;
     // The same budget as MQTT requests: a credential's share covers both bindings.
-    let _admitted = match cse.admission().admit(identity.credential(), None) {
+    let admitted = match cse.admission().admit(identity.credential(), None) {
         Ok(admitted) => admitted,
         Err(why) => {
             let err = Error::internal(format!("the CSE is busy: {why}; try again"));
             return to_response(&ResponsePrimitive::error(&err, req.rqi, req.rvi));
         }
     };
-    // A write waits for its commit without holding a thread; reads and the rest run on a
-    // blocking thread.
-    let handled = match cse.begin(req, Origin::Client(identity)) {
-        Begun::Answered(rsp) => Ok(rsp),
-        Begun::Write(write) => Ok(write.submit().finish().await),
-        Begun::Blocking(blocked) => tokio::task::spawn_blocking(move || blocked.run()).await,
-    };
+    // The request runs in a task of its own, holding its place in the budget until it is
+    // done: a client that hangs up (hyper then drops this handler) does not end the work,
+    // so it cannot escape the budget, and a write still sends its notifications. A write
+    // waits for its commit without holding a thread; reads and the rest run on a blocking
+    // thread.
+    let handled = tokio::spawn(async move {
+        let _admitted = admitted;
+        match cse.begin(req, Origin::Client(identity)) {
+            Begun::Answered(rsp) => Ok(rsp),
+            Begun::Write(write) => Ok(write.submit().finish().await),
+            Begun::Blocking(blocked) => tokio::task::spawn_blocking(move || blocked.run()).await,
+        }
+    })
+    .await
+    .unwrap_or_else(Err);
     match handled {
         Ok(Some(rsp)) => to_response(&rsp),
         Ok(None) => Response::builder()
@@ -294,6 +315,91 @@ fn is_length_limit(e: &axum::Error) -> bool {
         source = err.source();
     }
     false
+}
+
+/// A connection whose writes fail once one has made no progress for `within`: hyper has no
+/// write timeout, and a client that never reads would otherwise keep its connection forever.
+struct StalledWrites<T> {
+    io: T,
+    within: Duration,
+    /// Running while a write waits.
+    stalled: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<T> StalledWrites<T> {
+    fn new(io: T, within: Duration) -> Self {
+        StalledWrites {
+            io,
+            within,
+            stalled: None,
+        }
+    }
+
+    /// After a write attempt: progress resets the clock, waiting runs it.
+    fn watch<R>(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        polled: std::task::Poll<std::io::Result<R>>,
+    ) -> std::task::Poll<std::io::Result<R>> {
+        use std::future::Future;
+        use std::task::Poll;
+        match polled {
+            Poll::Ready(r) => {
+                self.stalled = None;
+                Poll::Ready(r)
+            }
+            Poll::Pending => {
+                let within = self.within;
+                let timer = self
+                    .stalled
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(within)));
+                match timer.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "the client read nothing of the answer in time",
+                    ))),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+        }
+    }
+}
+
+impl<T: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for StalledWrites<T> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<T: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for StalledWrites<T> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let polled = std::pin::Pin::new(&mut self.io).poll_write(cx, buf);
+        self.watch(cx, polled)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let polled = std::pin::Pin::new(&mut self.io).poll_flush(cx);
+        self.watch(cx, polled)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let polled = std::pin::Pin::new(&mut self.io).poll_shutdown(cx);
+        self.watch(cx, polled)
+    }
 }
 
 /// A response primitive as an axum response.
