@@ -85,6 +85,7 @@ fn check_db(config: &Config) -> ExitCode {
         eprintln!("m2mhub: no database at {}", path.display());
         return ExitCode::FAILURE;
     }
+    // Opening runs the quick check (and refuses a damaged file) and takes the lock.
     let store = match m2mhub::store::Store::open(path) {
         Ok(s) => s,
         Err(e) => {

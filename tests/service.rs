@@ -274,7 +274,9 @@ async fn a_slow_verification_does_not_hold_the_stop() {
         .filter_map(|p| serde_json::from_slice::<serde_json::Value>(&p.payload).ok())
         .find(|a| a["rqi"] == rqi.as_str());
     let answer = answer.expect("the subscription request was answered");
-    assert_eq!(answer["rsc"], 5204, "{answer}");
+    // Retryable: the target did not fail, the CSE stopped.
+    assert_eq!(answer["rsc"], 5000, "{answer}");
+    assert!(dbg(&answer).contains("shutting down"), "{answer}");
     drop(silent);
 }
 

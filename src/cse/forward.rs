@@ -55,6 +55,9 @@ pub fn relay(
     // originators, and answers are matched by rqi. Our answer keeps the originator's rqi.
     req.rqi = super::notify::fresh_rqi(kind);
     let rsp = delivery.request(target, req).map_err(|why| {
+        if why == super::notify::SHUTTING_DOWN {
+            return super::notify::shutting_down();
+        }
         Error::new(
             Rsc::TARGET_NOT_REACHABLE,
             format!("{who} did not answer: {why}"),

@@ -18,6 +18,15 @@ use serde_json::{json, Map, Value};
 /// a forwarded request, a relayed NOTIFY.
 pub const PEER_ANSWER_WITHIN: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// What [`Delivery::request`] fails with when shutdown cut the call short: the request is
+/// then answered 5000 (try again), not as if its target had failed.
+pub const SHUTTING_DOWN: &str = "the CSE is shutting down";
+
+/// The answer to a request whose call out shutdown cut short.
+pub fn shutting_down() -> Error {
+    Error::internal("the CSE is shutting down; try again")
+}
+
 /// Event types of `enc.net` (TS-0004 notificationEventType).
 pub const NET_UPDATE: u64 = 1;
 pub const NET_DELETE: u64 = 2;
@@ -228,6 +237,10 @@ pub fn request(rules: &Rules, to: &str, pc: Value) -> RequestPrimitive {
     req
 }
 
+/// Writes whose notices wait for the notification thread at most: past it, they are dropped
+/// (and logged) rather than held without bound.
+const MAX_PENDING_NOTICES: usize = 16_384;
+
 /// Notifications whose target could not be resolved.
 pub static UNRESOLVED: crate::throttle::Throttle = crate::throttle::Throttle::new();
 
@@ -243,12 +256,18 @@ pub(super) struct Notifier {
 impl Notifier {
     /// Starts the thread; it ends when every sender is gone.
     pub fn spawn(self) -> std::io::Result<flume::Sender<Vec<Notice>>> {
-        let (tx, rx) = flume::unbounded::<Vec<Notice>>();
+        let (tx, rx) = flume::bounded::<Vec<Notice>>(MAX_PENDING_NOTICES);
         std::thread::Builder::new()
             .name("m2mhub-notify".into())
             .spawn(move || {
                 for notices in rx {
-                    self.dispatch(notices);
+                    // One bad notice does not end the thread, and every later notification.
+                    let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        self.dispatch(notices)
+                    }));
+                    if done.is_err() {
+                        tracing::error!("notifications of a write dropped: their dispatch failed");
+                    }
                 }
             })?;
         Ok(tx)
@@ -291,8 +310,20 @@ impl Cse {
         if notices.is_empty() {
             return;
         }
-        if self.notices.send(notices).is_err() {
-            tracing::error!("notifications dropped: the notification thread is gone");
+        match self.notices.try_send(notices) {
+            Ok(()) => {}
+            Err(flume::TrySendError::Full(dropped)) => {
+                if let Some(quiet) = crate::binding::delivery::DROPPED.hit() {
+                    tracing::warn!(
+                        count = dropped.len(),
+                        not_logged_since_last_line = quiet,
+                        "notifications dropped: too many are waiting to be sent"
+                    );
+                }
+            }
+            Err(flume::TrySendError::Disconnected(_)) => {
+                tracing::error!("notifications dropped: the notification thread is gone")
+            }
         }
     }
 
@@ -320,7 +351,8 @@ impl Cse {
             )
         };
         const UNCONFIRMED: &str = "it did not confirm the verification request";
-        if nus.len() > super::resources::subscription::MAX_TARGETS {
+        // The targets of `nu`, and `su`.
+        if nus.len() > super::resources::subscription::MAX_TARGETS + 1 {
             return Err(Error::bad_request(format!(
                 "nu lists more than {} notification targets",
                 super::resources::subscription::MAX_TARGETS
@@ -367,23 +399,37 @@ impl Cse {
         let Some(delivery) = self.delivery() else {
             return Ok(());
         };
-        // Each call blocks its own thread for at most the peer timeout.
+        // Each call blocks a thread of its own for at most the peer timeout; the first runs
+        // on this one. A thread that cannot be made fails its target, not the process.
         let answers: Vec<_> = std::thread::scope(|scope| {
+            let mut calls = calls.into_iter();
+            let first = calls.next();
             let running: Vec<_> = calls
-                .into_iter()
-                .map(|(nu, target, req)| (nu, scope.spawn(move || delivery.request(&target, req))))
+                .map(|(nu, target, req)| {
+                    let call = std::thread::Builder::new()
+                        .name("m2mhub-verify".into())
+                        .spawn_scoped(scope, move || delivery.request(&target, req));
+                    (nu, call)
+                })
                 .collect();
-            running
+            let mut answers: Vec<_> = first
+                .map(|(nu, target, req)| (nu, Some(delivery.request(&target, req))))
                 .into_iter()
-                .map(|(nu, call)| (nu, call.join()))
-                .collect()
+                .collect();
+            answers.extend(
+                running
+                    .into_iter()
+                    .map(|(nu, call)| (nu, call.ok().and_then(|c| c.join().ok()))),
+            );
+            answers
         });
         for (nu, answer) in answers {
             let why = match answer {
-                Ok(Ok(rsp)) if rsp.rsc == Rsc::OK => continue,
-                Ok(Ok(rsp)) => format!("it answered {}", rsp.rsc),
-                Ok(Err(why)) => why,
-                Err(_) => "the verification failed unexpectedly".to_string(),
+                Some(Ok(rsp)) if rsp.rsc == Rsc::OK => continue,
+                Some(Ok(rsp)) => format!("it answered {}", rsp.rsc),
+                Some(Err(why)) if why == SHUTTING_DOWN => return Err(shutting_down()),
+                Some(Err(why)) => why,
+                None => "the verification could not be run".to_string(),
             };
             tracing::info!(%originator, nu = %address::shorten(nu), %why, "subscription verification failed");
             return Err(fail(nu, UNCONFIRMED));

@@ -121,7 +121,11 @@ impl Cse {
         let planned = self
             .check(&req, &origin)
             .and_then(|checked| {
+                // A registration that asks for an AE-ID (fr empty, C or S) has no originator
+                // of its own yet: devices doing that at once may well share an rqi.
+                let anonymous_registration = matches!(checked.originator.as_str(), "" | "C" | "S");
                 let fresh = req.rqi.is_empty()
+                    || anonymous_registration
                     || self
                         .request_ids
                         .take(&checked.originator, &req.rqi, &mut guard);

@@ -214,13 +214,21 @@ fn take_lock(path: &Path) -> Result<std::fs::File, StoreError> {
     name.push(".lock");
     let lock_path = PathBuf::from(name);
     let failed = |e| StoreError::Lock(lock_path.clone(), e);
-    let mut file = std::fs::OpenOptions::new()
+    // A lock file another user made (root running `check-db`, say) may be read-only to us:
+    // the lock works on a read-only descriptor too, only our PID is not written then.
+    let (mut file, writable) = match std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
         .open(&lock_path)
-        .map_err(failed)?;
+    {
+        Ok(f) => (f, true),
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            (std::fs::File::open(&lock_path).map_err(failed)?, false)
+        }
+        Err(e) => return Err(failed(e)),
+    };
     // flock(2), not File::try_lock (Rust 1.89, past our MSRV): released when the process ends.
     use std::os::fd::AsRawFd;
     // SAFETY: flock on a descriptor this function owns; no memory is passed.
@@ -238,9 +246,11 @@ fn take_lock(path: &Path) -> Result<std::fs::File, StoreError> {
             pid.chars().take(20).collect(),
         ));
     }
-    file.set_len(0).map_err(failed)?;
-    file.rewind().map_err(failed)?;
-    writeln!(file, "{}", std::process::id()).map_err(failed)?;
+    if writable {
+        file.set_len(0).map_err(failed)?;
+        file.rewind().map_err(failed)?;
+        writeln!(file, "{}", std::process::id()).map_err(failed)?;
+    }
     Ok(file)
 }
 
@@ -347,7 +357,8 @@ impl Reader<'_> {
 
     /// Direct children, oldest first, that `keep` accepts, until `max_count` are taken or
     /// the next would pass `max_bytes` of stored representation (a child is weighed before
-    /// it is read). Returns them, and whether a child was left out for either limit.
+    /// it is read; the first is taken whatever its size). Returns them, and whether a child
+    /// was left out for either limit.
     pub fn children_within(
         &self,
         pi: &str,
@@ -356,13 +367,16 @@ impl Reader<'_> {
         mut keep: impl FnMut(&Resource) -> bool,
     ) -> Result<(Vec<Resource>, bool), StoreError> {
         let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT {COLUMNS}, length(attrs) FROM resource WHERE pi = ?1 ORDER BY seq"
+            "SELECT {COLUMNS}, length(CAST(attrs AS BLOB)) FROM resource WHERE pi = ?1 ORDER BY seq"
         ))?;
         let mut rows = stmt.query(rusqlite::params![pi])?;
         let (mut taken, mut bytes) = (Vec::new(), 0usize);
         while let Some(row) = rows.next()? {
             let size = row.get::<_, i64>(7)?.max(0) as usize;
-            if taken.len() >= max_count || bytes.saturating_add(size) > max_bytes {
+            // The first child always fits, however large: a partial answer is never empty.
+            let full = taken.len() >= max_count
+                || (!taken.is_empty() && bytes.saturating_add(size) > max_bytes);
+            if full {
                 return Ok((taken, true));
             }
             let child = resource::from_row(row)??;

@@ -113,6 +113,7 @@ pub fn verified(
         let ri = format!("sub{:012x}", rand::random::<u64>() >> 16);
         // `su` is called on deletion: it is a target like those of `nu`.
         let mut targets = string_list(asked.attrs.get("nu"));
+        resources::subscription::check_target_count(&targets)?;
         let su = asked.attrs.get("su").and_then(Value::as_str);
         targets.extend(su.filter(|su| !su.is_empty()).map(str::to_string));
         cse.verify(&originator, &ri, &targets)?;

@@ -63,6 +63,9 @@ pub fn verified(
             Ok::<_, Error>(current)
         })?;
         if current.ty == ResourceType::Subscription {
+            if new_nus.is_some() {
+                resources::subscription::check_target_count(&string_list(new_nus))?;
+            }
             let old = string_list(current.attrs.get("nu"));
             let mut added: Vec<String> = string_list(new_nus)
                 .into_iter()

@@ -12,6 +12,16 @@ const NOT_YET: &[&str] = &["bn", "pn", "nsp", "rl", "nfu", "gpi"];
 /// every notification.
 pub const MAX_TARGETS: usize = 16;
 
+/// Refuses (4000) a `nu` of more than [`MAX_TARGETS`], before any of them is verified.
+pub fn check_target_count(nu: &[String]) -> Result<(), Error> {
+    if nu.len() > MAX_TARGETS {
+        return Err(Error::bad_request(format!(
+            "nu lists more than {MAX_TARGETS} notification targets"
+        )));
+    }
+    Ok(())
+}
+
 /// Checks a subscription's attributes (on CREATE, or merged with the stored ones on UPDATE).
 pub fn init(attrs: &Map<String, Value>) -> Result<(), Error> {
     let not_yet = |what: String| Err(Error::new(Rsc::NOT_IMPLEMENTED, what));
