@@ -38,6 +38,8 @@ const INTERVAL: Duration = Duration::from_secs(30);
 pub struct Sample {
     pub at_s: f64,
     pub rss_mib: f64,
+    pub anon_mib: f64,
+    pub file_mib: f64,
     pub ops_per_s: f64,
     pub p99_ms: f64,
     pub errors: usize,
@@ -50,9 +52,11 @@ pub struct Sample {
 pub struct Soak {
     pub seconds: u64,
     pub samples: Vec<Sample>,
-    /// RSS after the first interval (warm caches) and at the end.
+    /// RSS after the first interval (warm caches) and at the end, and its anonymous part.
     pub rss_start_mib: f64,
     pub rss_end_mib: f64,
+    pub anon_start_mib: f64,
+    pub anon_end_mib: f64,
     pub errors: usize,
 }
 
@@ -67,11 +71,14 @@ struct Counters {
     stop: AtomicBool,
 }
 
-fn rss_mib() -> f64 {
+/// A field of /proc/self/status in MiB: VmRSS (all), RssAnon (the heap and stacks: what
+/// a leak grows) or RssFile (pages of mapped files: the database, which SQLite maps, grows
+/// it as pages are touched, up to the file's size).
+fn status_mib(field: &str) -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .unwrap_or_default()
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
         .map_or(0.0, |kb| kb / 1024.0)
 }
@@ -196,7 +203,9 @@ pub async fn run(seconds: u64) -> anyhow::Result<Soak> {
             .min(at - samples.last().map_or(0.0, |s: &Sample| s.at_s));
         samples.push(Sample {
             at_s: at,
-            rss_mib: rss_mib(),
+            rss_mib: status_mib("VmRSS:"),
+            anon_mib: status_mib("RssAnon:"),
+            file_mib: status_mib("RssFile:"),
             ops_per_s: (ops - last.0) as f64 / span.max(1e-9),
             p99_ms: p99,
             errors: counters.errors.load(Ordering::Relaxed),
@@ -216,6 +225,8 @@ pub async fn run(seconds: u64) -> anyhow::Result<Soak> {
         seconds,
         rss_start_mib: samples.first().map_or(0.0, |s| s.rss_mib),
         rss_end_mib: samples.last().map_or(0.0, |s| s.rss_mib),
+        anon_start_mib: samples.first().map_or(0.0, |s| s.anon_mib),
+        anon_end_mib: samples.last().map_or(0.0, |s| s.anon_mib),
         errors: counters.errors.load(Ordering::Relaxed),
         samples,
     })
@@ -463,20 +474,43 @@ pub fn table(s: &Soak) -> String {
         s.seconds
     );
     out.push_str(&format!(
-        "{:>7} {:>9} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8}\n",
-        "time s", "RSS MiB", "ops/s", "p99 ms", "errors", "churned", "http", "notif."
+        "{:>7} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7} {:>8} {:>6} {:>7}\n",
+        "time s",
+        "RSS MiB",
+        "anon",
+        "file",
+        "ops/s",
+        "p99 ms",
+        "errors",
+        "churned",
+        "http",
+        "notif."
     ));
     for x in &s.samples {
         out.push_str(&format!(
-            "{:>7.0} {:>9.1} {:>9.0} {:>8.2} {:>8} {:>8} {:>8} {:>8}\n",
-            x.at_s, x.rss_mib, x.ops_per_s, x.p99_ms, x.errors, x.churned, x.http, x.notifications
+            "{:>7.0} {:>8.1} {:>8.1} {:>8.1} {:>8.0} {:>8.2} {:>7} {:>8} {:>6} {:>7}\n",
+            x.at_s,
+            x.rss_mib,
+            x.anon_mib,
+            x.file_mib,
+            x.ops_per_s,
+            x.p99_ms,
+            x.errors,
+            x.churned,
+            x.http,
+            x.notifications
         ));
     }
+    let pct = |a: f64, b: f64| (b / a.max(1e-9) - 1.0) * 100.0;
     out.push_str(&format!(
-        "\nRSS after the first interval {:.1} MiB, at the end {:.1} MiB ({:+.1}%); errors in all: {}\n",
+        "\nRSS after the first interval {:.1} MiB, at the end {:.1} MiB ({:+.1}%); of it \
+         anonymous memory {:.1} then {:.1} MiB ({:+.1}%); errors in all: {}\n",
         s.rss_start_mib,
         s.rss_end_mib,
-        (s.rss_end_mib / s.rss_start_mib.max(1e-9) - 1.0) * 100.0,
+        pct(s.rss_start_mib, s.rss_end_mib),
+        s.anon_start_mib,
+        s.anon_end_mib,
+        pct(s.anon_start_mib, s.anon_end_mib),
         s.errors
     ));
     out
