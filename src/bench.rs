@@ -137,10 +137,10 @@ fn cpu_seconds() -> f64 {
 
 /// A directory of the bench's own under the system's temporary directory, removed when
 /// dropped.
-struct TempDir(std::path::PathBuf);
+pub(crate) struct TempDir(std::path::PathBuf);
 
 impl TempDir {
-    fn new() -> std::io::Result<TempDir> {
+    pub(crate) fn new() -> std::io::Result<TempDir> {
         use std::sync::atomic::{AtomicU32, Ordering};
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
@@ -153,7 +153,7 @@ impl TempDir {
         Ok(TempDir(path))
     }
 
-    fn path(&self) -> &std::path::Path {
+    pub(crate) fn path(&self) -> &std::path::Path {
         &self.0
     }
 }
@@ -164,8 +164,9 @@ impl Drop for TempDir {
     }
 }
 
-/// A field of /proc/self/status in MiB (VmRSS, VmHWM).
-fn status_mib(field: &str) -> f64 {
+/// A field of /proc/self/status in MiB: VmRSS, VmHWM, RssAnon (the heap and stacks: what a
+/// leak grows) or RssFile (pages of mapped files: the database, which SQLite maps).
+pub(crate) fn status_mib(field: &str) -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .unwrap_or_default()
         .lines()

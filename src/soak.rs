@@ -13,6 +13,7 @@
 //! Every interval it samples the process's RSS (load generators included: they run in this
 //! process), p99 latency of the steady devices, throughput and errors. Bounded by time.
 
+use crate::bench::{status_mib, TempDir};
 use m2mhub::app::Appliance;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use serde::Serialize;
@@ -71,18 +72,6 @@ struct Counters {
     stop: AtomicBool,
 }
 
-/// A field of /proc/self/status in MiB: VmRSS (all), RssAnon (the heap and stacks: what
-/// a leak grows) or RssFile (pages of mapped files: the database, which SQLite maps, grows
-/// it as pages are touched, up to the file's size).
-fn status_mib(field: &str) -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
 /// An MQTT client with its event loop; returns once connected.
 async fn client(addr: SocketAddr, id: &str) -> anyhow::Result<(AsyncClient, rumqttc::EventLoop)> {
     let mut opts = MqttOptions::new(id, addr.ip().to_string(), addr.port());
@@ -137,11 +126,11 @@ async fn ask(
 }
 
 pub async fn run(seconds: u64) -> anyhow::Result<Soak> {
-    let dir = tempfile_dir()?;
+    let dir = TempDir::new()?;
     let mut config = m2mhub::config::Config::default();
     config.mqtt.listen = "127.0.0.1:0".parse()?;
     config.http.listen = "127.0.0.1:0".parse()?;
-    config.storage.path = dir.join("soak.db");
+    config.storage.path = dir.path().join("soak.db");
     let app = Appliance::start(&config).await?;
     let addr = app
         .mqtt_addr()
@@ -224,7 +213,6 @@ pub async fn run(seconds: u64) -> anyhow::Result<Soak> {
         let _ = tokio::time::timeout(Duration::from_secs(15), t).await;
     }
     let _ = app.shutdown(Duration::from_secs(10)).await;
-    let _ = std::fs::remove_dir_all(&dir);
     Ok(Soak {
         seconds,
         rss_start_mib: samples.first().map_or(0.0, |s| s.rss_mib),
@@ -234,16 +222,6 @@ pub async fn run(seconds: u64) -> anyhow::Result<Soak> {
         errors: counters.errors.load(Ordering::Relaxed),
         samples,
     })
-}
-
-fn tempfile_dir() -> std::io::Result<std::path::PathBuf> {
-    let path = std::env::temp_dir().join(format!(
-        "m2mhub-soak-{}-{:08x}",
-        std::process::id(),
-        rand::random::<u32>()
-    ));
-    std::fs::create_dir(&path)?;
-    Ok(path)
 }
 
 /// A steady device: creates, reads `la`, discovers, `IN_FLIGHT` at a time.

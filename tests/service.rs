@@ -8,6 +8,24 @@ use serde_json::json;
 use std::os::unix::net::UnixDatagram;
 use std::time::{Duration, Instant};
 
+/// An appliance in `dir` on the power-cut library (every sync slowed to `sync_delay_ms`), and
+/// a device registered as AE `C<name>` (resource name `name`).
+async fn hub_on_power(
+    dir: &std::path::Path,
+    power: &PowerCut,
+    sync_delay_ms: u32,
+    name: &str,
+) -> (Hub, Device) {
+    let env = power.env(sync_delay_ms);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let hub = Hub::start_in(dir, &env);
+    let ae = format!("C{name}");
+    let mut dev = Device::connect(hub.mqtt, &ae).await;
+    dev.listen_responses(&ae).await;
+    register(&mut dev, &ae, name).await;
+    (hub, dev)
+}
+
 fn recv_text(sock: &UnixDatagram) -> String {
     let mut buf = [0u8; 512];
     let n = sock.recv(&mut buf).expect("a notification");
@@ -65,12 +83,7 @@ async fn sigterm_answers_every_request_taken_and_loses_none() {
     const N: usize = 200;
     let dir = tempfile::tempdir().unwrap();
     let power = PowerCut::new(&dir.path().join("data"));
-    let env = power.env(20);
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let mut hub = Hub::start_in(dir.path(), &env);
-    let mut dev = Device::connect(hub.mqtt, "Cbusy").await;
-    dev.listen_responses("Cbusy").await;
-    register(&mut dev, "Cbusy", "busy").await;
+    let (mut hub, mut dev) = hub_on_power(dir.path(), &power, 20, "busy").await;
     dev.request(
         "Cbusy",
         create("cse-in/busy", 3, json!({"m2m:cnt":{"rn":"c"}})),
@@ -175,12 +188,7 @@ async fn sighup_reloads_the_log_level() {
 async fn requests_sent_during_the_stop_are_answered_busy_and_the_drain_ends() {
     let dir = tempfile::tempdir().unwrap();
     let power = PowerCut::new(&dir.path().join("data"));
-    let env = power.env(5);
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let mut hub = Hub::start_in(dir.path(), &env);
-    let mut dev = Device::connect(hub.mqtt, "Csteady").await;
-    dev.listen_responses("Csteady").await;
-    register(&mut dev, "Csteady", "steady").await;
+    let (mut hub, mut dev) = hub_on_power(dir.path(), &power, 5, "steady").await;
     dev.request(
         "Csteady",
         create("cse-in/steady", 3, json!({"m2m:cnt":{"rn":"c"}})),
@@ -287,12 +295,7 @@ async fn a_slow_verification_does_not_hold_the_stop() {
 async fn a_stop_that_runs_out_of_time_exits_non_zero() {
     let dir = tempfile::tempdir().unwrap();
     let power = PowerCut::new(&dir.path().join("data"));
-    let env = power.env(0);
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let mut hub = Hub::start_in(dir.path(), &env);
-    let mut dev = Device::connect(hub.mqtt, "Cstuck").await;
-    dev.listen_responses("Cstuck").await;
-    register(&mut dev, "Cstuck", "stuck").await;
+    let (mut hub, dev) = hub_on_power(dir.path(), &power, 0, "stuck").await;
     // The disk hangs: the next commit takes 30 s.
     power.set_sync_delay(30_000);
     let acked = dev.pubacks();
