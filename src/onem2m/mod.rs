@@ -1,6 +1,7 @@
 //! The oneM2M protocol as data: primitives, status codes, resource types, addressing, topics
 //! and timestamps. Pure: nothing here does I/O.
 
+pub mod acp;
 pub mod address;
 pub mod http;
 pub mod poa;

@@ -58,6 +58,25 @@ impl ResourceType {
         self as u16
     }
 
+    pub fn all() -> &'static [ResourceType] {
+        &Self::ALL
+    }
+
+    /// Whether the type has `acpi` (accessControlPolicyIDs): the types an ACP can govern
+    /// directly. The others follow their parent (a content instance its container), and an
+    /// `<accessControlPolicy>` its own `pvs` (TS-0001 §9.6.2).
+    pub fn has_acpi(self) -> bool {
+        matches!(
+            self,
+            ResourceType::Ae
+                | ResourceType::Container
+                | ResourceType::CseBase
+                | ResourceType::Group
+                | ResourceType::RemoteCse
+                | ResourceType::Subscription
+        )
+    }
+
     pub fn from_u16(ty: u16) -> Option<ResourceType> {
         Self::ALL.into_iter().find(|t| t.code() == ty)
     }
