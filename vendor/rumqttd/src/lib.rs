@@ -72,6 +72,11 @@ pub struct Admitted {
 pub trait TopicPolicy: Send + Sync + 'static {
     fn may_publish(&self, topic: &str) -> bool;
     fn may_subscribe(&self, filter: &str) -> bool;
+    /// The client's address, which the router stamps on its publishes
+    /// ([`protocol::Publish::source`]).
+    fn source(&self) -> Option<std::net::IpAddr> {
+        None
+    }
 }
 
 mod link;

@@ -256,6 +256,7 @@ impl LinkTx {
             topic: topic.into(),
             pkid: 0,
             payload: payload.into(),
+            source: None,
         };
 
         let len = self.push(Packet::Publish(publish, None))?;
@@ -275,6 +276,7 @@ impl LinkTx {
             topic: topic.into(),
             pkid: 0,
             payload: payload.into(),
+            source: None,
         };
 
         let len = self.try_push(Packet::Publish(publish, None))?;
@@ -305,6 +307,7 @@ impl LinkTx {
             topic,
             pkid: 0,
             payload: payload.into(),
+            source: None,
         };
         let len = {
             let mut buffer = self.recv_buffer.lock();

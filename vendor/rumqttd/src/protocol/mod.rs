@@ -175,6 +175,9 @@ pub struct Publish {
     pub retain: bool,
     pub topic: Bytes,
     pub payload: Bytes,
+    /// m2mhub patch: the address of the client that published it, set by the router from the
+    /// connection's policy ([`crate::TopicPolicy::source`]); never on the wire.
+    pub source: Option<std::net::IpAddr>,
 }
 
 impl Publish {
@@ -188,6 +191,7 @@ impl Publish {
             retain,
             topic: topic.into(),
             payload: payload.into(),
+            source: None,
         }
     }
 
@@ -239,6 +243,7 @@ impl Publish {
             topic,
             pkid,
             payload,
+            source: None,
         }
     }
 }

@@ -1195,6 +1195,7 @@ impl Router {
             topic: will.topic,
             pkid: 0,
             payload: will.message,
+            source: None,
         };
 
         let properties = will_props.map(|props| PublishProperties {
@@ -1319,6 +1320,8 @@ fn append_to_commitlog(
             return Ok((0, 0));
         }
     }
+    // m2mhub patch: who published it travels with it, for subscribers that decide by address.
+    publish.source = connection.policy.as_ref().and_then(|p| p.source());
 
     // Ensure that only clients associated with a tenant can publish to tenant's topic
     #[cfg(feature = "validate-tenant-prefix")]

@@ -36,6 +36,7 @@ pub fn read(fixed_header: FixedHeader, mut bytes: Bytes) -> Result<Publish, Erro
         pkid,
         topic,
         payload: bytes,
+        source: None,
     };
 
     Ok(publish)

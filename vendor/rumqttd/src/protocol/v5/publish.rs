@@ -52,6 +52,7 @@ pub fn read(
         pkid,
         topic,
         payload: bytes,
+        source: None,
     };
 
     Ok((publish, properties))
