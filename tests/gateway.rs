@@ -221,6 +221,160 @@ async fn gateway_and_backend_work_as_one() {
     assert_eq!(r.pc.as_ref().unwrap()["m2m:cb"]["csi"], "/id-in");
 }
 
+/// The scenario access control policies exist for across CSEs: a device on the gateway
+/// shares one container with an application on the backend, by an ACP on the gateway that
+/// names the application in SP-relative form; an originator registered nowhere gets nothing
+/// through the gateway.
+#[tokio::test]
+async fn a_backend_app_reads_gateway_data_an_acp_grants_and_strangers_are_refused_at_the_gateway() {
+    let backend = Hub::start();
+    let mn_dir = tempfile::tempdir().unwrap();
+    let gateway = start_mn(mn_dir.path(), &format!("mqtt://{}", backend.mqtt), "");
+    let in_admin = Client::connect(
+        &format!("mqtt://{}#id-in", backend.mqtt),
+        "CAdmin",
+        Options::default(),
+    )
+    .await
+    .unwrap();
+    eventually("registration on the IN", async || {
+        in_admin
+            .retrieve("cse-in/id-mn")
+            .await
+            .is_ok_and(|r| r.rsc == Rsc::OK)
+    })
+    .await;
+    let on = |addr: std::net::SocketAddr, csi: &str, originator: &str| {
+        let url = format!("mqtt://{addr}#{csi}");
+        let originator = originator.to_string();
+        async move {
+            Client::connect(&url, &originator, Options::default())
+                .await
+                .unwrap()
+        }
+    };
+
+    // The device on the gateway: a shared container and a private one.
+    let dev = on(gateway.mqtt, "id-mn", "Cdev").await;
+    let r = dev
+        .create(
+            "cse-mn",
+            ResourceType::Ae,
+            json!({"m2m:ae":{"rn":"dev","api":"Ndev","rr":false,"srv":["3"]}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.rsc, Rsc::CREATED, "{r:?}");
+    let r = dev
+        .create(
+            "cse-mn/dev",
+            ResourceType::AccessControlPolicy,
+            json!({"m2m:acp":{"rn":"share","pv":{"acr":[
+                {"acor":["Cdev"],"acop":63},
+                {"acor":["/id-in/Capp"],"acop":34}
+            ]},"pvs":{"acr":[{"acor":["Cdev"],"acop":63}]}}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.rsc, Rsc::CREATED, "{r:?}");
+    let acp = r.pc.unwrap()["m2m:acp"]["ri"].as_str().unwrap().to_string();
+    for (rn, acpi) in [("temp", json!([acp])), ("private", json!([]))] {
+        let r = dev
+            .create(
+                "cse-mn/dev",
+                ResourceType::Container,
+                json!({"m2m:cnt":{"rn":rn,"acpi":acpi}}),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.rsc, Rsc::CREATED, "{r:?}");
+        let r = dev
+            .create(
+                &format!("cse-mn/dev/{rn}"),
+                ResourceType::ContentInstance,
+                json!({"m2m:cin":{"con":"21.5"}}),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.rsc, Rsc::CREATED, "{r:?}");
+    }
+
+    // The application on the backend reads and discovers what the policy grants, and only
+    // that; the gateway decides, on the originator the backend forwards (/id-in/Capp).
+    let app = on(backend.mqtt, "id-in", "Capp").await;
+    let r = app
+        .create(
+            "cse-in",
+            ResourceType::Ae,
+            json!({"m2m:ae":{"rn":"app","api":"Napp","rr":false,"srv":["3"]}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.rsc, Rsc::CREATED, "{r:?}");
+    let r = app.retrieve("/id-mn/cse-mn/dev/temp/la").await.unwrap();
+    assert_eq!(r.rsc, Rsc::OK, "{r:?}");
+    assert_eq!(r.pc.unwrap()["m2m:cin"]["con"], "21.5");
+    let r = app.retrieve("/id-mn/cse-mn/dev/private/la").await.unwrap();
+    assert_eq!(r.rsc, Rsc::ORIGINATOR_HAS_NO_PRIVILEGE, "{r:?}");
+    assert!(
+        format!("{:?}", r.pc).contains("/id-in/Capp has no privilege"),
+        "{r:?}"
+    );
+    let r = app
+        .discover(
+            "/id-mn/cse-mn",
+            json!({"ty":[3]}).as_object().unwrap().clone(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.rsc, Rsc::OK, "{r:?}");
+    assert_eq!(r.pc.unwrap()["m2m:uril"], json!(["cse-mn/dev/temp"]));
+    let r = app
+        .create(
+            "/id-mn/cse-mn/dev/temp",
+            ResourceType::ContentInstance,
+            json!({"m2m:cin":{"con":"forged"}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.rsc, Rsc::ORIGINATOR_HAS_NO_PRIVILEGE, "{r:?}");
+
+    // An originator registered nowhere, on the gateway's broker: refused by the gateway
+    // itself, whether it asks the backend for its own data or to create there.
+    let stranger = on(gateway.mqtt, "id-mn", "Cstranger").await;
+    let r = stranger.retrieve("/id-mn/cse-mn/dev/temp").await.unwrap();
+    assert_eq!(r.rsc, Rsc::ORIGINATOR_HAS_NO_PRIVILEGE, "{r:?}");
+    for r in [
+        stranger.retrieve("/id-in/cse-in").await.unwrap(),
+        stranger
+            .create(
+                "/id-in/cse-in/id-mn",
+                ResourceType::Container,
+                json!({"m2m:cnt":{"rn":"planted"}}),
+            )
+            .await
+            .unwrap(),
+        stranger.delete("/id-in/cse-in/id-mn").await.unwrap(),
+    ] {
+        assert_eq!(r.rsc, Rsc::ORIGINATOR_HAS_NO_PRIVILEGE, "{r:?}");
+        assert!(
+            format!("{:?}", r.pc).contains("only the requests of registered AEs"),
+            "refused by the gateway: {r:?}"
+        );
+    }
+    assert_eq!(
+        in_admin.retrieve("cse-in/id-mn/planted").await.unwrap().rsc,
+        Rsc::NOT_FOUND
+    );
+    assert_eq!(
+        in_admin.retrieve("cse-in/id-mn").await.unwrap().rsc,
+        Rsc::OK
+    );
+    // The device, registered on the gateway, is forwarded as before.
+    let r = dev.retrieve("/id-in/cse-in").await.unwrap();
+    assert_eq!(r.rsc, Rsc::OK, "{r:?}");
+}
+
 #[tokio::test]
 async fn the_gateway_registers_again_when_the_backend_forgets_it() {
     let mut backend = Hub::start();

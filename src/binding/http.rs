@@ -256,9 +256,10 @@ async fn handle(
     // so it cannot escape the budget, and a write still sends its notifications. A write
     // waits for its commit without holding a thread; reads and the rest run on a blocking
     // thread.
+    let addr = Some(peer.addr.ip());
     let handled = tokio::spawn(async move {
         let _admitted = admitted;
-        match cse.begin(req, Origin::Client(identity)) {
+        match cse.begin(req, Origin::Client(identity), addr) {
             Begun::Answered(rsp) => Ok(rsp),
             Begun::Write(write) => Ok(write.submit().finish().await),
             Begun::Blocking(blocked) => tokio::task::spawn_blocking(move || blocked.run()).await,

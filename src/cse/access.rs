@@ -1,20 +1,47 @@
 //! The one access step. Every request path asks [`authorize`] before it touches a resource or
 //! sends anything on: create (on the parent), retrieve, update, delete, discovery and `rcn=4`
 //! listings (per resource listed), NOTIFY relayed to an AE, forwarding to another CSE, and
-//! the checks before a subscription's verification calls out. `<accessControlPolicy>`
-//! resources plug in here: they are read through the [`Reader`] every call already has.
+//! the checks before a subscription's verification calls out.
 //!
-//! Until then the policy is ownership, as ACME does with the ACP it creates for every AE it
-//! registers: an AE has every right on its own subtree and on nothing else; the configured
-//! admin originator has every right everywhere; anyone may RETRIEVE the CSEBase (to learn the
-//! CSE's ID and capabilities) and register (create an AE or remoteCSE under it). Everything
-//! directly under the CSEBase that is not an AE belongs to the admin. NOTIFY to a local AE and
-//! forwarding to another CSE are open to every originator: the receiving AE, or the hosting
-//! CSE, does its own access control (TS-0004 §7.3.2.6).
+//! A resource is governed by the `<accessControlPolicy>` resources its `acpi` names, or else
+//! by those of its nearest ancestor that names some, within the AE or remote CSE it belongs
+//! to ([`Policies::governing`](super::policies::Policies::governing)); an ACP by its own
+//! `pvs`. A governed resource grants what some rule of those policies grants, and nothing
+//! else: not even to its creator (TS-0001 §9.6.1.3.2, as ACME does). The configured admin
+//! originator may do everything everywhere.
+//!
+//! Where no policy applies, the default is ownership: an AE has every right on its own
+//! subtree and on nothing else; anyone may RETRIEVE the CSEBase (to learn the CSE's ID and
+//! capabilities); everything directly under the CSEBase that is not an AE or remote CSE
+//! belongs to the admin. Registering (creating an AE or remoteCSE under the CSEBase) is
+//! decided by credentials, not here ([`super::Bindings`]). NOTIFY to a local AE is open to
+//! every originator unless the AE's policies say otherwise. A request forwarded to another
+//! CSE is decided there (TS-0004 §7.3.2.6); here it must only come from an originator this
+//! CSE knows: a registered AE, a registered CSE or an entity behind one, or the admin.
 
+use super::policies::Governing;
 use super::Rules;
+use crate::onem2m::acp::{self, op, Ask};
 use crate::onem2m::{Base, Error, Operation, ResourceType, Virtual};
 use crate::store::{Reader, Resource};
+use std::net::IpAddr;
+
+/// Who asks: the originator, in the form the CSE keeps it (`Cae`, `/id-mn/Cae`), and the
+/// address its request came from, when the binding knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Originator {
+    pub id: String,
+    pub addr: Option<IpAddr>,
+}
+
+impl Originator {
+    pub fn new(id: impl Into<String>, addr: Option<IpAddr>) -> Originator {
+        Originator {
+            id: id.into(),
+            addr,
+        }
+    }
+}
 
 /// What an originator asks to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,10 +53,25 @@ pub enum Action {
     Delete,
     /// Send a NOTIFY to (an AE).
     Notify,
-    /// Find in a discovery result or a listing of children.
+    /// Find in a discovery result.
     Discover,
     /// Have a request of this operation forwarded (to another CSE).
     Forward(Operation),
+}
+
+impl Action {
+    /// The `acop` bit that grants it (none for forwarding: another CSE decides).
+    fn bit(self) -> Option<u8> {
+        Some(match self {
+            Action::Create(_) => op::CREATE,
+            Action::Retrieve => op::RETRIEVE,
+            Action::Update => op::UPDATE,
+            Action::Delete => op::DELETE,
+            Action::Notify => op::NOTIFY,
+            Action::Discover => op::DISCOVER,
+            Action::Forward(_) => return None,
+        })
+    }
 }
 
 /// What the action is on.
@@ -41,82 +83,176 @@ pub enum Object<'a> {
     Cse(&'a str),
 }
 
-/// The access step: may `originator` do `action` on `object`? A refusal is 4103 with a
-/// message that names who, what and where.
+/// The access step: may `who` do `action` on `object`? A refusal is 4103 with a message that
+/// names who, what and where.
 pub fn authorize(
-    _r: &Reader,
+    r: &Reader,
     rules: &Rules,
-    originator: &str,
+    who: &Originator,
     action: Action,
     object: Object<'_>,
 ) -> Result<(), Error> {
-    if originator == rules.admin {
+    if who.id == rules.admin {
         return Ok(());
     }
     let allowed = match (object, action) {
-        (Object::Cse(_), Action::Forward(_)) => true,
+        (Object::Cse(_), Action::Forward(_)) => known(r, rules, &who.id)?,
         (Object::Cse(_), _) => false,
-        (Object::Resource(target), action) => match (target.ty, action) {
-            (ResourceType::CseBase, Action::Retrieve | Action::Discover) => true,
-            (ResourceType::CseBase, Action::Create(ResourceType::Ae | ResourceType::RemoteCse)) => {
-                true
-            }
-            (ResourceType::CseBase, _) => false,
-            (ResourceType::Ae, Action::Notify) => true,
-            _ => owns(&target.owner, originator),
-        },
+        (Object::Resource(target), action) => permitted(rules, who, action, target),
     };
     if allowed {
         return Ok(());
     }
-    let who = if originator.is_empty() {
+    let who = if who.id.is_empty() {
         "an anonymous originator"
     } else {
-        originator
+        who.id.as_str()
     };
     let what = match action {
-        Action::Create(_) => "create under",
-        Action::Retrieve => "retrieve",
-        Action::Update => "update",
-        Action::Delete => "delete",
-        Action::Notify => "notify",
-        Action::Discover => "discover",
-        Action::Forward(_) => "forward to",
+        Action::Create(ty) => format!("create a {} under", ty.root_name()),
+        Action::Retrieve => "retrieve".into(),
+        Action::Update => "update".into(),
+        Action::Delete => "delete".into(),
+        Action::Notify => "notify".into(),
+        Action::Discover => "discover".into(),
+        Action::Forward(_) => "have requests forwarded to".into(),
     };
-    let where_ = match object {
-        Object::Resource(r) => r.srn.as_str(),
-        Object::Cse(csi) => csi,
+    let (where_, why) = match object {
+        Object::Resource(r) => (r.srn.as_str(), ""),
+        Object::Cse(csi) => (
+            csi,
+            ": only the requests of registered AEs and CSEs, the entities behind those, and \
+             the admin are forwarded",
+        ),
     };
     Err(Error::no_privilege(format!(
-        "{who} has no privilege to {what} {where_}"
+        "{who} has no privilege to {what} {where_}{why}"
     )))
+}
+
+/// Whether `who` may do `action` on `target`, by its policies or by the default rule. The
+/// admin is not special here ([`authorize`] lets it through first).
+pub fn permitted(rules: &Rules, who: &Originator, action: Action, target: &Resource) -> bool {
+    // Registration is decided by credentials (pipeline and bindings), not by policies.
+    if target.ty == ResourceType::CseBase
+        && matches!(
+            action,
+            Action::Create(ResourceType::Ae | ResourceType::RemoteCse)
+        )
+    {
+        return true;
+    }
+    // The CSE's own requests (relayed notifications) are never refused by policies.
+    if action == Action::Notify && rules.bindings.is_cse(&who.id) {
+        return true;
+    }
+    let Some(bit) = action.bit() else {
+        return false;
+    };
+    let governing = if target.ty == ResourceType::AccessControlPolicy {
+        // An ACP is governed by its own pvs, whatever governs its parent.
+        None
+    } else {
+        match rules.policies.governing(target) {
+            Governing::Named(acps) => Some(acps),
+            Governing::Default => return by_default(&who.id, action, target),
+        }
+    };
+    let id = acp::normalize(&who.id, &rules.me);
+    let ask = Ask {
+        originator: &id,
+        op: bit,
+        child_type: match action {
+            Action::Create(ty) => Some(ty.code()),
+            _ => None,
+        },
+        addr: who.addr,
+        now: chrono::Utc::now(),
+    };
+    match governing {
+        Some(acps) => acps.iter().any(|a| a.pv.grants(&ask)),
+        None => rules
+            .policies
+            .acp(&target.ri)
+            .unwrap_or_else(|| std::sync::Arc::new(super::policies::Acp::read(target, &rules.me)))
+            .pvs
+            .grants(&ask),
+    }
+}
+
+/// The rule where no policy applies: ownership.
+fn by_default(originator: &str, action: Action, target: &Resource) -> bool {
+    match (target.ty, action) {
+        (ResourceType::CseBase, Action::Retrieve | Action::Discover) => true,
+        (ResourceType::CseBase, _) => false,
+        (ResourceType::Ae, Action::Notify) => true,
+        _ => owns(&target.owner, originator),
+    }
 }
 
 /// Resolves the resource a request addresses and [authorizes](authorize) `action` on it.
 pub fn target(
     r: &Reader,
     rules: &Rules,
-    originator: &str,
+    who: &Originator,
     action: Action,
     base: &Base,
     virt: Option<Virtual>,
     to: &str,
 ) -> Result<Resource, Error> {
     let target = super::resources::resolve(r, base, virt, to)?;
-    authorize(r, rules, originator, action, Object::Resource(&target))?;
+    authorize(r, rules, who, action, Object::Resource(&target))?;
     Ok(target)
 }
 
-/// Whether `originator` may see `res` listed (discovery, `rcn=4`).
-pub fn visible(r: &Reader, rules: &Rules, originator: &str, res: &Resource) -> bool {
+/// Whether `who` may see `res` listed: DISCOVER for a discovery result, RETRIEVE for a child
+/// in an `rcn=4` answer (as ACME does).
+pub fn visible(rules: &Rules, who: &Originator, action: Action, res: &Resource) -> bool {
+    who.id == rules.admin || permitted(rules, who, action, res)
+}
+
+/// Creating a `<subscription>` needs CREATE of a subscription on the parent and RETRIEVE of
+/// the parent, the resource it subscribes to (TS-0004 §7.4.8.2.1; TS-0001 §9.6.8 names
+/// RETRIEVE only).
+pub fn may_subscribe(
+    r: &Reader,
+    rules: &Rules,
+    who: &Originator,
+    parent: &Resource,
+) -> Result<(), Error> {
+    let object = Object::Resource(parent);
     authorize(
         r,
         rules,
-        originator,
-        Action::Discover,
-        Object::Resource(res),
-    )
-    .is_ok()
+        who,
+        Action::Create(ResourceType::Subscription),
+        object,
+    )?;
+    authorize(r, rules, who, Action::Retrieve, object)
+}
+
+/// Whether this CSE knows `originator`: a registered AE, a registered CSE or an entity
+/// behind one (`/id-mn/Cae`, as a remote CSE forwards its entities' requests), or the admin.
+fn known(r: &Reader, rules: &Rules, originator: &str) -> Result<bool, Error> {
+    let o = crate::onem2m::address::local_originator(originator, &rules.me);
+    if o.is_empty() {
+        return Ok(false);
+    }
+    if o == rules.admin {
+        return Ok(true);
+    }
+    let (ri, ty) = match o.strip_prefix('/') {
+        // An SP-relative ID: its CSE is registered here.
+        Some(rest) if !rest.starts_with('/') => (
+            rest.split('/').next().unwrap_or_default(),
+            ResourceType::RemoteCse,
+        ),
+        // Another service provider's entity: not registered here.
+        Some(_) => return Ok(false),
+        // A CSE-relative ID: an AE of ours (its resource ID is its AE-ID).
+        None => (o.as_str(), ResourceType::Ae),
+    };
+    Ok(r.get(ri)?.is_some_and(|res| res.ty == ty))
 }
 
 /// An owner owns; a registered remote CSE (owner `/id-mn`) also vouches for the entities it
@@ -145,6 +281,7 @@ mod tests {
         };
         Rules {
             bindings: std::sync::Arc::new(super::super::Bindings::new(&me, "CAdmin")),
+            policies: std::sync::Arc::new(super::super::policies::Policies::new(&me)),
             me,
             kind: CseKind::IN,
             admin: "CAdmin".into(),
@@ -177,7 +314,8 @@ mod tests {
     }
 
     fn check(r: &Reader, originator: &str, action: Action, target: &Resource) -> Result<(), Error> {
-        authorize(r, &rules(), originator, action, Object::Resource(target))
+        let who = Originator::new(originator, None);
+        authorize(r, &rules(), &who, action, Object::Resource(target))
     }
 
     const ALL: [Action; 5] = [
@@ -251,15 +389,23 @@ mod tests {
     }
 
     #[test]
-    fn notify_and_forwarding_are_left_to_the_receiver() {
+    fn notify_is_open_by_default_and_only_known_originators_are_forwarded() {
         with_reader(|r| {
             check(r, "Canyone", Action::Notify, &res(ResourceType::Ae, "Cae")).unwrap();
             let fwd = Action::Forward(Operation::Delete);
-            authorize(r, &rules(), "Canyone", fwd, Object::Cse("/id-mn")).unwrap();
+            let anyone = Originator::new("Canyone", None);
+            let e = authorize(r, &rules(), &anyone, fwd, Object::Cse("/id-mn")).unwrap_err();
+            assert!(
+                e.dbg.contains("/id-mn") && e.dbg.contains("registered"),
+                "{}",
+                e.dbg
+            );
+            let admin = Originator::new("CAdmin", None);
+            authorize(r, &rules(), &admin, fwd, Object::Cse("/id-mn")).unwrap();
             let e = authorize(
                 r,
                 &rules(),
-                "Canyone",
+                &anyone,
                 Action::Retrieve,
                 Object::Cse("/id-mn"),
             )

@@ -52,6 +52,7 @@ const COMMON: &[Policy] = &[
 ];
 
 const AE: &[Policy] = &[
+    p("acpi", StrList, Optional, true),
     p("api", Str, Mandatory, false),
     p("apn", Str, Optional, true),
     p("rr", Bool, Mandatory, true),
@@ -63,6 +64,7 @@ const AE: &[Policy] = &[
 ];
 
 const CONTAINER: &[Policy] = &[
+    p("acpi", StrList, Optional, true),
     p("cr", Null, Optional, false),
     p("mni", Uint, Optional, true),
     p("mbs", Uint, Optional, true),
@@ -81,6 +83,7 @@ const CONTENT_INSTANCE: &[Policy] = &[
 /// Attributes the CSE sets itself; a request that carries one is refused with a message that
 /// says so, rather than "unknown attribute".
 const SUBSCRIPTION: &[Policy] = &[
+    p("acpi", StrList, Optional, true),
     p("cr", Null, Optional, false),
     p("nu", StrList, Mandatory, true),
     p("enc", Object, Optional, true),
@@ -97,6 +100,7 @@ const SUBSCRIPTION: &[Policy] = &[
 ];
 
 const REMOTE_CSE: &[Policy] = &[
+    p("acpi", StrList, Optional, true),
     p("csi", Str, Optional, false),
     p("cb", Str, Mandatory, true),
     p("rr", Bool, Mandatory, true),
@@ -107,6 +111,16 @@ const REMOTE_CSE: &[Policy] = &[
     p("dcse", StrList, Optional, true),
     p("nl", Str, Optional, true),
 ];
+
+/// `pv` and `pvs` are read by [`crate::onem2m::acp`]; an ACP has no `acpi` (its `pvs`
+/// governs it).
+const ACCESS_CONTROL_POLICY: &[Policy] = &[
+    p("pv", Object, Mandatory, true),
+    p("pvs", Object, Mandatory, true),
+];
+
+/// Only these can be updated; the rest of the CSEBase follows the configuration.
+const CSE_BASE: &[Policy] = &[p("acpi", StrList, Optional, true)];
 
 const READ_ONLY: &[&str] = &[
     "ty", "ri", "pi", "ct", "lt", "st", "cni", "cbs", "cs", "aei", "csi", "cst", "srt", "cb",
@@ -119,6 +133,8 @@ fn policies(ty: ResourceType) -> &'static [Policy] {
         ResourceType::ContentInstance => CONTENT_INSTANCE,
         ResourceType::Subscription => SUBSCRIPTION,
         ResourceType::RemoteCse => REMOTE_CSE,
+        ResourceType::AccessControlPolicy => ACCESS_CONTROL_POLICY,
+        ResourceType::CseBase => CSE_BASE,
         _ => &[],
     }
 }

@@ -57,6 +57,7 @@ pub fn ensure_cse_base(store: &Store, me: &CseIdentity, kind: CseKind) -> Result
         a.insert(
             "srt".into(),
             json!([
+                ResourceType::AccessControlPolicy.code(),
                 ResourceType::Ae.code(),
                 ResourceType::Container.code(),
                 ResourceType::ContentInstance.code(),

@@ -3,7 +3,7 @@
 //! (TS-0001 §10.2.6, digest §5.3). The result is `{"m2m:uril": [...]}`, structured addresses
 //! by default (`drt` 1) or resource IDs (`drt` 2). Results come in tree order.
 
-use super::access::{self, Action};
+use super::access::{self, Action, Originator};
 use super::pipeline::{result_content, Success};
 use super::{resources, Cse, Rules};
 use crate::onem2m::{time, Base, Error, RequestPrimitive, Rsc, Virtual};
@@ -136,7 +136,7 @@ fn depth(srn: &str) -> usize {
 pub(super) fn run(
     cse: &Cse,
     req: &RequestPrimitive,
-    originator: &str,
+    originator: &Originator,
     base: &Base,
     virt: Option<Virtual>,
     filter: &Filter,
@@ -171,13 +171,15 @@ pub(super) fn run(
 pub fn discover(
     r: &Reader,
     rules: &Rules,
-    originator: &str,
+    originator: &Originator,
     base: &Base,
     to: &str,
     filter: &Filter,
     drt: u64,
 ) -> Result<(Value, Option<u64>), Error> {
-    let root = access::target(r, rules, originator, Action::Discover, base, None, to)?;
+    // The root is not checked, only each result (as ACME does): an originator may discover
+    // what it is granted below resources it may not see itself.
+    let root = resources::resolve(r, base, None, to)?;
     // A client's lvl can be as large as u64 allows: saturate rather than overflow.
     let max_depth = filter.level.map(|l| depth(&root.srn).saturating_add(l));
     let mut skipped = 0;
@@ -188,7 +190,7 @@ pub fn discover(
         if max_depth.is_some_and(|d| depth(&res.srn) > d) || !filter.matches(&res) {
             return true;
         }
-        if !access::visible(r, rules, originator, &res) {
+        if !access::visible(rules, originator, Action::Discover, &res) {
             return true;
         }
         if skipped < filter.offset {

@@ -3,7 +3,7 @@
 //! step that sends a request on and waits for the answer, for forwarding and for NOTIFYs
 //! relayed to an AE.
 
-use super::access::{self, Action, Object};
+use super::access::{self, Action, Object, Originator};
 use super::pipeline::Success;
 use super::reach::{self, Target};
 use super::Cse;
@@ -14,7 +14,7 @@ use crate::onem2m::{Error, RequestPrimitive, ResponseType, Rsc};
 pub fn forward(
     cse: &Cse,
     req: &RequestPrimitive,
-    originator: &str,
+    originator: &Originator,
     csi: &str,
 ) -> Result<Success, Error> {
     let hop = cse.store.read(|r| {
@@ -28,10 +28,11 @@ pub fn forward(
         reach::next_hop(r, &cse.rules, csi)
     })?;
     let mut fwd = req.clone();
-    fwd.fr = Some(if originator.is_empty() || originator.starts_with('/') {
-        originator.to_string()
+    let id = &originator.id;
+    fwd.fr = Some(if id.is_empty() || id.starts_with('/') {
+        id.clone()
     } else {
-        format!("{}/{originator}", cse.rules.me.csi)
+        format!("{}/{id}", cse.rules.me.csi)
     });
     fwd.rt = ResponseType::Blocking;
     relay(cse, &hop, fwd, "fwd", &format!("CSE {csi}"))

@@ -3,7 +3,8 @@
 //!
 //! * [`pipeline`]: the checks every request passes, the choice between a write and the
 //!   blocking path, and the response ([`Cse::begin`]).
-//! * [`access`]: the one access step every path goes through.
+//! * [`access`]: the one access step every path goes through; [`policies`]: the access
+//!   control policies it reads, kept in memory.
 //! * [`ops`]: one module per operation (create, retrieve, update, delete, notify);
 //!   [`discovery`] for RETRIEVE with `fu` 1.
 //! * [`forward`]: requests for other CSEs, and the relay step they share with NOTIFY.
@@ -24,9 +25,11 @@ mod forward;
 pub mod notify;
 mod ops;
 mod pipeline;
+mod policies;
 pub mod reach;
 mod resources;
 
+pub use access::Originator;
 pub use bindings::Bindings;
 pub use pipeline::{Begun, Blocked, Checked, Origin, PendingWrite, Write};
 pub use resources::remote_cse::Registrar;
@@ -67,6 +70,8 @@ pub struct Rules {
     pub registrar: Option<String>,
     /// Who may act as which originator.
     pub bindings: Arc<Bindings>,
+    /// The access control policies, and which resources they govern.
+    pub policies: Arc<policies::Policies>,
 }
 
 /// A handle on the CSE; cheap to clone.
@@ -98,13 +103,19 @@ impl Cse {
             sp_id: config.cse.sp_id.clone(),
         };
         bootstrap::ensure_cse_base(&store, &me, config.cse.kind)?;
-        let bindings = store.read(|r| Bindings::load(r, &me, &config.cse.admin))?;
+        let (bindings, policies) = store.read(|r| {
+            Ok::<_, StoreError>((
+                Bindings::load(r, &me, &config.cse.admin)?,
+                policies::Policies::load(r, &me)?,
+            ))
+        })?;
         let rules = Rules {
             me,
             kind: config.cse.kind,
             admin: config.cse.admin.clone(),
             registrar: config.remote_cse.first().map(|r| format!("/{}", r.cse_id)),
             bindings: Arc::new(bindings),
+            policies: Arc::new(policies),
         };
         let rules = Arc::new(rules);
         let delivery = Arc::new(OnceLock::new());

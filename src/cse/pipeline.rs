@@ -7,6 +7,7 @@
 //! a blocking thread (reads, discovery, forwarding, NOTIFY, and subscriptions, whose
 //! verification calls out).
 
+use super::access::Originator;
 use super::notify::Notice;
 use super::Bindings;
 use super::{discovery, forward, ops, reach, Cse};
@@ -20,6 +21,7 @@ use crate::onem2m::{
 };
 use crate::store::{Submitted, Writer};
 use serde_json::Value;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -75,7 +77,7 @@ impl Origin {
 
 /// What the checks found: who asks, and where the request goes.
 pub struct Checked {
-    originator: String,
+    originator: Originator,
     /// The credential a registration is bound to, if any.
     credential: Option<String>,
     route: Route,
@@ -115,20 +117,24 @@ impl Cse {
     /// Writes reach the store in the order they are [submitted](Write::submit), so a binding
     /// that submits in arrival order keeps one originator's writes in order without waiting for
     /// their commits.
-    pub fn begin(&self, req: RequestPrimitive, origin: Origin) -> Begun {
+    ///
+    /// `addr` is where the request came from, when the binding knows (for access control
+    /// policies that name address ranges).
+    pub fn begin(&self, req: RequestPrimitive, origin: Origin, addr: Option<IpAddr>) -> Begun {
         let mut guard = InFlight::enter(&self.in_flight);
         let started = Instant::now();
         let planned = self
-            .check(&req, &origin)
+            .check(&req, &origin, addr)
             .and_then(|checked| {
                 // A registration that asks for an AE-ID (fr empty, C or S) has no originator
                 // of its own yet: devices doing that at once may well share an rqi.
-                let anonymous_registration = matches!(checked.originator.as_str(), "" | "C" | "S");
+                let anonymous_registration =
+                    matches!(checked.originator.id.as_str(), "" | "C" | "S");
                 let fresh = req.rqi.is_empty()
                     || anonymous_registration
                     || self
                         .request_ids
-                        .take(&checked.originator, &req.rqi, &mut guard);
+                        .take(&checked.originator.id, &req.rqi, &mut guard);
                 if !fresh {
                     return Err(Error::bad_request(format!(
                         "a request with rqi '{}' from this originator is still in progress",
@@ -160,7 +166,12 @@ impl Cse {
     /// The checks every request passes before anything is read: release, response type,
     /// originator (and whether its sender may use it), filter criteria, and where the target
     /// is.
-    fn check(&self, req: &RequestPrimitive, origin: &Origin) -> Result<Checked, Error> {
+    fn check(
+        &self,
+        req: &RequestPrimitive,
+        origin: &Origin,
+        addr: Option<IpAddr>,
+    ) -> Result<Checked, Error> {
         if let Some(rvi) = &req.rvi {
             if !SUPPORTED_RELEASES.contains(&rvi.as_str()) {
                 return Err(Error::new(
@@ -231,7 +242,7 @@ impl Cse {
             },
         };
         Ok(Checked {
-            originator,
+            originator: Originator::new(originator, addr),
             credential,
             route,
         })

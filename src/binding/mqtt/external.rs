@@ -18,7 +18,8 @@ const QUEUE: usize = 1024;
 
 impl Inbox for Dispatcher {
     async fn publish(&mut self, _out: &Publisher, topic: String, payload: Bytes) -> bool {
-        self.incoming(Bytes::from(topic.into_bytes()), payload);
+        // The outside broker does not say who published.
+        self.incoming(Bytes::from(topic.into_bytes()), payload, None);
         true
     }
 }

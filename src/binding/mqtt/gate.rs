@@ -83,6 +83,7 @@ impl rumqttd::Gate for Gate {
         let policy = ClientPolicy {
             identity,
             client_id: r.client_id.to_string(),
+            addr: addr.map(|a| a.ip()),
             auth: self.auth.clone(),
             bindings: self.bindings.clone(),
         };
@@ -114,6 +115,9 @@ impl rumqttd::Gate for Gate {
 struct ClientPolicy {
     identity: Identity,
     client_id: String,
+    /// The client's address: the router stamps it on the client's publishes, for access
+    /// control policies that name address ranges (`acip`).
+    addr: Option<std::net::IpAddr>,
     auth: Arc<Authenticator>,
     bindings: Arc<Bindings>,
 }
@@ -183,6 +187,10 @@ impl TopicPolicy for ClientPolicy {
             Some(acl) => acl.may_publish(&self.asker(), topic),
             None => true,
         }
+    }
+
+    fn source(&self) -> Option<std::net::IpAddr> {
+        self.addr
     }
 
     fn may_subscribe(&self, filter: &str) -> bool {

@@ -9,6 +9,7 @@ use crate::onem2m::address::originator_to_local;
 use crate::onem2m::topic::{id_from_topic, id_to_topic, Topic, TopicKind};
 use crate::onem2m::{Error, Operation, RequestPrimitive, ResourceType, ResponsePrimitive, Rsc};
 use crate::throttle::Throttle;
+use std::net::IpAddr;
 
 /// The topic and body of an answer to publish, if one is due.
 pub type Outgoing = Option<(String, Vec<u8>)>;
@@ -37,7 +38,7 @@ impl Reply {
 }
 
 /// Reads one incoming publish and takes it as far as it goes without waiting.
-pub fn start(cse: &Cse, topic: &[u8], payload: &[u8]) -> Step {
+pub fn start(cse: &Cse, topic: &[u8], payload: &[u8], source: Option<IpAddr>) -> Step {
     let Ok(topic) = std::str::from_utf8(topic) else {
         tracing::warn!("ignoring a publish whose topic is not UTF-8");
         return Step::Now(None);
@@ -83,7 +84,7 @@ pub fn start(cse: &Cse, topic: &[u8], payload: &[u8]) -> Step {
         return reject(err, Some(req.rqi), req.rvi);
     }
     // The broker let the publisher use this originator level (see `gate`).
-    match cse.begin(req, Origin::Topic(parsed.originator.to_string())) {
+    match cse.begin(req, Origin::Topic(parsed.originator.to_string()), source) {
         Begun::Answered(rsp) => Step::Now(reply.encode(rsp)),
         Begun::Write(write) => Step::Write(write, reply),
         Begun::Blocking(blocked) => Step::Blocking(blocked, reply),

@@ -24,6 +24,7 @@ use rand::Rng;
 use rumqttd::local::{LinkRx, LinkTx};
 use rumqttd::Notification;
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::oneshot;
@@ -247,7 +248,8 @@ impl Dispatcher {
 
     /// Takes one publish. Never waits: this loop also takes the answers the CSE itself waits
     /// for.
-    pub(super) fn incoming(&mut self, topic: Bytes, payload: Bytes) {
+    /// `source` is the publisher's address, when the broker knows it.
+    pub(super) fn incoming(&mut self, topic: Bytes, payload: Bytes, source: Option<IpAddr>) {
         if topic.starts_with(b"/oneM2M/resp/") {
             // With or without the serialization suffix (OpenMTC's clients answer on
             // Release-1 topics). The receiver level says who answered.
@@ -290,6 +292,7 @@ impl Dispatcher {
         let job = Job {
             topic,
             payload,
+            source,
             admitted,
         };
         self.queues
@@ -348,9 +351,11 @@ async fn run(
 ) {
     loop {
         match rx.next().await {
-            Ok(Some(Notification::Forward(forward))) => {
-                dispatcher.incoming(forward.publish.topic, forward.publish.payload)
-            }
+            Ok(Some(Notification::Forward(forward))) => dispatcher.incoming(
+                forward.publish.topic,
+                forward.publish.payload,
+                forward.publish.source,
+            ),
             // The router paused us because our buffer filled; we have drained it.
             Ok(Some(Notification::Unschedule)) => {
                 if rx.wake().await.is_err() {

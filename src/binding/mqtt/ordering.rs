@@ -43,6 +43,8 @@ const READS_AT_ONCE: usize = 2;
 pub struct Job {
     pub topic: Bytes,
     pub payload: Bytes,
+    /// The publisher's address, when the broker knows it.
+    pub source: Option<std::net::IpAddr>,
     pub admitted: Admitted,
 }
 
@@ -123,9 +125,10 @@ async fn serve_queue(cse: Cse, local: Arc<LocalLink>, mut jobs: mpsc::Receiver<J
         let Job {
             topic,
             payload,
+            source,
             admitted,
         } = job;
-        match inbound::start(&cse, &topic, &payload) {
+        match inbound::start(&cse, &topic, &payload, source) {
             Step::Now(out) => {
                 running.push(Kind::Answered, Box::pin(async move { (out, admitted) }))
             }

@@ -1,7 +1,7 @@
 //! CREATE: the checks that need no I/O, the write that creates the resource, and for a
 //! subscription the verification of its targets before that write.
 
-use super::super::access::{self, Action};
+use super::super::access::{self, Originator};
 use super::super::attributes;
 use super::super::notify::string_list;
 use super::super::pipeline::{result_content, Success, WriteFn};
@@ -56,7 +56,7 @@ pub fn content(req: &RequestPrimitive, virt: Option<Virtual>) -> Result<Asked, E
 pub fn write(
     cse: &Cse,
     req: &RequestPrimitive,
-    originator: String,
+    originator: Originator,
     credential: Option<String>,
     parent: Base,
     asked: Asked,
@@ -96,7 +96,7 @@ pub fn write(
 pub fn verified(
     cse: &Cse,
     req: &RequestPrimitive,
-    originator: String,
+    originator: Originator,
     credential: Option<String>,
     base: Base,
     virt: Option<Virtual>,
@@ -107,16 +107,17 @@ pub fn verified(
         cse.check_poa(&poa)?;
     }
     if asked.ty == ResourceType::Subscription {
-        let action = Action::Create(ResourceType::Subscription);
-        cse.store
-            .read(|r| access::target(r, &cse.rules, &originator, action, &base, None, &req.to))?;
+        cse.store.read(|r| {
+            let parent = resources::resolve(r, &base, None, &req.to)?;
+            access::may_subscribe(r, &cse.rules, &originator, &parent)
+        })?;
         let ri = format!("sub{:012x}", rand::random::<u64>() >> 16);
         // `su` is called on deletion: it is a target like those of `nu`.
         let mut targets = string_list(asked.attrs.get("nu"));
         resources::subscription::check_target_count(&targets)?;
         let su = asked.attrs.get("su").and_then(Value::as_str);
         targets.extend(su.filter(|su| !su.is_empty()).map(str::to_string));
-        cse.verify(&originator, &ri, &targets)?;
+        cse.verify(&originator.id, &ri, &targets)?;
         preset_ri = Some(ri);
     }
     cse.write(write(

@@ -1,6 +1,6 @@
 //! DELETE: the resource and its subtree, with the notifications that causes.
 
-use super::super::access::{self, Action};
+use super::super::access::{self, Action, Originator};
 use super::super::pipeline::{result_content, Success, WriteFn};
 use super::super::{resources, Cse};
 use crate::onem2m::{Base, Error, RequestPrimitive, ResourceType, Rsc, Virtual};
@@ -8,7 +8,7 @@ use crate::onem2m::{Base, Error, RequestPrimitive, ResourceType, Rsc, Virtual};
 pub fn write(
     cse: &Cse,
     req: &RequestPrimitive,
-    originator: String,
+    originator: Originator,
     base: Base,
     virt: Option<Virtual>,
 ) -> Result<WriteFn, Error> {

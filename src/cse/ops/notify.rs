@@ -1,7 +1,7 @@
 //! NOTIFY to one of our AEs (typically forwarded by another CSE): it goes on to the AE's
 //! point of access, and the AE's answer is the answer.
 
-use super::super::access::{self, Action, Object};
+use super::super::access::{self, Action, Object, Originator};
 use super::super::pipeline::Success;
 use super::super::{forward, reach, resources, Cse};
 use crate::onem2m::{Base, Error, RequestPrimitive, ResourceType, Rsc, Virtual};
@@ -9,7 +9,7 @@ use crate::onem2m::{Base, Error, RequestPrimitive, ResourceType, Rsc, Virtual};
 pub fn run(
     cse: &Cse,
     req: &RequestPrimitive,
-    originator: &str,
+    originator: &Originator,
     base: &Base,
     virt: Option<Virtual>,
 ) -> Result<Success, Error> {

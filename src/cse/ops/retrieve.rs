@@ -1,7 +1,7 @@
 //! RETRIEVE of one resource (`rcn` 1), or of it with the children the originator may see
 //! (`rcn` 4). Discovery (`fu` 1) is in [`crate::cse::discovery`].
 
-use super::super::access::{self, Action};
+use super::super::access::{self, Action, Originator};
 use super::super::pipeline::{result_content, Success};
 use super::super::{resources, Cse};
 use crate::onem2m::{Base, Error, RequestPrimitive, Rsc, Virtual};
@@ -10,7 +10,7 @@ use serde_json::Value;
 pub fn run(
     cse: &Cse,
     req: &RequestPrimitive,
-    originator: &str,
+    originator: &Originator,
     base: &Base,
     virt: Option<Virtual>,
 ) -> Result<Success, Error> {
@@ -33,7 +33,7 @@ pub fn run(
                 &target.ri,
                 resources::MAX_CHILDREN_IN_RESPONSE,
                 resources::MAX_RESULT_BYTES,
-                |c| access::visible(r, &cse.rules, originator, c),
+                |c| access::visible(&cse.rules, originator, Action::Retrieve, c),
             )?;
             if more {
                 partial = Some(children.len() as u64);

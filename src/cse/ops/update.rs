@@ -1,7 +1,7 @@
 //! UPDATE: the write that changes the attributes, and for a subscription the verification of
 //! the targets its new `nu` adds, before that write.
 
-use super::super::access::{self, Action, Object};
+use super::super::access::{self, Action, Object, Originator};
 use super::super::notify::string_list;
 use super::super::pipeline::{result_content, Success, WriteFn};
 use super::super::{reach, resources, Cse};
@@ -11,7 +11,7 @@ use serde_json::Value;
 pub fn write(
     cse: &Cse,
     req: &RequestPrimitive,
-    originator: String,
+    originator: Originator,
     base: Base,
     virt: Option<Virtual>,
 ) -> Result<WriteFn, Error> {
@@ -41,7 +41,7 @@ pub fn write(
 pub fn verified(
     cse: &Cse,
     req: &RequestPrimitive,
-    originator: String,
+    originator: Originator,
     base: Base,
     virt: Option<Virtual>,
 ) -> Result<Success, Error> {
@@ -76,7 +76,7 @@ pub fn verified(
                     .filter(|su| !su.is_empty() && current.str("su") != Some(*su))
                     .map(str::to_string),
             );
-            cse.verify(&originator, &current.ri, &added)?;
+            cse.verify(&originator.id, &current.ri, &added)?;
         }
     }
     cse.write(write(cse, req, originator, base, virt)?)

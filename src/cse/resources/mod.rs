@@ -1,13 +1,14 @@
 //! Resource handling shared by every type: resolving a target, creating, updating and deleting.
 //! What is particular to a type lives in its own module.
 
+pub mod access_control_policy;
 mod ae;
 mod container;
 mod content_instance;
 pub mod remote_cse;
 pub mod subscription;
 
-use super::access::{self, Action, Object};
+use super::access::{self, Action, Object, Originator};
 use super::attributes::{self, check_resource_name};
 use super::notify::{self, Notice};
 use super::Rules;
@@ -25,7 +26,8 @@ pub const MAX_RESULT_BYTES: usize = 4 << 20;
 pub fn creatable(ty: ResourceType) -> bool {
     matches!(
         ty,
-        ResourceType::Ae
+        ResourceType::AccessControlPolicy
+            | ResourceType::Ae
             | ResourceType::Container
             | ResourceType::ContentInstance
             | ResourceType::Subscription
@@ -49,6 +51,10 @@ fn allowed_child(parent: ResourceType, child: ResourceType) -> bool {
             | (CseBase, RemoteCse)
             | (RemoteCse, Container)
             | (RemoteCse, Subscription)
+            | (CseBase, AccessControlPolicy)
+            | (Ae, AccessControlPolicy)
+            | (RemoteCse, AccessControlPolicy)
+            | (AccessControlPolicy, Subscription)
     )
 }
 
@@ -178,7 +184,7 @@ pub struct NewResource {
 pub fn create(
     w: &Writer,
     rules: &Rules,
-    originator: &str,
+    originator: &Originator,
     parent: &Base,
     new: NewResource,
     out: &mut Vec<Notice>,
@@ -201,13 +207,19 @@ pub fn create(
             ),
         ));
     }
-    access::authorize(
-        w,
-        rules,
-        originator,
-        Action::Create(ty),
-        Object::Resource(&parent),
-    )?;
+    if ty == ResourceType::Subscription {
+        access::may_subscribe(w, rules, originator, &parent)?;
+    } else {
+        access::authorize(
+            w,
+            rules,
+            originator,
+            Action::Create(ty),
+            Object::Resource(&parent),
+        )?;
+    }
+    let acpi = access_control_policy::take_acpi(w, rules, &mut attrs)?;
+    let originator = originator.id.as_str();
     let (ri, owner) = if ty == ResourceType::Ae {
         let aei = ae::register(w, rules, originator, requested_id.as_deref())?;
         (aei.clone(), aei)
@@ -251,6 +263,7 @@ pub fn create(
         ResourceType::Container => container::init(&mut attrs),
         ResourceType::ContentInstance => content_instance::init(&parent, &mut attrs, &now)?,
         ResourceType::Subscription => subscription::init(&attrs)?,
+        ResourceType::AccessControlPolicy => access_control_policy::check(&attrs, rules)?,
         _ => {}
     }
     let res = Resource {
@@ -276,6 +289,12 @@ pub fn create(
         let bindings = rules.bindings.clone();
         w.after_commit(move || bindings.bound(&originator, &credential));
     }
+    if let Some(ris) = acpi.filter(|ris| !ris.is_empty()) {
+        access_control_policy::acpi_set(w, &rules.policies, &res.srn, ris);
+    }
+    if ty == ResourceType::AccessControlPolicy {
+        access_control_policy::stored(w, rules, &res);
+    }
     notify::child_created(w, rules, &parent, &res, out)?;
     if ty == ResourceType::ContentInstance {
         container::instance_added(w, rules, parent, &res, &now, out)?;
@@ -286,28 +305,43 @@ pub fn create(
 pub fn update(
     w: &Writer,
     rules: &Rules,
-    originator: &str,
+    originator: &Originator,
     base: &Base,
     to: &str,
     pc: Value,
     out: &mut Vec<Notice>,
 ) -> Result<Resource, Error> {
     let target = access::target(w, rules, originator, Action::Update, base, None, to)?;
-    match target.ty {
-        ResourceType::CseBase => return Err(Error::not_allowed("the CSEBase cannot be updated")),
-        ResourceType::ContentInstance => {
-            return Err(Error::not_allowed("a contentInstance cannot be updated"))
-        }
-        _ => {}
+    if target.ty == ResourceType::ContentInstance {
+        return Err(Error::not_allowed("a contentInstance cannot be updated"));
     }
     let mut attrs = content(Some(&pc), target.ty)?;
+    // The rest of the CSEBase follows the configuration.
+    if target.ty == ResourceType::CseBase {
+        if let Some(other) = attrs.keys().find(|k| !matches!(k.as_str(), "acpi" | "lbl")) {
+            return Err(Error::not_allowed(format!(
+                "only acpi and lbl of the CSEBase can be updated, not {}",
+                crate::onem2m::address::shorten(other)
+            )));
+        }
+    }
     attributes::validate(target.ty, attributes::Op::Update, &attrs)?;
+    let acpi = access_control_policy::take_acpi(w, rules, &mut attrs)?;
+    if acpi.as_ref().is_some_and(Vec::is_empty) {
+        attrs.insert("acpi".into(), Value::Null);
+    }
     let now = time::now();
     expiration(&mut attrs, &now)?;
-    if target.ty == ResourceType::Subscription {
+    if matches!(
+        target.ty,
+        ResourceType::Subscription | ResourceType::AccessControlPolicy
+    ) {
         let mut merged = target.attrs.clone();
         merged.extend(attrs.clone());
-        subscription::init(&merged)?;
+        match target.ty {
+            ResourceType::Subscription => subscription::init(&merged)?,
+            _ => access_control_policy::check(&merged, rules)?,
+        }
     }
     let mut res = target;
     for (name, value) in &attrs {
@@ -322,6 +356,12 @@ pub fn update(
         container::updated(w, rules, &mut res, &now, out)?;
     }
     w.update(&res)?;
+    if let Some(ris) = acpi {
+        access_control_policy::acpi_set(w, &rules.policies, &res.srn, ris);
+    }
+    if res.ty == ResourceType::AccessControlPolicy {
+        access_control_policy::stored(w, rules, &res);
+    }
     notify::updated(w, rules, &res, &attrs, out)?;
     Ok(res)
 }
@@ -349,6 +389,10 @@ pub fn delete(
     }
     if target.ty == ResourceType::ContentInstance {
         container::instance_removed(w, target)?;
+    } else {
+        // Policies in the subtree, and what it named, go with it.
+        let (policies, srn) = (rules.policies.clone(), target.srn.clone());
+        w.after_commit(move || policies.subtree_gone(&srn));
     }
     w.delete_subtree(target)?;
     Ok(())

@@ -1,0 +1,287 @@
+//! What access control reads on every request, kept in memory so that a decision costs no
+//! database read: the rules of every `<accessControlPolicy>`, and which resources name which
+//! policies (`acpi`). Loaded when the CSE opens; changed by the writes that change them, once
+//! they are committed (see `resources`), as [`super::Bindings`] is.
+//!
+//! Resources are found by structured name: a resource's ancestors are the prefixes of its
+//! `srn`, so the policies that govern it are found by walking those prefixes in memory.
+//! Names never change (`rn` cannot be updated), and a deleted subtree takes its entries with
+//! it, so a later resource of the same name starts with none.
+
+use crate::onem2m::acp::Privileges;
+use crate::onem2m::{CseIdentity, ResourceType};
+use crate::store::{Reader, Resource, StoreError};
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
+
+/// One `<accessControlPolicy>`, read.
+#[derive(Debug)]
+pub struct Acp {
+    pub srn: String,
+    /// `pv`: what it grants on the resources that name it.
+    pub pv: Privileges,
+    /// `pvs`: what it grants on itself.
+    pub pvs: Privileges,
+}
+
+impl Acp {
+    /// Reads a stored ACP. Rules that no longer parse (a database written by another
+    /// version) grant nothing, and say so in the log.
+    pub fn read(res: &Resource, me: &CseIdentity) -> Acp {
+        let list = |name: &str| {
+            let v = res.attrs.get(name).unwrap_or(&Value::Null);
+            Privileges::parse(v, name, me).unwrap_or_else(|e| {
+                tracing::error!(acp = %res.srn, attribute = name, error = %e.dbg,
+                    "stored access control rules are invalid; they grant nothing");
+                Privileges::default()
+            })
+        };
+        Acp {
+            srn: res.srn.clone(),
+            pv: list("pv"),
+            pvs: list("pvs"),
+        }
+    }
+}
+
+/// The policies a resource is governed by.
+pub enum Governing {
+    /// The ACPs its `acpi` (or its nearest ancestor's) names, those that exist.
+    Named(Vec<Arc<Acp>>),
+    /// None: the default rule (ownership) applies.
+    Default,
+}
+
+#[derive(Default)]
+struct Inner {
+    acps: HashMap<String, Arc<Acp>>,
+    /// srn of each resource with a non-empty `acpi` → the resource IDs it names.
+    named: BTreeMap<String, Arc<[String]>>,
+}
+
+pub struct Policies {
+    me: CseIdentity,
+    inner: RwLock<Inner>,
+}
+
+impl std::fmt::Debug for Policies {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let inner = self.read();
+        f.debug_struct("Policies")
+            .field("acps", &inner.acps.len())
+            .field("named", &inner.named.len())
+            .finish()
+    }
+}
+
+/// The resource IDs an `acpi` value names (none when it is absent or not a list of strings).
+pub fn acpi_of(res: &Resource) -> Vec<String> {
+    crate::cse::notify::string_list(res.attrs.get("acpi"))
+}
+
+impl Policies {
+    pub fn new(me: &CseIdentity) -> Policies {
+        Policies {
+            me: me.clone(),
+            inner: RwLock::default(),
+        }
+    }
+
+    /// Reads every ACP, and every resource that names ACPs. Content instances, by far the
+    /// most numerous resources, have no `acpi` and are not read.
+    pub fn load(r: &Reader, me: &CseIdentity) -> Result<Policies, StoreError> {
+        let policies = Policies::new(me);
+        let mut inner = Inner::default();
+        let mut take = |res: Resource| {
+            if res.ty == ResourceType::AccessControlPolicy {
+                inner
+                    .acps
+                    .insert(res.ri.clone(), Arc::new(Acp::read(&res, me)));
+            }
+            let acpi = acpi_of(&res);
+            if !acpi.is_empty() {
+                inner.named.insert(res.srn.clone(), acpi.into());
+            }
+        };
+        if let Some(cb) = r.get_by_srn(&me.rn)? {
+            take(cb);
+        }
+        let tys: Vec<u16> = ResourceType::all()
+            .iter()
+            .filter(|t| t.has_acpi() || **t == ResourceType::AccessControlPolicy)
+            .map(|t| t.code())
+            .collect();
+        r.walk_subtree(&me.rn, &tys, |res| {
+            take(res);
+            true
+        })?;
+        *policies.write() = inner;
+        Ok(policies)
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Inner> {
+        self.inner.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Inner> {
+        self.inner.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn acp(&self, ri: &str) -> Option<Arc<Acp>> {
+        self.read().acps.get(ri).cloned()
+    }
+
+    /// The policies that govern `res`: those its own `acpi` names, or else its parent's, and
+    /// so on up. The walk ends at the AE or remote CSE a resource belongs to: the CSEBase's
+    /// `acpi` governs the CSEBase and the resources of the CSE itself, not what AEs and other
+    /// CSEs own (an operator granting discovery on the CSEBase does not take their own data
+    /// away from every device).
+    pub fn governing(&self, res: &Resource) -> Governing {
+        let inner = self.read();
+        if inner.named.is_empty() {
+            return Governing::Default;
+        }
+        let mut srn = res.srn.as_str();
+        loop {
+            if let Some(ids) = inner.named.get(srn) {
+                return Governing::Named(
+                    ids.iter()
+                        .filter_map(|id| inner.acps.get(id).cloned())
+                        .collect(),
+                );
+            }
+            match srn.rfind('/') {
+                // The CSEBase is next: only for what the CSE itself owns.
+                Some(i) if !srn[..i].contains('/') && !res.owner.is_empty() => {
+                    return Governing::Default
+                }
+                Some(i) => srn = &srn[..i],
+                None => return Governing::Default,
+            }
+        }
+    }
+
+    /// After a commit that created or changed the ACP `ri`.
+    pub fn set_acp(&self, ri: &str, acp: Acp) {
+        self.write().acps.insert(ri.to_string(), Arc::new(acp));
+    }
+
+    /// After a commit that set the `acpi` of the resource at `srn` (empty: it names none).
+    pub fn set_named(&self, srn: &str, acpi: Vec<String>) {
+        let mut inner = self.write();
+        if acpi.is_empty() {
+            inner.named.remove(srn);
+        } else {
+            inner.named.insert(srn.to_string(), acpi.into());
+        }
+    }
+
+    /// After a commit that deleted the resource at `srn` with its subtree.
+    pub fn subtree_gone(&self, srn: &str) {
+        let mut inner = self.write();
+        let inside = |s: &str| s == srn || s.strip_prefix(srn).is_some_and(|r| r.starts_with('/'));
+        // Descendants sort between "srn/" and "srn0" ('0' follows '/').
+        let below: Vec<String> = inner
+            .named
+            .range(format!("{srn}/")..format!("{srn}0"))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in below {
+            inner.named.remove(&k);
+        }
+        inner.named.remove(srn);
+        inner.acps.retain(|_, acp| !inside(&acp.srn));
+    }
+
+    pub fn identity(&self) -> &CseIdentity {
+        &self.me
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Map};
+
+    fn me() -> CseIdentity {
+        CseIdentity {
+            csi: "/id-in".into(),
+            rn: "cse-in".into(),
+            sp_id: "sp".into(),
+        }
+    }
+
+    fn res(ty: ResourceType, ri: &str, srn: &str, owner: &str) -> Resource {
+        Resource {
+            ty,
+            ri: ri.into(),
+            pi: String::new(),
+            rn: srn.rsplit('/').next().unwrap().into(),
+            srn: srn.into(),
+            owner: owner.into(),
+            attrs: Map::new(),
+        }
+    }
+
+    fn acp(srn: &str) -> Acp {
+        let mut r = res(ResourceType::AccessControlPolicy, "x", srn, "Cae");
+        r.attrs
+            .insert("pv".into(), json!({"acr": [{"acor": ["Cgui"], "acop": 2}]}));
+        r.attrs.insert("pvs".into(), json!({"acr": []}));
+        Acp::read(&r, &me())
+    }
+
+    fn named(g: Governing) -> Vec<String> {
+        match g {
+            Governing::Named(acps) => acps.iter().map(|a| a.srn.clone()).collect(),
+            Governing::Default => vec!["default".into()],
+        }
+    }
+
+    #[test]
+    fn the_nearest_acpi_up_the_tree_governs_within_an_owner() {
+        let p = Policies::new(&me());
+        p.set_acp("acp1", acp("cse-in/Cae/acp1"));
+        p.set_acp("acpcb", acp("cse-in/acpcb"));
+        p.set_named("cse-in/Cae/cnt", vec!["acp1".into()]);
+        p.set_named("cse-in", vec!["acpcb".into()]);
+        let cin = res(
+            ResourceType::ContentInstance,
+            "c",
+            "cse-in/Cae/cnt/sub/cin",
+            "Cae",
+        );
+        assert_eq!(named(p.governing(&cin)), ["cse-in/Cae/acp1"]);
+        // Not named by its parent, and owned by an AE: the CSEBase's acpi does not reach it.
+        let other = res(ResourceType::Container, "o", "cse-in/Cae/other", "Cae");
+        assert_eq!(named(p.governing(&other)), ["default"]);
+        // The CSE's own resources and the CSEBase itself follow the CSEBase.
+        let own = res(ResourceType::Container, "o", "cse-in/cnt", "");
+        assert_eq!(named(p.governing(&own)), ["cse-in/acpcb"]);
+        let cb = res(ResourceType::CseBase, "id-in", "cse-in", "");
+        assert_eq!(named(p.governing(&cb)), ["cse-in/acpcb"]);
+        // A name that only starts like a governed one is not below it.
+        let sibling = res(ResourceType::Container, "s", "cse-in/Cae/cntx", "Cae");
+        assert_eq!(named(p.governing(&sibling)), ["default"]);
+    }
+
+    #[test]
+    fn missing_acps_grant_nothing_and_deleted_subtrees_take_their_entries() {
+        let p = Policies::new(&me());
+        p.set_named("cse-in/Cae/cnt", vec!["gone".into()]);
+        let cnt = res(ResourceType::Container, "c", "cse-in/Cae/cnt", "Cae");
+        assert!(matches!(p.governing(&cnt), Governing::Named(v) if v.is_empty()));
+        p.set_acp("acp1", acp("cse-in/Cae/acp1"));
+        p.set_named("cse-in/Cae/cntx", vec!["acp1".into()]);
+        p.subtree_gone("cse-in/Cae/cnt");
+        assert_eq!(named(p.governing(&cnt)), ["default"]);
+        assert!(p.acp("acp1").is_some());
+        p.subtree_gone("cse-in/Cae");
+        assert!(p.acp("acp1").is_none());
+        assert_eq!(
+            named(p.governing(&res(ResourceType::Container, "c", "cse-in/Cae/cntx", "Cae"))),
+            ["default"]
+        );
+    }
+}

@@ -1,0 +1,97 @@
+//! `<accessControlPolicy>` (ty 1): `pv`, the privileges it grants on the resources whose
+//! `acpi` names it, and `pvs`, those it grants on itself (TS-0001 §9.6.2). And `acpi` on
+//! every type that has one: the policies it names must be ACPs of this CSE, and are kept as
+//! their resource IDs. Once a write that changes either is committed, the in-memory
+//! [`Policies`](super::super::policies::Policies) learn it.
+
+use super::super::policies::{Acp, Policies};
+use super::super::Rules;
+use crate::onem2m::acp::Privileges;
+use crate::onem2m::address::{parse_target, shorten};
+use crate::onem2m::{Error, ResourceType, Target};
+use crate::store::{Reader, Resource, Writer};
+use serde_json::{json, Map, Value};
+use std::sync::Arc;
+
+/// The most policies one `acpi` names.
+pub const MAX_ACPI: usize = 16;
+
+/// Checks `pv` and `pvs` of a new or updated ACP: 4000 for rules that are wrong, 5001 for
+/// parts m2mhub does not evaluate.
+pub fn check(attrs: &Map<String, Value>, rules: &Rules) -> Result<(), Error> {
+    for name in ["pv", "pvs"] {
+        if let Some(v) = attrs.get(name) {
+            Privileges::parse(v, name, &rules.me)?;
+        }
+    }
+    Ok(())
+}
+
+/// After an ACP is stored (created or updated): once committed, decisions use its rules.
+pub fn stored(w: &Writer, rules: &Rules, acp: &Resource) {
+    let read = Acp::read(acp, &rules.me);
+    let (policies, ri) = (rules.policies.clone(), acp.ri.clone());
+    w.after_commit(move || policies.set_acp(&ri, read));
+}
+
+/// Reads the `acpi` of a CREATE or UPDATE and brings it to the stored form: the resource IDs
+/// of the ACPs it names, which must exist on this CSE (4000 otherwise). `Some(ids)` when the
+/// request sets it (an empty list, or `null` on UPDATE, removes it); `None` when it does
+/// not.
+pub fn take_acpi(
+    r: &Reader,
+    rules: &Rules,
+    attrs: &mut Map<String, Value>,
+) -> Result<Option<Vec<String>>, Error> {
+    let ids = match attrs.get("acpi") {
+        None => return Ok(None),
+        Some(Value::Null) => Vec::new(),
+        Some(v) => crate::cse::notify::string_list(Some(v)),
+    };
+    if ids.len() > MAX_ACPI {
+        return Err(Error::bad_request(format!(
+            "acpi names {} policies; at most {MAX_ACPI} are accepted",
+            ids.len()
+        )));
+    }
+    let mut ris: Vec<String> = Vec::with_capacity(ids.len());
+    for id in &ids {
+        let acp = find(r, rules, id)?;
+        if !ris.contains(&acp.ri) {
+            ris.push(acp.ri);
+        }
+    }
+    if ris.is_empty() {
+        attrs.remove("acpi");
+    } else {
+        attrs.insert("acpi".into(), json!(ris));
+    }
+    Ok(Some(ris))
+}
+
+/// The ACP an `acpi` entry names, in any address form of this CSE.
+fn find(r: &Reader, rules: &Rules, id: &str) -> Result<Resource, Error> {
+    let not_acp = |why: &str| {
+        Error::bad_request(format!(
+            "acpi entry '{}' {why}: acpi lists the resource IDs of accessControlPolicy \
+             resources of this CSE",
+            shorten(id)
+        ))
+    };
+    let base = match parse_target(id, &rules.me) {
+        Ok(Target::Local { base, virt: None }) => base,
+        Ok(Target::Remote { .. }) => return Err(not_acp("is on another CSE")),
+        _ => return Err(not_acp("is not a resource address")),
+    };
+    let found = super::resolve(r, &base, None, id).map_err(|_| not_acp("names nothing"))?;
+    if found.ty != ResourceType::AccessControlPolicy {
+        return Err(not_acp(&format!("is a {}", found.ty.root_name())));
+    }
+    Ok(found)
+}
+
+/// After the `acpi` of the resource at `srn` was set: once committed, it is governed by them.
+pub fn acpi_set(w: &Writer, policies: &Arc<Policies>, srn: &str, ris: Vec<String>) {
+    let (policies, srn) = (policies.clone(), srn.to_string());
+    w.after_commit(move || policies.set_named(&srn, ris));
+}

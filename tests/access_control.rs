@@ -1,0 +1,766 @@
+//! `<accessControlPolicy>` as AEs use it to share their data: each operation bit, `all`,
+//! `pvs`, inheritance down the tree, discovery filtering, subscriptions needing CREATE and
+//! RETRIEVE, object details (`acod`) and contexts (`acco`), over the real MQTT and HTTP
+//! bindings of a running appliance.
+
+mod common;
+use common::*;
+use m2mhub::client::{Client, Notifications, Options};
+use m2mhub::onem2m::{ResourceType, ResponsePrimitive, Rsc};
+use serde_json::{json, Map, Value};
+
+/// An AE registered over MQTT as `aei`.
+async fn ae(hub: &Hub, aei: &str) -> Client {
+    let c = Client::connect(
+        &format!("mqtt://{}#id-in", hub.mqtt),
+        aei,
+        Options::default(),
+    )
+    .await
+    .unwrap();
+    let r = c
+        .create(
+            "cse-in",
+            ResourceType::Ae,
+            json!({"m2m:ae":{"rn":aei,"api":"Nacp","rr":false,"srv":["3"]}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.rsc, Rsc::CREATED, "{r:?}");
+    c
+}
+
+/// An AE registered over MQTT that receives notifications.
+async fn listening_ae(hub: &Hub, aei: &str) -> (Client, Notifications) {
+    let c = Client::connect(
+        &format!("mqtt://{}#id-in", hub.mqtt),
+        aei,
+        Options::default(),
+    )
+    .await
+    .unwrap();
+    let (notes, poa) = c.notifications(None).await.unwrap();
+    let r = c
+        .create(
+            "cse-in",
+            ResourceType::Ae,
+            json!({"m2m:ae":{"rn":aei,"api":"Nacp","rr":true,"poa":[poa]}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.rsc, Rsc::CREATED, "{r:?}");
+    (c, notes)
+}
+
+fn dbg_of(r: &ResponsePrimitive) -> String {
+    r.pc.as_ref()
+        .and_then(|pc| pc["m2m:dbg"].as_str())
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Creates an ACP `rn` under `parent` with the rules `pv` (`acr` list) and `pvs`; returns its
+/// resource ID.
+async fn acp(c: &Client, parent: &str, rn: &str, pv: Value, pvs: Value) -> String {
+    let r = c
+        .create(
+            parent,
+            ResourceType::AccessControlPolicy,
+            json!({"m2m:acp":{"rn":rn,"pv":{"acr":pv},"pvs":{"acr":pvs}}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.rsc, Rsc::CREATED, "{r:?}");
+    r.pc.unwrap()["m2m:acp"]["ri"].as_str().unwrap().to_string()
+}
+
+async fn container(c: &Client, parent: &str, rn: &str, acpi: &[&str]) {
+    let mut cnt = json!({"rn": rn});
+    if !acpi.is_empty() {
+        cnt["acpi"] = json!(acpi);
+    }
+    let r = c
+        .create(parent, ResourceType::Container, json!({"m2m:cnt": cnt}))
+        .await
+        .unwrap();
+    assert_eq!(r.rsc, Rsc::CREATED, "{r:?}");
+}
+
+async fn cin(c: &Client, parent: &str, con: &str) -> Rsc {
+    c.create(
+        parent,
+        ResourceType::ContentInstance,
+        json!({"m2m:cin":{"con":con}}),
+    )
+    .await
+    .unwrap()
+    .rsc
+}
+
+fn fc(v: Value) -> Map<String, Value> {
+    v.as_object().unwrap().clone()
+}
+
+/// The addresses a discovery found.
+async fn found(c: &Client, under: &str, criteria: Value) -> Vec<String> {
+    let r = c.discover(under, fc(criteria)).await.unwrap();
+    assert_eq!(r.rsc, Rsc::OK, "{r:?}");
+    r.pc.unwrap()["m2m:uril"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect()
+}
+
+const OWNER_ALL: fn(&str) -> Value = |owner| json!({"acor": [owner], "acop": 63});
+
+#[tokio::test]
+async fn each_operation_bit_grants_its_operation_and_nothing_else() {
+    let hub = Hub::start();
+    let sensor = ae(&hub, "Csensor").await;
+    let gui = ae(&hub, "Cgui").await;
+    // One container per bit, each governed by an ACP that grants the GUI that bit only.
+    for bit in [1, 2, 4, 8, 32] {
+        let ri = acp(
+            &sensor,
+            "cse-in/Csensor",
+            &format!("acp{bit}"),
+            json!([OWNER_ALL("Csensor"), {"acor": ["Cgui"], "acop": bit}]),
+            json!([OWNER_ALL("Csensor")]),
+        )
+        .await;
+        let cnt = format!("c{bit}");
+        container(&sensor, "cse-in/Csensor", &cnt, &[&ri]).await;
+        assert_eq!(
+            cin(&sensor, &format!("cse-in/Csensor/{cnt}"), "x").await,
+            Rsc::CREATED
+        );
+    }
+    for bit in [1u64, 2, 4, 8, 32] {
+        let cnt = format!("cse-in/Csensor/c{bit}");
+        let expect = |granted: bool, ok: Rsc| {
+            if granted {
+                ok
+            } else {
+                Rsc::ORIGINATOR_HAS_NO_PRIVILEGE
+            }
+        };
+        assert_eq!(
+            cin(&gui, &cnt, "from gui").await,
+            expect(bit == 1, Rsc::CREATED),
+            "create, bit {bit}"
+        );
+        let r = gui.retrieve(&cnt).await.unwrap();
+        assert_eq!(r.rsc, expect(bit == 2, Rsc::OK), "retrieve, bit {bit}");
+        if bit != 2 {
+            assert!(
+                dbg_of(&r).contains("Cgui has no privilege to retrieve"),
+                "{}",
+                dbg_of(&r)
+            );
+        }
+        // Content instances follow their container.
+        let r = gui.retrieve(&format!("{cnt}/la")).await.unwrap();
+        assert_eq!(r.rsc, expect(bit == 2, Rsc::OK), "retrieve la, bit {bit}");
+        let r = gui
+            .update(&cnt, json!({"m2m:cnt":{"lbl":["seen"]}}))
+            .await
+            .unwrap();
+        assert_eq!(r.rsc, expect(bit == 4, Rsc::UPDATED), "update, bit {bit}");
+        let listed = found(&gui, "cse-in/Csensor", json!({"ty": [3]})).await;
+        assert_eq!(
+            listed.contains(&cnt),
+            bit == 32,
+            "discover, bit {bit}: {listed:?}"
+        );
+        let r = gui.delete(&cnt).await.unwrap();
+        assert_eq!(r.rsc, expect(bit == 8, Rsc::DELETED), "delete, bit {bit}");
+    }
+    // What was granted happened, and only that.
+    let r = sensor.retrieve("cse-in/Csensor/c4").await.unwrap();
+    assert_eq!(r.pc.unwrap()["m2m:cnt"]["lbl"], json!(["seen"]));
+    assert_eq!(
+        sensor.retrieve("cse-in/Csensor/c8").await.unwrap().rsc,
+        Rsc::NOT_FOUND
+    );
+    let r = sensor.retrieve("cse-in/Csensor/c1").await.unwrap();
+    assert_eq!(r.pc.unwrap()["m2m:cnt"]["cni"], 2);
+
+    // Notify (16): the sensor's AE lets the GUI notify it, and not another AE.
+    let (receiver, mut notes) = listening_ae(&hub, "Creceiver").await;
+    let ri = acp(
+        &receiver,
+        "cse-in/Creceiver",
+        "notifiers",
+        json!([OWNER_ALL("Creceiver"), {"acor": ["Cgui"], "acop": 16}]),
+        json!([OWNER_ALL("Creceiver")]),
+    )
+    .await;
+    let r = receiver
+        .update("cse-in/Creceiver", json!({"m2m:ae":{"acpi":[ri]}}))
+        .await
+        .unwrap();
+    assert_eq!(r.rsc, Rsc::UPDATED, "{r:?}");
+    let answering = tokio::spawn(async move {
+        let n = tokio::time::timeout(WAIT, notes.next())
+            .await
+            .unwrap()
+            .unwrap();
+        let sgn = n.request.pc.clone().unwrap();
+        n.respond(Rsc::OK);
+        sgn
+    });
+    let r = gui
+        .notify("cse-in/Creceiver", json!({"m2m:sgn":{"nev":{"net":1}}}))
+        .await
+        .unwrap();
+    assert_eq!(r.rsc, Rsc::OK, "{r:?}");
+    assert_eq!(answering.await.unwrap()["m2m:sgn"]["nev"]["net"], 1);
+    let r = sensor
+        .notify("cse-in/Creceiver", json!({"m2m:sgn":{"nev":{"net":1}}}))
+        .await
+        .unwrap();
+    assert_eq!(r.rsc, Rsc::ORIGINATOR_HAS_NO_PRIVILEGE, "{r:?}");
+}
+
+#[tokio::test]
+async fn all_and_every_id_form_match_and_the_creator_gets_only_what_rules_grant() {
+    let hub = Hub::start();
+    let sensor = ae(&hub, "Csensor").await;
+    let gui = ae(&hub, "Cgui").await;
+    let other = ae(&hub, "Cother").await;
+    let open = acp(
+        &sensor,
+        "cse-in/Csensor",
+        "open",
+        json!([OWNER_ALL("//m2mhub.example/id-in/Csensor"), {"acor": ["all"], "acop": 2}]),
+        json!([OWNER_ALL("/id-in/Csensor")]),
+    )
+    .await;
+    container(&sensor, "cse-in/Csensor", "public", &[&open]).await;
+    for c in [&gui, &other] {
+        assert_eq!(
+            c.retrieve("cse-in/Csensor/public").await.unwrap().rsc,
+            Rsc::OK
+        );
+        assert_eq!(
+            cin(c, "cse-in/Csensor/public", "x").await,
+            Rsc::ORIGINATOR_HAS_NO_PRIVILEGE
+        );
+    }
+    // The owner's rights came from the rule in absolute form, and the admin's are its own.
+    assert_eq!(
+        cin(&sensor, "cse-in/Csensor/public", "x").await,
+        Rsc::CREATED
+    );
+    let admin = Client::connect(
+        &format!("mqtt://{}#id-in", hub.mqtt),
+        "CAdmin",
+        Options::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        admin.delete("cse-in/Csensor/public/la").await.unwrap().rsc,
+        Rsc::DELETED
+    );
+
+    // With acpi set, the creator has only what the rules give it.
+    let read_only = acp(
+        &sensor,
+        "cse-in/Csensor",
+        "ro",
+        json!([{"acor": ["Csensor", "Cgui"], "acop": 2}]),
+        json!([OWNER_ALL("Csensor")]),
+    )
+    .await;
+    container(&sensor, "cse-in/Csensor", "frozen", &[&read_only]).await;
+    assert_eq!(
+        sensor.retrieve("cse-in/Csensor/frozen").await.unwrap().rsc,
+        Rsc::OK
+    );
+    assert_eq!(
+        cin(&sensor, "cse-in/Csensor/frozen", "x").await,
+        Rsc::ORIGINATOR_HAS_NO_PRIVILEGE
+    );
+    // Without acpi anywhere, the default: the owner only.
+    container(&sensor, "cse-in/Csensor", "private", &[]).await;
+    assert_eq!(
+        gui.retrieve("cse-in/Csensor/private").await.unwrap().rsc,
+        Rsc::ORIGINATOR_HAS_NO_PRIVILEGE
+    );
+    assert_eq!(
+        cin(&sensor, "cse-in/Csensor/private", "x").await,
+        Rsc::CREATED
+    );
+}
+
+#[tokio::test]
+async fn self_privileges_govern_the_policy_itself() {
+    let hub = Hub::start();
+    let sensor = ae(&hub, "Csensor").await;
+    let gui = ae(&hub, "Cgui").await;
+    let ri = acp(
+        &sensor,
+        "cse-in/Csensor",
+        "p",
+        json!([{"acor": ["Cgui"], "acop": 63}]),
+        json!([{"acor": ["Csensor"], "acop": 6}]),
+    )
+    .await;
+    let at = "cse-in/Csensor/p";
+    // pv grants the GUI everything on the resources that name the policy, nothing on it.
+    for r in [
+        gui.retrieve(at).await.unwrap(),
+        gui.update(at, json!({"m2m:acp":{"pv":{"acr":[]}}}))
+            .await
+            .unwrap(),
+        gui.delete(at).await.unwrap(),
+    ] {
+        assert_eq!(r.rsc, Rsc::ORIGINATOR_HAS_NO_PRIVILEGE, "{r:?}");
+    }
+    // pvs grants its creator retrieve and update, not delete.
+    let r = sensor.retrieve(&ri).await.unwrap();
+    assert_eq!(r.rsc, Rsc::OK);
+    assert_eq!(r.pc.unwrap()["m2m:acp"]["pvs"]["acr"][0]["acop"], 6);
+    assert_eq!(
+        sensor.delete(at).await.unwrap().rsc,
+        Rsc::ORIGINATOR_HAS_NO_PRIVILEGE
+    );
+    // The creator hands delete to the GUI; the change takes effect at once.
+    let r = sensor
+        .update(
+            at,
+            json!({"m2m:acp":{"pvs":{"acr":[{"acor":["Csensor"],"acop":6},{"acor":["Cgui"],"acop":8}]}}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.rsc, Rsc::UPDATED, "{r:?}");
+    assert_eq!(
+        gui.retrieve(at).await.unwrap().rsc,
+        Rsc::ORIGINATOR_HAS_NO_PRIVILEGE
+    );
+    assert_eq!(gui.delete(at).await.unwrap().rsc, Rsc::DELETED);
+}
+
+#[tokio::test]
+async fn policies_are_inherited_down_to_the_nearest_acpi_within_an_ae() {
+    let hub = Hub::start();
+    let sensor = ae(&hub, "Csensor").await;
+    let gui = ae(&hub, "Cgui").await;
+    let admin = Client::connect(
+        &format!("mqtt://{}#id-in", hub.mqtt),
+        "CAdmin",
+        Options::default(),
+    )
+    .await
+    .unwrap();
+    let read = acp(
+        &sensor,
+        "cse-in/Csensor",
+        "read",
+        json!([OWNER_ALL("Csensor"), {"acor": ["Cgui"], "acop": 34}]),
+        json!([OWNER_ALL("Csensor")]),
+    )
+    .await;
+    let none = acp(
+        &sensor,
+        "cse-in/Csensor",
+        "none",
+        json!([OWNER_ALL("Csensor")]),
+        json!([OWNER_ALL("Csensor")]),
+    )
+    .await;
+    // The AE names `read`: its subtree without acpi follows it; `hidden` names its own.
+    let r = sensor
+        .update("cse-in/Csensor", json!({"m2m:ae":{"acpi":[read]}}))
+        .await
+        .unwrap();
+    assert_eq!(r.rsc, Rsc::UPDATED, "{r:?}");
+    container(&sensor, "cse-in/Csensor", "room", &[]).await;
+    container(&sensor, "cse-in/Csensor/room", "temp", &[]).await;
+    container(&sensor, "cse-in/Csensor", "hidden", &[&none]).await;
+    container(&sensor, "cse-in/Csensor/hidden", "inner", &[]).await;
+    for c in ["cse-in/Csensor/room/temp", "cse-in/Csensor/hidden/inner"] {
+        assert_eq!(cin(&sensor, c, "21").await, Rsc::CREATED);
+    }
+    assert_eq!(gui.retrieve("cse-in/Csensor").await.unwrap().rsc, Rsc::OK);
+    assert_eq!(
+        gui.retrieve("cse-in/Csensor/room/temp/la")
+            .await
+            .unwrap()
+            .rsc,
+        Rsc::OK
+    );
+    for denied in ["cse-in/Csensor/hidden", "cse-in/Csensor/hidden/inner/la"] {
+        assert_eq!(
+            gui.retrieve(denied).await.unwrap().rsc,
+            Rsc::ORIGINATOR_HAS_NO_PRIVILEGE,
+            "{denied}"
+        );
+    }
+    // Removing the acpi (an empty list) brings the default back: the owner only.
+    let r = sensor
+        .update("cse-in/Csensor/hidden", json!({"m2m:cnt":{"acpi":[]}}))
+        .await
+        .unwrap();
+    assert_eq!(r.rsc, Rsc::UPDATED, "{r:?}");
+    assert!(r.pc.unwrap()["m2m:cnt"].get("acpi").is_none());
+    assert_eq!(
+        gui.retrieve("cse-in/Csensor/hidden/inner")
+            .await
+            .unwrap()
+            .rsc,
+        Rsc::OK
+    );
+
+    // The CSEBase's acpi governs the CSEBase and the CSE's own resources, not the AEs'.
+    let cb_acp = acp(
+        &admin,
+        "cse-in",
+        "cbAcp",
+        json!([{"acor": ["all"], "acop": 2}]),
+        json!([OWNER_ALL("CAdmin")]),
+    )
+    .await;
+    let r = admin
+        .update("cse-in", json!({"m2m:cb":{"acpi":[cb_acp]}}))
+        .await
+        .unwrap();
+    assert_eq!(r.rsc, Rsc::UPDATED, "{r:?}");
+    let r = admin
+        .update("cse-in", json!({"m2m:cb":{"csi":"/other"}}))
+        .await
+        .unwrap();
+    assert_eq!(r.rsc, Rsc::OPERATION_NOT_ALLOWED, "{r:?}");
+    container(&admin, "cse-in", "announcements", &[]).await;
+    assert_eq!(
+        gui.retrieve("cse-in/announcements").await.unwrap().rsc,
+        Rsc::OK
+    );
+    assert_eq!(
+        cin(&gui, "cse-in/announcements", "x").await,
+        Rsc::ORIGINATOR_HAS_NO_PRIVILEGE
+    );
+    container(&sensor, "cse-in/Csensor", "mine", &[&none]).await;
+    assert_eq!(cin(&sensor, "cse-in/Csensor/room", "x").await, Rsc::CREATED);
+    // Registration is decided by credentials, not by the CSEBase's policy.
+    ae(&hub, "Clate").await;
+
+    // A restart loads the policies from the database.
+    let mut hub = hub;
+    let dir = hub.take_dir();
+    hub.stop().await;
+    let hub = Hub::start_in(dir.path(), &[]);
+    let gui = Client::connect(
+        &format!("mqtt://{}#id-in", hub.mqtt),
+        "Cgui",
+        Options::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        gui.retrieve("cse-in/Csensor/room/temp/la")
+            .await
+            .unwrap()
+            .rsc,
+        Rsc::OK
+    );
+    assert_eq!(
+        gui.retrieve("cse-in/Csensor/mine").await.unwrap().rsc,
+        Rsc::ORIGINATOR_HAS_NO_PRIVILEGE
+    );
+    assert_eq!(
+        gui.retrieve("cse-in/announcements").await.unwrap().rsc,
+        Rsc::OK
+    );
+}
+
+#[tokio::test]
+async fn discovery_lists_only_what_the_originator_may_discover() {
+    let hub = Hub::start();
+    let sensor = ae(&hub, "Csensor").await;
+    let gui = ae(&hub, "Cgui").await;
+    let discover = acp(
+        &sensor,
+        "cse-in/Csensor",
+        "d",
+        json!([OWNER_ALL("Csensor"), {"acor": ["Cgui"], "acop": 32}]),
+        json!([OWNER_ALL("Csensor")]),
+    )
+    .await;
+    let retrieve_only = acp(
+        &sensor,
+        "cse-in/Csensor",
+        "r",
+        json!([OWNER_ALL("Csensor"), {"acor": ["Cgui"], "acop": 2}]),
+        json!([OWNER_ALL("Csensor")]),
+    )
+    .await;
+    container(&sensor, "cse-in/Csensor", "shared", &[&discover]).await;
+    container(&sensor, "cse-in/Csensor", "readable", &[&retrieve_only]).await;
+    container(&sensor, "cse-in/Csensor", "private", &[]).await;
+    for c in ["shared", "readable", "private"] {
+        assert_eq!(
+            cin(&sensor, &format!("cse-in/Csensor/{c}"), "1").await,
+            Rsc::CREATED
+        );
+    }
+    let mine = found(&sensor, "cse-in", json!({"ty": [3]})).await;
+    assert_eq!(mine.len(), 3, "{mine:?}");
+    assert_eq!(
+        found(&gui, "cse-in", json!({"ty": [3]})).await,
+        ["cse-in/Csensor/shared"]
+    );
+    // Instances follow their container.
+    let cins = found(&gui, "cse-in", json!({"ty": [4]})).await;
+    assert!(
+        cins.len() == 1 && cins[0].starts_with("cse-in/Csensor/shared/"),
+        "{cins:?}"
+    );
+    // rcn=4 lists the children the originator may retrieve.
+    let mut req = gui.request(
+        m2mhub::onem2m::Operation::Retrieve,
+        "cse-in/Csensor/readable",
+    );
+    req.rcn = Some(4);
+    let r = gui.send(req).await.unwrap();
+    assert_eq!(r.rsc, Rsc::OK, "{r:?}");
+    assert_eq!(
+        r.pc.unwrap()["m2m:cnt"]["m2m:cin"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn subscribing_needs_create_of_subscriptions_and_retrieve() {
+    let hub = Hub::start();
+    let sensor = ae(&hub, "Csensor").await;
+    let (gui, mut notes) = listening_ae(&hub, "Cgui").await;
+    // Create of subscriptions only (acod), without retrieve; retrieve without create; both.
+    let rules = [
+        (
+            "subOnly",
+            json!([{"acor": ["Cgui"], "acop": 1, "acod": [{"chty": [23]}]}]),
+        ),
+        ("readOnly", json!([{"acor": ["Cgui"], "acop": 34}])),
+        (
+            "both",
+            json!([{"acor": ["Cgui"], "acop": 34}, {"acor": ["Cgui"], "acop": 1, "acod": [{"chty": [23]}]}]),
+        ),
+    ];
+    for (rn, gui_rules) in rules {
+        let mut pv = gui_rules.as_array().unwrap().clone();
+        pv.push(OWNER_ALL("Csensor"));
+        let ri = acp(
+            &sensor,
+            "cse-in/Csensor",
+            rn,
+            json!(pv),
+            json!([OWNER_ALL("Csensor")]),
+        )
+        .await;
+        container(&sensor, "cse-in/Csensor", &format!("c-{rn}"), &[&ri]).await;
+    }
+    let gui = &gui;
+    let subscribe = |to: String| async move {
+        gui.create(
+            &to,
+            ResourceType::Subscription,
+            json!({"m2m:sub":{"rn":"s","nu":["Cgui"],"enc":{"net":[3]}}}),
+        )
+        .await
+    };
+    let at = |cnt: &str| format!("cse-in/Csensor/{cnt}");
+    let r = subscribe(at("c-subOnly")).await.unwrap();
+    assert_eq!(r.rsc, Rsc::ORIGINATOR_HAS_NO_PRIVILEGE, "{r:?}");
+    assert!(dbg_of(&r).contains("retrieve"), "{}", dbg_of(&r));
+    let r = subscribe(at("c-readOnly")).await.unwrap();
+    assert_eq!(r.rsc, Rsc::ORIGINATOR_HAS_NO_PRIVILEGE, "{r:?}");
+    assert!(dbg_of(&r).contains("create a m2m:sub"), "{}", dbg_of(&r));
+    assert_eq!(subscribe(at("c-both")).await.unwrap().rsc, Rsc::CREATED);
+    // acod: create of subscriptions only, not of content instances.
+    assert_eq!(
+        cin(gui, "cse-in/Csensor/c-both", "x").await,
+        Rsc::ORIGINATOR_HAS_NO_PRIVILEGE
+    );
+    // The GUI gets each new reading.
+    for i in 0..3 {
+        assert_eq!(
+            cin(&sensor, "cse-in/Csensor/c-both", &format!("{i}")).await,
+            Rsc::CREATED
+        );
+    }
+    for i in 0..3 {
+        let n = tokio::time::timeout(WAIT, notes.next())
+            .await
+            .unwrap()
+            .unwrap();
+        let sgn = n.request.pc.clone().unwrap()["m2m:sgn"].clone();
+        n.respond(Rsc::OK);
+        assert_eq!(sgn["nev"]["rep"]["m2m:cin"]["con"], i.to_string());
+    }
+}
+
+#[tokio::test]
+async fn context_rules_time_windows_and_address_ranges() {
+    let hub = Hub::start();
+    let sensor = ae(&hub, "Csensor").await;
+    let gui = ae(&hub, "Cgui").await;
+    let http_gui = Client::connect(
+        &format!("http://{}", hub.http.unwrap()),
+        "Cgui",
+        Options::default(),
+    )
+    .await
+    .unwrap();
+    let cases = [
+        ("always", json!({"actw": ["* * * * * *"]}), true),
+        ("in1984", json!({"actw": ["* * * * * * 1984"]}), false),
+        (
+            "loopback4",
+            json!({"acip": {"ipv4": ["127.0.0.0/8"]}}),
+            true,
+        ),
+        ("loopback6", json!({"acip": {"ipv6": ["::1"]}}), false),
+        (
+            "both",
+            json!({"acip": {"ipv4": ["127.0.0.1"]}, "actw": ["* * * * * * 1984"]}),
+            false,
+        ),
+    ];
+    for (rn, acco, _) in &cases {
+        let ri = acp(
+            &sensor,
+            "cse-in/Csensor",
+            rn,
+            json!([OWNER_ALL("Csensor"), {"acor": ["Cgui"], "acop": 2, "acco": [acco]}]),
+            json!([OWNER_ALL("Csensor")]),
+        )
+        .await;
+        container(&sensor, "cse-in/Csensor", &format!("c-{rn}"), &[&ri]).await;
+    }
+    // The hub listens on 127.0.0.1: over MQTT and HTTP alike, the client's address decides.
+    for (rn, _, granted) in &cases {
+        let to = format!("cse-in/Csensor/c-{rn}");
+        let want = if *granted {
+            Rsc::OK
+        } else {
+            Rsc::ORIGINATOR_HAS_NO_PRIVILEGE
+        };
+        assert_eq!(gui.retrieve(&to).await.unwrap().rsc, want, "MQTT {rn}");
+        assert_eq!(http_gui.retrieve(&to).await.unwrap().rsc, want, "HTTP {rn}");
+    }
+}
+
+#[tokio::test]
+async fn invalid_policies_and_acpi_are_refused_and_setting_acpi_needs_update() {
+    let hub = Hub::start();
+    let sensor = ae(&hub, "Csensor").await;
+    let gui = ae(&hub, "Cgui").await;
+    let create = |pv: Value| {
+        sensor.create(
+            "cse-in/Csensor",
+            ResourceType::AccessControlPolicy,
+            json!({"m2m:acp":{"pv": pv, "pvs":{"acr":[OWNER_ALL("Csensor")]}}}),
+        )
+    };
+    for (pv, rsc, says) in [
+        (
+            json!({"acr":[{"acor":["Cgui"],"acop":0}]}),
+            Rsc::BAD_REQUEST,
+            "acop",
+        ),
+        (
+            json!({"acr":[{"acor":["Cgui"],"acop":64}]}),
+            Rsc::BAD_REQUEST,
+            "acop",
+        ),
+        (json!({"acr":[{"acop":2}]}), Rsc::BAD_REQUEST, "acor"),
+        (
+            json!({"acr":{"acor":["Cgui"],"acop":2}}),
+            Rsc::BAD_REQUEST,
+            "acr",
+        ),
+        (
+            json!({"acr":[{"acor":["Cgui"],"acop":2,"acco":[{"actw":["often"]}]}]}),
+            Rsc::BAD_REQUEST,
+            "actw",
+        ),
+        (
+            json!({"acr":[{"acor":["Cgui"],"acop":2,"acco":[{"aclr":{}}]}]}),
+            Rsc::NOT_IMPLEMENTED,
+            "aclr",
+        ),
+    ] {
+        let r = create(pv.clone()).await.unwrap();
+        assert_eq!(r.rsc, rsc, "{pv}: {r:?}");
+        assert!(dbg_of(&r).contains(says), "{pv}: {}", dbg_of(&r));
+    }
+    let r = sensor
+        .create(
+            "cse-in/Csensor",
+            ResourceType::AccessControlPolicy,
+            json!({"m2m:acp":{"pv":{"acr":[]}}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.rsc, Rsc::BAD_REQUEST, "pvs is mandatory: {r:?}");
+    // acpi names ACPs of this CSE, by resource ID or structured address; kept as IDs.
+    let ri = acp(
+        &sensor,
+        "cse-in/Csensor",
+        "p",
+        json!([OWNER_ALL("Csensor"), {"acor": ["Cgui"], "acop": 2}]),
+        json!([OWNER_ALL("Csensor")]),
+    )
+    .await;
+    container(&sensor, "cse-in/Csensor", "c", &[]).await;
+    for bad in ["cse-in/Csensor/c", "nothing", "/id-other/acp1"] {
+        let r = sensor
+            .update("cse-in/Csensor/c", json!({"m2m:cnt":{"acpi":[bad]}}))
+            .await
+            .unwrap();
+        assert_eq!(r.rsc, Rsc::BAD_REQUEST, "{bad}: {r:?}");
+        assert!(dbg_of(&r).contains("acpi"), "{}", dbg_of(&r));
+    }
+    // Setting acpi is an UPDATE: the GUI cannot give itself access.
+    let r = gui
+        .update("cse-in/Csensor/c", json!({"m2m:cnt":{"acpi":[ri.clone()]}}))
+        .await
+        .unwrap();
+    assert_eq!(r.rsc, Rsc::ORIGINATOR_HAS_NO_PRIVILEGE, "{r:?}");
+    let r = sensor
+        .update(
+            "cse-in/Csensor/c",
+            json!({"m2m:cnt":{"acpi":["cse-in/Csensor/p"]}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.rsc, Rsc::UPDATED, "{r:?}");
+    assert_eq!(r.pc.unwrap()["m2m:cnt"]["acpi"], json!([ri]));
+    assert_eq!(gui.retrieve("cse-in/Csensor/c").await.unwrap().rsc, Rsc::OK);
+    // A deleted policy grants nothing any more.
+    assert_eq!(
+        sensor.delete("cse-in/Csensor/p").await.unwrap().rsc,
+        Rsc::DELETED
+    );
+    assert_eq!(
+        gui.retrieve("cse-in/Csensor/c").await.unwrap().rsc,
+        Rsc::ORIGINATOR_HAS_NO_PRIVILEGE
+    );
+    // An ACP is not created under a container.
+    let r = sensor
+        .create(
+            "cse-in/Csensor/c",
+            ResourceType::AccessControlPolicy,
+            json!({"m2m:acp":{"pv":{"acr":[]},"pvs":{"acr":[]}}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.rsc, Rsc::INVALID_CHILD_RESOURCE_TYPE, "{r:?}");
+}
