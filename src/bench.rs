@@ -70,6 +70,11 @@ pub struct Args {
     /// with a user name and password from a password file (the echo broker has no gate).
     #[arg(long)]
     pub credentials: bool,
+    /// Every load container is governed by an access control policy (`acpi`) that grants
+    /// its AE all operations after rules for other AEs, as a shared container is: each
+    /// request is decided by policy instead of ownership.
+    #[arg(long)]
+    pub acp: bool,
     /// Instead of the workloads: run mixed traffic with churning connections for this many
     /// seconds, sampling memory, p99 latency and errors every 30 s (600 for the 10-minute
     /// soak of the README).
@@ -229,7 +234,7 @@ async fn run_all(args: Args) -> anyhow::Result<Report> {
     let addr = app
         .mqtt_addr()
         .ok_or_else(|| anyhow::anyhow!("MQTT is off"))?;
-    setup_aes(addr, args.clients, args.credentials).await?;
+    setup_aes(addr, args.clients, args.credentials, args.acp).await?;
     let content = "x".repeat(args.payload);
     let cin = move |c: usize, _n: usize| json!({"op":1,"to":format!("cse-in/b{c}/c"),"ty":4,"pc":{"m2m:cin":{"con":content}}});
     let mut create = load(
@@ -381,8 +386,9 @@ async fn mqtt_client(
     }
 }
 
-/// One AE and one container per load client: `cse-in/b<i>/c`, originator `Cb<i>`.
-async fn setup_aes(addr: SocketAddr, clients: usize, login: bool) -> anyhow::Result<()> {
+/// One AE and one container per load client: `cse-in/b<i>/c`, originator `Cb<i>`; with
+/// `acp`, the container names an ACP of the AE's.
+async fn setup_aes(addr: SocketAddr, clients: usize, login: bool, acp: bool) -> anyhow::Result<()> {
     for i in 0..clients {
         let id = format!("Cb{i}");
         let opts = m2mhub::client::Options {
@@ -399,11 +405,33 @@ async fn setup_aes(addr: SocketAddr, clients: usize, login: bool) -> anyhow::Res
             )
             .await?;
         anyhow::ensure!(!ae.rsc.is_error(), "cannot register a bench AE: {}", ae.rsc);
+        let mut cnt = json!({"rn": "c"});
+        if acp {
+            let viewers: Vec<String> = (0..8).map(|v| format!("Cviewer{v}")).collect();
+            let policy = c
+                .create(
+                    &format!("cse-in/b{i}"),
+                    ResourceType::AccessControlPolicy,
+                    json!({"m2m:acp":{"rn":"share","pv":{"acr":[
+                        {"acor": viewers, "acop": 34},
+                        {"acor": ["/id-in/Cgateway/*"], "acop": 2},
+                        {"acor": [&id], "acop": 63}
+                    ]},"pvs":{"acr":[{"acor":[&id],"acop":63}]}}}),
+                )
+                .await?;
+            anyhow::ensure!(
+                !policy.rsc.is_error(),
+                "cannot create a bench ACP: {}",
+                policy.rsc
+            );
+            cnt["acpi"] = policy.pc.unwrap_or_default()["m2m:acp"]["ri"].clone();
+            cnt["acpi"] = json!([cnt["acpi"]]);
+        }
         let cnt = c
             .create(
                 &format!("cse-in/b{i}"),
                 ResourceType::Container,
-                json!({"m2m:cnt":{"rn":"c"}}),
+                json!({ "m2m:cnt": cnt }),
             )
             .await?;
         anyhow::ensure!(

@@ -744,15 +744,45 @@ async fn invalid_policies_and_acpi_are_refused_and_setting_acpi_needs_update() {
     assert_eq!(r.rsc, Rsc::UPDATED, "{r:?}");
     assert_eq!(r.pc.unwrap()["m2m:cnt"]["acpi"], json!([ri]));
     assert_eq!(gui.retrieve("cse-in/Csensor/c").await.unwrap().rsc, Rsc::OK);
-    // A deleted policy grants nothing any more.
+    // Deleting a policy takes it out of every acpi that names it (as ACME does): the
+    // container is back to the default rule, its owner's again, not closed to everyone.
+    let frozen = acp(
+        &sensor,
+        "cse-in/Csensor",
+        "frozen",
+        json!([{"acor": ["Cgui"], "acop": 2}]),
+        json!([OWNER_ALL("Csensor")]),
+    )
+    .await;
+    let r = sensor
+        .update(
+            "cse-in/Csensor/c",
+            json!({"m2m:cnt":{"acpi":[ri.clone(), frozen]}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.rsc, Rsc::UPDATED, "{r:?}");
     assert_eq!(
         sensor.delete("cse-in/Csensor/p").await.unwrap().rsc,
+        Rsc::DELETED
+    );
+    assert_eq!(
+        cin(&sensor, "cse-in/Csensor/c", "x").await,
+        Rsc::ORIGINATOR_HAS_NO_PRIVILEGE
+    );
+    assert_eq!(gui.retrieve("cse-in/Csensor/c").await.unwrap().rsc, Rsc::OK);
+    assert_eq!(
+        sensor.delete("cse-in/Csensor/frozen").await.unwrap().rsc,
         Rsc::DELETED
     );
     assert_eq!(
         gui.retrieve("cse-in/Csensor/c").await.unwrap().rsc,
         Rsc::ORIGINATOR_HAS_NO_PRIVILEGE
     );
+    let r = sensor.retrieve("cse-in/Csensor/c").await.unwrap();
+    assert_eq!(r.rsc, Rsc::OK, "{r:?}");
+    assert!(r.pc.unwrap()["m2m:cnt"].get("acpi").is_none());
+    assert_eq!(cin(&sensor, "cse-in/Csensor/c", "x").await, Rsc::CREATED);
     // An ACP is not created under a container.
     let r = sensor
         .create(

@@ -162,6 +162,27 @@ impl Policies {
         }
     }
 
+    /// The resource IDs of the ACPs at `srn` or below it.
+    pub fn acps_within(&self, srn: &str) -> Vec<String> {
+        self.read()
+            .acps
+            .iter()
+            .filter(|(_, acp)| within(&acp.srn, srn))
+            .map(|(ri, _)| ri.clone())
+            .collect()
+    }
+
+    /// The resources outside the subtree at `srn` whose `acpi` names one of `ris`, with what
+    /// their `acpi` names.
+    pub fn naming(&self, ris: &[String], srn: &str) -> Vec<(String, Vec<String>)> {
+        self.read()
+            .named
+            .iter()
+            .filter(|(named, ids)| !within(named, srn) && ids.iter().any(|id| ris.contains(id)))
+            .map(|(named, ids)| (named.clone(), ids.to_vec()))
+            .collect()
+    }
+
     /// After a commit that created or changed the ACP `ri`.
     pub fn set_acp(&self, ri: &str, acp: Acp) {
         self.write().acps.insert(ri.to_string(), Arc::new(acp));
@@ -180,7 +201,6 @@ impl Policies {
     /// After a commit that deleted the resource at `srn` with its subtree.
     pub fn subtree_gone(&self, srn: &str) {
         let mut inner = self.write();
-        let inside = |s: &str| s == srn || s.strip_prefix(srn).is_some_and(|r| r.starts_with('/'));
         // Descendants sort between "srn/" and "srn0" ('0' follows '/').
         let below: Vec<String> = inner
             .named
@@ -191,12 +211,18 @@ impl Policies {
             inner.named.remove(&k);
         }
         inner.named.remove(srn);
-        inner.acps.retain(|_, acp| !inside(&acp.srn));
+        inner.acps.retain(|_, acp| !within(&acp.srn, srn));
     }
 
     pub fn identity(&self) -> &CseIdentity {
         &self.me
     }
+}
+
+/// Whether the structured name `s` is `srn` or below it.
+fn within(s: &str, srn: &str) -> bool {
+    s.strip_prefix(srn)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
 #[cfg(test)]

@@ -90,6 +90,31 @@ fn find(r: &Reader, rules: &Rules, id: &str) -> Result<Resource, Error> {
     Ok(found)
 }
 
+/// Before the subtree at `target` is deleted: the policies in it, and what it named, go
+/// with it, and resources elsewhere that name its ACPs stop naming them (as ACME does); a
+/// resource left naming none is back to the default rule, rather than closed to its owner.
+pub fn deleting(w: &Writer, rules: &Rules, target: &Resource) -> Result<(), Error> {
+    let gone = rules.policies.acps_within(&target.srn);
+    let now = crate::onem2m::time::now();
+    for (srn, ids) in rules.policies.naming(&gone, &target.srn) {
+        let Some(mut res) = w.get_by_srn(&srn)? else {
+            continue;
+        };
+        let left: Vec<String> = ids.into_iter().filter(|id| !gone.contains(id)).collect();
+        if left.is_empty() {
+            res.attrs.remove("acpi");
+        } else {
+            res.attrs.insert("acpi".into(), json!(left));
+        }
+        res.attrs.insert("lt".into(), json!(now));
+        w.update(&res)?;
+        acpi_set(w, &rules.policies, &srn, left);
+    }
+    let (policies, srn) = (rules.policies.clone(), target.srn.clone());
+    w.after_commit(move || policies.subtree_gone(&srn));
+    Ok(())
+}
+
 /// After the `acpi` of the resource at `srn` was set: once committed, it is governed by them.
 pub fn acpi_set(w: &Writer, policies: &Arc<Policies>, srn: &str, ris: Vec<String>) {
     let (policies, srn) = (policies.clone(), srn.to_string());

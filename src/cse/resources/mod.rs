@@ -390,9 +390,7 @@ pub fn delete(
     if target.ty == ResourceType::ContentInstance {
         container::instance_removed(w, target)?;
     } else {
-        // Policies in the subtree, and what it named, go with it.
-        let (policies, srn) = (rules.policies.clone(), target.srn.clone());
-        w.after_commit(move || policies.subtree_gone(&srn));
+        access_control_policy::deleting(w, rules, target)?;
     }
     w.delete_subtree(target)?;
     Ok(())
