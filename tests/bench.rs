@@ -100,4 +100,16 @@ fn bench_prints_a_table_and_json_for_a_tiny_load() {
         table.contains("5 idle MQTT connections") && table.contains("retrieve la, 5 instances"),
         "{table}"
     );
+
+    // Containers governed by access control policies: the load is granted, not refused.
+    let out = bench(&["--acp", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("--json prints JSON");
+    for r in v["results"].as_array().unwrap() {
+        assert_eq!(r["errors"], 0, "{r}");
+    }
 }
