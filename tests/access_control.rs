@@ -444,7 +444,7 @@ async fn policies_are_inherited_down_to_the_nearest_acpi_within_an_ae() {
         Rsc::ORIGINATOR_HAS_NO_PRIVILEGE
     );
     container(&sensor, "cse-in/Csensor", "mine", &[&none]).await;
-    assert_eq!(cin(&sensor, "cse-in/Csensor/room", "x").await, Rsc::CREATED);
+    assert_eq!(cin(&sensor, "cse-in/Csensor/mine", "x").await, Rsc::CREATED);
     // Registration is decided by credentials, not by the CSEBase's policy.
     ae(&hub, "Clate").await;
 
@@ -582,6 +582,25 @@ async fn subscribing_needs_create_of_subscriptions_and_retrieve() {
     let r = subscribe(at("c-readOnly")).await.unwrap();
     assert_eq!(r.rsc, Rsc::ORIGINATOR_HAS_NO_PRIVILEGE, "{r:?}");
     assert!(dbg_of(&r).contains("create a m2m:sub"), "{}", dbg_of(&r));
+    // Nor may it name policies of its choosing on its subscription: that would need update.
+    let own = acp(
+        gui,
+        "cse-in/Cgui",
+        "mine",
+        json!([OWNER_ALL("Cgui")]),
+        json!([OWNER_ALL("Cgui")]),
+    )
+    .await;
+    let r = gui
+        .create(
+            &at("c-both"),
+            ResourceType::Subscription,
+            json!({"m2m:sub":{"rn":"s","nu":["Cgui"],"acpi":[own]}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.rsc, Rsc::ORIGINATOR_HAS_NO_PRIVILEGE, "{r:?}");
+    assert!(dbg_of(&r).contains("names policies"), "{}", dbg_of(&r));
     assert_eq!(subscribe(at("c-both")).await.unwrap().rsc, Rsc::CREATED);
     // acod: create of subscriptions only, not of content instances.
     assert_eq!(
@@ -604,6 +623,117 @@ async fn subscribing_needs_create_of_subscriptions_and_retrieve() {
         n.respond(Rsc::OK);
         assert_eq!(sgn["nev"]["rep"]["m2m:cin"]["con"], i.to_string());
     }
+
+    // Access taken away ends the notifications: the sensor drops the GUI's retrieve.
+    let r = sensor
+        .update(
+            "cse-in/Csensor/both",
+            json!({"m2m:acp":{"pv":{"acr":[
+                OWNER_ALL("Csensor"),
+                {"acor": ["Cgui"], "acop": 1, "acod": [{"chty": [23]}]}
+            ]}}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.rsc, Rsc::UPDATED, "{r:?}");
+    assert_eq!(
+        cin(&sensor, "cse-in/Csensor/c-both", "secret").await,
+        Rsc::CREATED
+    );
+    let quiet = std::time::Duration::from_secs(1);
+    if let Ok(Some(n)) = tokio::time::timeout(quiet, notes.next()).await {
+        panic!("notified after access was taken away: {:?}", n.request.pc);
+    }
+    // The subscriber still sees and cancels its own subscription.
+    let s = format!("{}/s", at("c-both"));
+    assert_eq!(gui.retrieve(&s).await.unwrap().rsc, Rsc::OK);
+    assert_eq!(gui.delete(&s).await.unwrap().rsc, Rsc::DELETED);
+}
+
+#[tokio::test]
+async fn a_subscription_that_expires_by_count_takes_its_policies_along() {
+    let hub = Hub::start();
+    let (sensor, mut notes) = listening_ae(&hub, "Csensor").await;
+    let other = ae(&hub, "Cother").await;
+    let open = acp(
+        &sensor,
+        "cse-in/Csensor",
+        "open",
+        json!([{"acor": ["all"], "acop": 63}]),
+        json!([OWNER_ALL("Csensor")]),
+    )
+    .await;
+    container(&sensor, "cse-in/Csensor", "c", &[]).await;
+    let once =
+        json!({"m2m:sub":{"rn":"s","nu":["Csensor"],"exc":1,"enc":{"net":[3]},"acpi":[open]}});
+    let r = sensor
+        .create("cse-in/Csensor/c", ResourceType::Subscription, once)
+        .await
+        .unwrap();
+    assert_eq!(r.rsc, Rsc::CREATED, "{r:?}");
+    assert_eq!(
+        other.retrieve("cse-in/Csensor/c/s").await.unwrap().rsc,
+        Rsc::OK
+    );
+    assert_eq!(cin(&sensor, "cse-in/Csensor/c", "1").await, Rsc::CREATED);
+    let n = tokio::time::timeout(WAIT, notes.next())
+        .await
+        .unwrap()
+        .unwrap();
+    n.respond(Rsc::OK);
+    assert_eq!(
+        sensor.retrieve("cse-in/Csensor/c/s").await.unwrap().rsc,
+        Rsc::NOT_FOUND
+    );
+    // A new subscription of that name names no policy: it is its owner's only.
+    let again = json!({"m2m:sub":{"rn":"s","nu":["Csensor"]}});
+    let r = sensor
+        .create("cse-in/Csensor/c", ResourceType::Subscription, again)
+        .await
+        .unwrap();
+    assert_eq!(r.rsc, Rsc::CREATED, "{r:?}");
+    assert_eq!(
+        other.retrieve("cse-in/Csensor/c/s").await.unwrap().rsc,
+        Rsc::ORIGINATOR_HAS_NO_PRIVILEGE
+    );
+}
+
+#[tokio::test]
+async fn an_ae_keeps_a_bounded_number_of_policies() {
+    let hub = Hub::start();
+    let sensor = ae(&hub, "Csensor").await;
+    for i in 0..32 {
+        acp(
+            &sensor,
+            "cse-in/Csensor",
+            &format!("p{i}"),
+            json!([OWNER_ALL("Csensor")]),
+            json!([OWNER_ALL("Csensor")]),
+        )
+        .await;
+    }
+    let r = sensor
+        .create(
+            "cse-in/Csensor",
+            ResourceType::AccessControlPolicy,
+            json!({"m2m:acp":{"pv":{"acr":[]},"pvs":{"acr":[]}}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.rsc, Rsc::OPERATION_NOT_ALLOWED, "{r:?}");
+    assert!(dbg_of(&r).contains("32"), "{}", dbg_of(&r));
+    assert_eq!(
+        sensor.delete("cse-in/Csensor/p0").await.unwrap().rsc,
+        Rsc::DELETED
+    );
+    acp(
+        &sensor,
+        "cse-in/Csensor",
+        "p32",
+        json!([]),
+        json!([OWNER_ALL("Csensor")]),
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -627,9 +757,20 @@ async fn context_rules_time_windows_and_address_ranges() {
             true,
         ),
         ("loopback6", json!({"acip": {"ipv6": ["::1"]}}), false),
+        // Within one context every part must hold; any one context may.
         (
-            "both",
+            "allParts",
+            json!({"acip": {"ipv4": ["127.0.0.1"]}, "actw": ["* * * * * *"]}),
+            true,
+        ),
+        (
+            "notTheTime",
             json!({"acip": {"ipv4": ["127.0.0.1"]}, "actw": ["* * * * * * 1984"]}),
+            false,
+        ),
+        (
+            "notTheAddress",
+            json!({"acip": {"ipv6": ["::1"]}, "actw": ["* * * * * *"]}),
             false,
         ),
     ];
@@ -728,12 +869,52 @@ async fn invalid_policies_and_acpi_are_refused_and_setting_acpi_needs_update() {
         assert_eq!(r.rsc, Rsc::BAD_REQUEST, "{bad}: {r:?}");
         assert!(dbg_of(&r).contains("acpi"), "{}", dbg_of(&r));
     }
-    // Setting acpi is an UPDATE: the GUI cannot give itself access.
+    // Setting acpi is an UPDATE: the GUI, which may read a container, cannot change the
+    // policies that govern it; given update, it can.
+    let read = acp(
+        &sensor,
+        "cse-in/Csensor",
+        "read",
+        json!([OWNER_ALL("Csensor"), {"acor": ["Cgui"], "acop": 2}]),
+        json!([OWNER_ALL("Csensor")]),
+    )
+    .await;
+    let write = acp(
+        &sensor,
+        "cse-in/Csensor",
+        "write",
+        json!([OWNER_ALL("Csensor"), {"acor": ["Cgui"], "acop": 6}]),
+        json!([OWNER_ALL("Csensor")]),
+    )
+    .await;
+    container(&sensor, "cse-in/Csensor", "shared", &[&read]).await;
+    assert_eq!(
+        gui.retrieve("cse-in/Csensor/shared").await.unwrap().rsc,
+        Rsc::OK
+    );
     let r = gui
-        .update("cse-in/Csensor/c", json!({"m2m:cnt":{"acpi":[ri.clone()]}}))
+        .update(
+            "cse-in/Csensor/shared",
+            json!({"m2m:cnt":{"acpi":[ri.clone()]}}),
+        )
         .await
         .unwrap();
     assert_eq!(r.rsc, Rsc::ORIGINATOR_HAS_NO_PRIVILEGE, "{r:?}");
+    assert!(
+        dbg_of(&r).contains("Cgui has no privilege to update"),
+        "{}",
+        dbg_of(&r)
+    );
+    let r = sensor
+        .update("cse-in/Csensor/shared", json!({"m2m:cnt":{"acpi":[write]}}))
+        .await
+        .unwrap();
+    assert_eq!(r.rsc, Rsc::UPDATED, "{r:?}");
+    let r = gui
+        .update("cse-in/Csensor/shared", json!({"m2m:cnt":{"acpi":[read]}}))
+        .await
+        .unwrap();
+    assert_eq!(r.rsc, Rsc::UPDATED, "{r:?}");
     let r = sensor
         .update(
             "cse-in/Csensor/c",

@@ -339,8 +339,9 @@ async fn a_backend_app_reads_gateway_data_an_acp_grants_and_strangers_are_refuse
         .unwrap();
     assert_eq!(r.rsc, Rsc::ORIGINATOR_HAS_NO_PRIVILEGE, "{r:?}");
 
-    // An originator registered nowhere, on the gateway's broker: refused by the gateway
-    // itself, whether it asks the backend for its own data or to create there.
+    // An originator registered nowhere, on the gateway's broker: the gateway's own data is
+    // the device's; and requests for the backend are refused by the gateway itself, before
+    // anything is forwarded, whether they read, create or delete.
     let stranger = on(gateway.mqtt, "id-mn", "Cstranger").await;
     let r = stranger.retrieve("/id-mn/cse-mn/dev/temp").await.unwrap();
     assert_eq!(r.rsc, Rsc::ORIGINATOR_HAS_NO_PRIVILEGE, "{r:?}");

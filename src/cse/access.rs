@@ -21,7 +21,7 @@
 
 use super::policies::Governing;
 use super::Rules;
-use crate::onem2m::acp::{self, op, Ask};
+use crate::onem2m::acp::{op, Ask};
 use crate::onem2m::{Base, Error, Operation, ResourceType, Virtual};
 use crate::store::{Reader, Resource};
 use std::net::IpAddr;
@@ -133,6 +133,25 @@ pub fn authorize(
 /// Whether `who` may do `action` on `target`, by its policies or by the default rule. The
 /// admin is not special here ([`authorize`] lets it through first).
 pub fn permitted(rules: &Rules, who: &Originator, action: Action, target: &Resource) -> bool {
+    decide(rules, &who.id, Some(who.addr), action, target)
+}
+
+/// Whether the owner of the subscription `sub` may still retrieve `subscribed`, the resource
+/// it subscribes to: checked before each notification, so that access taken away (a policy
+/// changed, a time window closed) also ends the notifications. Address ranges are not
+/// checked here: a notification is not a request, and has no address.
+pub fn may_still_notify(rules: &Rules, sub: &Resource, subscribed: &Resource) -> bool {
+    sub.owner == rules.admin || decide(rules, &sub.owner, None, Action::Retrieve, subscribed)
+}
+
+/// [`permitted`]; `addr` is `None` when address ranges hold whatever the address.
+fn decide(
+    rules: &Rules,
+    originator: &str,
+    addr: Option<Option<std::net::IpAddr>>,
+    action: Action,
+    target: &Resource,
+) -> bool {
     // Registration is decided by credentials (pipeline and bindings), not by policies.
     if target.ty == ResourceType::CseBase
         && matches!(
@@ -142,42 +161,44 @@ pub fn permitted(rules: &Rules, who: &Originator, action: Action, target: &Resou
     {
         return true;
     }
-    // The CSE's own requests (relayed notifications) are never refused by policies.
-    if action == Action::Notify && rules.bindings.is_cse(&who.id) {
+    // A subscriber may always see and cancel its own subscription (its owner: see
+    // `resources::create`), whoever governs the resource it is under.
+    if target.ty == ResourceType::Subscription
+        && matches!(action, Action::Retrieve | Action::Delete)
+        && owns(&target.owner, originator)
+    {
         return true;
     }
     let Some(bit) = action.bit() else {
         return false;
     };
-    let governing = if target.ty == ResourceType::AccessControlPolicy {
-        // An ACP is governed by its own pvs, whatever governs its parent.
-        None
-    } else {
-        match rules.policies.governing(target) {
-            Governing::Named(acps) => Some(acps),
-            Governing::Default => return by_default(&who.id, action, target),
-        }
-    };
-    let id = acp::normalize(&who.id, &rules.me);
+    // The originator is in the form rules are matched in: the pipeline brought it there.
     let ask = Ask {
-        originator: &id,
+        originator,
         op: bit,
         child_type: match action {
             Action::Create(ty) => Some(ty.code()),
             _ => None,
         },
-        addr: who.addr,
+        addr: addr.flatten(),
+        any_address: addr.is_none(),
         now: chrono::Utc::now(),
     };
-    match governing {
-        Some(acps) => acps.iter().any(|a| a.pv.grants(&ask)),
-        None => rules
-            .policies
-            .acp(&target.ri)
-            .unwrap_or_else(|| std::sync::Arc::new(super::policies::Acp::read(target, &rules.me)))
-            .pvs
-            .grants(&ask),
+    if target.ty == ResourceType::AccessControlPolicy {
+        // An ACP is governed by its own pvs, whatever governs its parent.
+        return match rules.policies.acp(&target.ri) {
+            Some(own) => own.pvs.grants(&ask),
+            None => super::policies::Acp::read(target, &rules.me)
+                .pvs
+                .grants(&ask),
+        };
     }
+    rules
+        .policies
+        .governing(target, |governing| match governing {
+            Governing::Named(mut acps) => Iterator::any(&mut acps, |a| a.pv.grants(&ask)),
+            Governing::Default => by_default(originator, action, target),
+        })
 }
 
 /// The rule where no policy applies: ownership.

@@ -126,6 +126,10 @@ fn fire(
                 }
             }
         }
+        // A subscriber whose access was taken away since is told nothing more.
+        if !super::access::may_still_notify(rules, &sub, subscribed) {
+            continue;
+        }
         out.push(Notice {
             targets: string_list(sub.attrs.get("nu")),
             owner: sub.owner.clone(),
@@ -138,6 +142,7 @@ fn fire(
         if let Some(exc) = sub.int("exc") {
             if exc <= 1 {
                 removed(rules, &sub, out);
+                super::resources::access_control_policy::deleting(w, rules, &sub)?;
                 w.delete_subtree(&sub)?;
             } else {
                 sub.attrs.insert("exc".into(), json!(exc - 1));

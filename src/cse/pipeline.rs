@@ -214,7 +214,9 @@ impl Cse {
         let registering =
             req.op == Operation::Create && req.ty == Some(ResourceType::Ae.code() as u64);
         let originator = match req.fr.as_deref() {
-            Some(fr) if !fr.is_empty() => address::originator_to_local(fr, &self.rules.me),
+            // One form for every check after this one (ownership, the admin, policies'
+            // rules): CSE-relative for our entities, SP-relative for other CSEs'.
+            Some(fr) if !fr.is_empty() => address::local_originator(fr, &self.rules.me),
             _ if registering => String::new(),
             _ => return Err(Error::bad_request("missing originator (fr)")),
         };

@@ -46,9 +46,9 @@ impl Acp {
 }
 
 /// The policies a resource is governed by.
-pub enum Governing {
+pub enum Governing<'a> {
     /// The ACPs its `acpi` (or its nearest ancestor's) names, those that exist.
-    Named(Vec<Arc<Acp>>),
+    Named(&'a mut dyn Iterator<Item = &'a Acp>),
     /// None: the default rule (ownership) applies.
     Default,
 }
@@ -132,34 +132,46 @@ impl Policies {
         self.read().acps.get(ri).cloned()
     }
 
-    /// The policies that govern `res`: those its own `acpi` names, or else its parent's, and
-    /// so on up. The walk ends at the AE or remote CSE a resource belongs to: the CSEBase's
-    /// `acpi` governs the CSEBase and the resources of the CSE itself, not what AEs and other
-    /// CSEs own (an operator granting discovery on the CSEBase does not take their own data
-    /// away from every device).
-    pub fn governing(&self, res: &Resource) -> Governing {
+    /// Decides by the policies that govern `res`: those its own `acpi` names, or else its
+    /// parent's, and so on up. The walk ends at the AE or remote CSE a resource belongs to:
+    /// the CSEBase's `acpi` governs the CSEBase and the resources of the CSE itself, not what
+    /// AEs and other CSEs own (an operator granting discovery on the CSEBase does not take
+    /// their own data away from every device). `decide` runs under the lock, without copies.
+    pub fn governing<T>(&self, res: &Resource, decide: impl FnOnce(Governing<'_>) -> T) -> T {
         let inner = self.read();
         if inner.named.is_empty() {
-            return Governing::Default;
+            return decide(Governing::Default);
         }
         let mut srn = res.srn.as_str();
         loop {
             if let Some(ids) = inner.named.get(srn) {
-                return Governing::Named(
-                    ids.iter()
-                        .filter_map(|id| inner.acps.get(id).cloned())
-                        .collect(),
-                );
+                let mut acps = ids
+                    .iter()
+                    .filter_map(|id| inner.acps.get(id).map(|a| a.as_ref()));
+                return decide(Governing::Named(&mut acps));
             }
             match srn.rfind('/') {
                 // The CSEBase is next: only for what the CSE itself owns.
                 Some(i) if !srn[..i].contains('/') && !res.owner.is_empty() => {
-                    return Governing::Default
+                    return decide(Governing::Default)
                 }
                 Some(i) => srn = &srn[..i],
-                None => return Governing::Default,
+                None => return decide(Governing::Default),
             }
         }
+    }
+
+    /// Whether anything kept here lies at `srn` or below it (an ACP, or a resource that
+    /// names some).
+    pub fn has_within(&self, srn: &str) -> bool {
+        let inner = self.read();
+        inner.named.contains_key(srn)
+            || inner
+                .named
+                .range(format!("{srn}/")..format!("{srn}0"))
+                .next()
+                .is_some()
+            || inner.acps.values().any(|acp| within(&acp.srn, srn))
     }
 
     /// The resource IDs of the ACPs at `srn` or below it.
@@ -258,11 +270,11 @@ mod tests {
         Acp::read(&r, &me())
     }
 
-    fn named(g: Governing) -> Vec<String> {
-        match g {
-            Governing::Named(acps) => acps.iter().map(|a| a.srn.clone()).collect(),
+    fn named(p: &Policies, res: &Resource) -> Vec<String> {
+        p.governing(res, |g| match g {
+            Governing::Named(acps) => acps.map(|a| a.srn.clone()).collect(),
             Governing::Default => vec!["default".into()],
-        }
+        })
     }
 
     #[test]
@@ -278,18 +290,18 @@ mod tests {
             "cse-in/Cae/cnt/sub/cin",
             "Cae",
         );
-        assert_eq!(named(p.governing(&cin)), ["cse-in/Cae/acp1"]);
+        assert_eq!(named(&p, &cin), ["cse-in/Cae/acp1"]);
         // Not named by its parent, and owned by an AE: the CSEBase's acpi does not reach it.
         let other = res(ResourceType::Container, "o", "cse-in/Cae/other", "Cae");
-        assert_eq!(named(p.governing(&other)), ["default"]);
+        assert_eq!(named(&p, &other), ["default"]);
         // The CSE's own resources and the CSEBase itself follow the CSEBase.
         let own = res(ResourceType::Container, "o", "cse-in/cnt", "");
-        assert_eq!(named(p.governing(&own)), ["cse-in/acpcb"]);
+        assert_eq!(named(&p, &own), ["cse-in/acpcb"]);
         let cb = res(ResourceType::CseBase, "id-in", "cse-in", "");
-        assert_eq!(named(p.governing(&cb)), ["cse-in/acpcb"]);
+        assert_eq!(named(&p, &cb), ["cse-in/acpcb"]);
         // A name that only starts like a governed one is not below it.
         let sibling = res(ResourceType::Container, "s", "cse-in/Cae/cntx", "Cae");
-        assert_eq!(named(p.governing(&sibling)), ["default"]);
+        assert_eq!(named(&p, &sibling), ["default"]);
     }
 
     #[test]
@@ -297,17 +309,16 @@ mod tests {
         let p = Policies::new(&me());
         p.set_named("cse-in/Cae/cnt", vec!["gone".into()]);
         let cnt = res(ResourceType::Container, "c", "cse-in/Cae/cnt", "Cae");
-        assert!(matches!(p.governing(&cnt), Governing::Named(v) if v.is_empty()));
+        assert!(named(&p, &cnt).is_empty());
         p.set_acp("acp1", acp("cse-in/Cae/acp1"));
         p.set_named("cse-in/Cae/cntx", vec!["acp1".into()]);
         p.subtree_gone("cse-in/Cae/cnt");
-        assert_eq!(named(p.governing(&cnt)), ["default"]);
+        assert_eq!(named(&p, &cnt), ["default"]);
         assert!(p.acp("acp1").is_some());
         p.subtree_gone("cse-in/Cae");
         assert!(p.acp("acp1").is_none());
-        assert_eq!(
-            named(p.governing(&res(ResourceType::Container, "c", "cse-in/Cae/cntx", "Cae"))),
-            ["default"]
-        );
+        let cntx = res(ResourceType::Container, "c", "cse-in/Cae/cntx", "Cae");
+        assert_eq!(named(&p, &cntx), ["default"]);
+        assert!(!p.has_within("cse-in/Cae"));
     }
 }

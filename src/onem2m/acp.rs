@@ -9,7 +9,8 @@
 //! * `acor`: `all`, or originator IDs in any form the spec allows (`Cae`, `/id-in/Cae`,
 //!   `//sp/id-in/Cae`, `/id-mn`), brought to the form the CSE keeps originators in; an entry
 //!   ending in `*` matches every ID that starts with what comes before (`Csensor*`,
-//!   `/id-mn/*`), as ACME does.
+//!   `/id-mn/*`), as ACME does; this CSE's own ID with `/*` means its AEs, and `//sp/*` the
+//!   whole service provider.
 //! * `acco`: each context is a set of time windows (`actw`, crontab-like, UTC) and IP ranges
 //!   (`acip`: `ipv4` and `ipv6`, addresses or CIDR); a context holds when every part it has
 //!   holds. Location regions (`aclr`) are refused (5001).
@@ -55,13 +56,46 @@ struct Rule {
     all: bool,
     /// Originator IDs in the form the CSE keeps them.
     ids: HashSet<String>,
-    /// Wildcard entries without their `*`.
-    prefixes: Vec<String>,
+    /// Wildcard entries.
+    prefixes: Vec<Wildcard>,
     ops: u8,
     /// None: no `acco`, the rule holds in every context.
     contexts: Option<Vec<Context>>,
     /// None: no `acod` (or none that names child types), CREATE of any type.
     child_types: Option<Vec<u16>>,
+}
+
+/// An `acor` entry ending in `*`.
+#[derive(Debug, Clone, PartialEq)]
+enum Wildcard {
+    /// Originators (in the kept form) that start with this.
+    Prefix(String),
+    /// Every entity of this CSE (`/id-in/*`): the CSE-relative originators.
+    Local,
+    /// Everything of this service provider (`//sp/*`): all but other providers' absolute IDs.
+    Provider,
+}
+
+impl Wildcard {
+    fn read(prefix: &str, me: &CseIdentity) -> Wildcard {
+        let absolute_me = format!("//{}{}/", me.sp_id, me.csi);
+        if prefix == format!("{}/", me.csi) || prefix == absolute_me {
+            return Wildcard::Local;
+        }
+        if prefix == format!("//{}/", me.sp_id) {
+            return Wildcard::Provider;
+        }
+        // `/id-mn/*` keeps its slash: every entity behind /id-mn, not /id-mnx.
+        Wildcard::Prefix(normalize(prefix, me))
+    }
+
+    fn matches(&self, originator: &str) -> bool {
+        match self {
+            Wildcard::Prefix(p) => originator.starts_with(p.as_str()),
+            Wildcard::Local => !originator.is_empty() && !originator.starts_with('/'),
+            Wildcard::Provider => !originator.is_empty() && !originator.starts_with("//"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -82,6 +116,9 @@ pub struct Ask<'a> {
     pub child_type: Option<u16>,
     /// Where the request came from, when the binding knows.
     pub addr: Option<IpAddr>,
+    /// Address ranges hold whatever `addr` is: for a decision that is not about a request
+    /// (a stored subscription's owner, before each notification).
+    pub any_address: bool,
     pub now: DateTime<Utc>,
 }
 
@@ -218,19 +255,13 @@ impl Rule {
                         shorten(&id.to_string())
                     )
                 })?;
-            if id == "all" {
+            if id == "all" || id == "*" {
                 self.all = true;
             } else if let Some(prefix) = id.strip_suffix('*') {
                 if self.prefixes.len() == MAX_WILDCARDS {
                     return Err(format!("at most {MAX_WILDCARDS} wildcard entries (acor)"));
                 }
-                // `/id-mn/*` keeps its slash: every entity behind /id-mn, not /id-mnx.
-                let normalized = if prefix.is_empty() {
-                    String::new()
-                } else {
-                    normalize(prefix, me)
-                };
-                self.prefixes.push(normalized);
+                self.prefixes.push(Wildcard::read(prefix, me));
             } else {
                 self.ids.insert(normalize(id, me));
             }
@@ -241,10 +272,7 @@ impl Rule {
     fn matches(&self, originator: &str) -> bool {
         self.all
             || self.ids.contains(originator)
-            || self
-                .prefixes
-                .iter()
-                .any(|p| originator.starts_with(p.as_str()))
+            || self.prefixes.iter().any(|w| w.matches(originator))
     }
 
     fn grants(&self, ask: &Ask) -> bool {
@@ -331,13 +359,16 @@ impl Context {
         match &self.ranges {
             None => true,
             // A request whose address is unknown is outside every range.
-            Some(ranges) => ask.addr.is_some_and(|a| {
-                let a = match a {
-                    IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(a, IpAddr::V4),
-                    v4 => v4,
-                };
-                ranges.iter().any(|r| r.contains(&a))
-            }),
+            Some(ranges) => {
+                ask.any_address
+                    || ask.addr.is_some_and(|a| {
+                        let a = match a {
+                            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(a, IpAddr::V4),
+                            v4 => v4,
+                        };
+                        ranges.iter().any(|r| r.contains(&a))
+                    })
+            }
         }
     }
 }
@@ -501,7 +532,10 @@ fn field(s: &str, lo: u32, hi: u32) -> Result<u64, String> {
         let mut v = from;
         while v <= to {
             bits |= 1 << v;
-            v += step;
+            match v.checked_add(step) {
+                Some(next) => v = next,
+                None => break,
+            }
         }
     }
     Ok(bits)
@@ -516,8 +550,8 @@ fn items(s: &str, lo: u32, hi: u32) -> Result<Vec<(u32, u32, u32)>, String> {
                 r,
                 st.parse::<u32>()
                     .ok()
-                    .filter(|n| *n > 0)
-                    .ok_or("bad step")?,
+                    .filter(|n| (1..=hi).contains(n))
+                    .ok_or_else(|| format!("'{st}' is not a step from 1 to {hi}"))?,
             ),
             None => (item, 1),
         };
@@ -571,6 +605,7 @@ mod tests {
             op,
             child_type: None,
             addr: None,
+            any_address: false,
             // A Wednesday, 10:30:15 UTC.
             now: Utc.with_ymd_and_hms(2026, 11, 25, 10, 30, 15).unwrap(),
         }
@@ -613,6 +648,20 @@ mod tests {
         let wild = pv(json!({"acr": [{"acor": ["Csensor*", "/id-mn/*"], "acop": 2}]}));
         assert!(wild.grants(&ask("Csensor12", 2)) && wild.grants(&ask("/id-mn/Cx", 2)));
         assert!(!wild.grants(&ask("Cgui", 2)) && !wild.grants(&ask("/id-mnx/Cx", 2)));
+        // This CSE's entities, in SP-relative and absolute form; the whole service provider.
+        for ours in ["/id-in/*", "//sp.example/id-in/*"] {
+            let p = pv(json!({"acr": [{"acor": [ours], "acop": 2}]}));
+            assert!(p.grants(&ask("Cgui", 2)), "{ours}");
+            assert!(
+                !p.grants(&ask("/id-mn/Cx", 2)) && !p.grants(&ask("/id-mn", 2)),
+                "{ours}"
+            );
+        }
+        let sp = pv(json!({"acr": [{"acor": ["//sp.example/*"], "acop": 2}]}));
+        assert!(sp.grants(&ask("Cgui", 2)) && sp.grants(&ask("/id-mn/Cx", 2)));
+        assert!(!sp.grants(&ask("//other.sp/id-x/Cy", 2)));
+        let prefix = pv(json!({"acr": [{"acor": ["/id-in/Csen*"], "acop": 2}]}));
+        assert!(prefix.grants(&ask("Csensor", 2)) && !prefix.grants(&ask("Cgui", 2)));
     }
 
     #[test]
@@ -634,6 +683,8 @@ mod tests {
             json!({"acr": [{"acor": ["Cx"], "acop": 2, "acco": [{"acip": {"ipv4": ["::1"]}}]}]}),
             json!({"acr": [{"acor": ["Cx"], "acop": 2, "acco": [{"acip": {"ipv4": ["300.1.1.1"]}}]}]}),
             json!({"acr": [{"acor": ["Cx"], "acop": 2, "acod": [{"chty": ["23"]}]}]}),
+            json!({"acr": [{"acor": ["Cx"], "acop": 2, "acco": [{"actw": ["5-10/4294967295 * * * * *"]}]}]}),
+            json!({"acr": [{"acor": ["Cx"], "acop": 2, "acco": [{"actw": ["* * * * * * 2020/99999"]}]}]}),
         ] {
             assert_eq!(err(bad.clone()).rsc, Rsc::BAD_REQUEST, "{bad}");
         }

@@ -184,6 +184,7 @@ impl Store {
             out: None,
             reply,
             after_commit: Vec::new(),
+            ends_batch: false,
         });
         let writer = lock(&self.inner.writer).clone();
         let refused = match writer.map(|w| w.try_send(job)) {
@@ -294,6 +295,8 @@ pub struct Writer<'c> {
     reader: Reader<'c>,
     /// Run once the write is committed; dropped if it is not.
     after_commit: std::cell::RefCell<Vec<Hook>>,
+    /// Commit right after this write (see [`Writer::end_batch`]).
+    ends_batch: std::cell::Cell<bool>,
 }
 
 /// Something to do once a write is on disk.
@@ -493,6 +496,13 @@ impl Writer<'_> {
         self.after_commit.borrow_mut().push(Box::new(f));
     }
 
+    /// Commits right after this write, and runs its [after-commit](Self::after_commit) work,
+    /// before any later write runs: for a write that changes what later writes are decided by
+    /// (access control policies), so that none of them decides on the state before it.
+    pub fn end_batch(&self) {
+        self.ends_batch.set(true);
+    }
+
     /// Records that `credential` registered `originator` (an AE-ID, or a CSE-ID `/id-mn`).
     pub fn bind(&self, originator: &str, credential: &str) -> Result<(), StoreError> {
         self.reader
@@ -532,6 +542,8 @@ impl Writer<'_> {
 trait Job: Send {
     /// Runs inside a savepoint; `false` means roll the savepoint back.
     fn run(&mut self, conn: &Connection) -> bool;
+    /// After a successful [`run`](Job::run): the batch must be committed before the next job.
+    fn ends_batch(&self) -> bool;
     /// Called after the transaction ended; `commit` says whether it reached the disk.
     fn finish(self: Box<Self>, commit: Result<(), String>);
 }
@@ -541,6 +553,7 @@ struct WriteJob<F, T, E> {
     out: Option<Result<T, E>>,
     reply: flume::Sender<Result<T, E>>,
     after_commit: Vec<Hook>,
+    ends_batch: bool,
 }
 
 impl<F, T, E> Job for WriteJob<F, T, E>
@@ -554,6 +567,7 @@ where
         let writer = Writer {
             reader: Reader { conn },
             after_commit: Default::default(),
+            ends_batch: Default::default(),
         };
         let out = catch_unwind(AssertUnwindSafe(|| f(&writer))).unwrap_or_else(|p| {
             let msg = p
@@ -566,9 +580,14 @@ where
         let ok = out.is_ok();
         if ok {
             self.after_commit = writer.after_commit.into_inner();
+            self.ends_batch = writer.ends_batch.get();
         }
         self.out = Some(out);
         ok
+    }
+
+    fn ends_batch(&self) -> bool {
+        self.ends_batch
     }
 
     fn finish(self: Box<Self>, commit: Result<(), String>) {
@@ -589,10 +608,20 @@ where
 }
 
 fn writer_loop(conn: Connection, rx: flume::Receiver<Box<dyn Job>>, commits: &AtomicU64) {
-    while let Ok(first) = rx.recv() {
-        let mut batch = vec![first];
-        batch.extend(rx.try_iter().take(MAX_BATCH - 1));
-        let commit = run_batch(&conn, &mut batch);
+    // Jobs taken from the queue that a batch ended before (Writer::end_batch), in order.
+    let mut waiting: Vec<Box<dyn Job>> = Vec::new();
+    loop {
+        if waiting.is_empty() {
+            match rx.recv() {
+                Ok(first) => waiting.push(first),
+                Err(_) => return,
+            }
+        }
+        let room = MAX_BATCH.saturating_sub(waiting.len());
+        waiting.extend(rx.try_iter().take(room));
+        let mut batch = std::mem::take(&mut waiting);
+        let (commit, ran) = run_batch(&conn, &mut batch);
+        waiting = batch.split_off(ran);
         match &commit {
             Ok(()) => {
                 commits.fetch_add(1, Ordering::Relaxed);
@@ -605,24 +634,34 @@ fn writer_loop(conn: Connection, rx: flume::Receiver<Box<dyn Job>>, commits: &At
     }
 }
 
-/// Runs a batch in one transaction, each job in a savepoint of its own. The transaction and
-/// savepoint statements are prepared once (rusqlite's `Transaction` parses them every time:
-/// a tenth of the writer's time, measured with perf).
-fn run_batch(conn: &Connection, batch: &mut [Box<dyn Job>]) -> Result<(), String> {
+/// Runs a batch in one transaction, each job in a savepoint of its own, up to the first job
+/// that [ends the batch](Writer::end_batch); returns the commit's outcome and how many jobs
+/// it covers (the rest wait for the next batch). The transaction and savepoint statements
+/// are prepared once (rusqlite's `Transaction` parses them every time: a tenth of the
+/// writer's time, measured with perf).
+fn run_batch(conn: &Connection, batch: &mut [Box<dyn Job>]) -> (Result<(), String>, usize) {
     let step = |sql: &str| {
         conn.prepare_cached(sql)
             .and_then(|mut s| s.execute([]))
             .map(|_| ())
             .map_err(|e| e.to_string())
     };
-    step("BEGIN IMMEDIATE")?;
+    if let Err(e) = step("BEGIN IMMEDIATE") {
+        return (Err(e), batch.len());
+    }
+    let mut covered = batch.len();
     let ran = (|| {
-        for job in batch.iter_mut() {
+        for (i, job) in batch.iter_mut().enumerate() {
             step("SAVEPOINT job")?;
-            if !job.run(conn) {
+            let ok = job.run(conn);
+            if !ok {
                 step("ROLLBACK TO job")?;
             }
             step("RELEASE job")?;
+            if ok && job.ends_batch() {
+                covered = i + 1;
+                break;
+            }
         }
         step("COMMIT")
     })();
@@ -631,7 +670,7 @@ fn run_batch(conn: &Connection, batch: &mut [Box<dyn Job>]) -> Result<(), String
             tracing::error!(error = %e, "cannot roll back a failed batch");
         }
     }
-    ran
+    (ran, covered)
 }
 
 #[cfg(test)]

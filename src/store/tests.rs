@@ -161,6 +161,48 @@ fn writes_queued_meanwhile_share_one_commit_and_a_failure_undoes_only_itself() {
 }
 
 #[test]
+fn a_write_that_ends_its_batch_is_committed_before_the_next_one_runs() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let (_d, store) = open();
+    let before = store.commits();
+    let (started, running) = std::sync::mpsc::channel::<()>();
+    let (go, wait) = std::sync::mpsc::channel::<()>();
+    let first = store.submit(move |_w| {
+        started.send(()).expect("test waits");
+        wait.recv().expect("released");
+        Ok::<_, StoreError>(())
+    });
+    running.recv().unwrap();
+    // Queued together behind the first: one changes what is kept in memory after its
+    // commit, the next reads it, and a last one fails (its ending of the batch is void).
+    let learned = Arc::new(AtomicBool::new(false));
+    let l = learned.clone();
+    let change = store.submit(move |w| {
+        w.end_batch();
+        w.after_commit(move || l.store(true, Ordering::SeqCst));
+        Ok::<_, StoreError>(())
+    });
+    let l = learned.clone();
+    let saw = store.submit(move |_w| Ok::<_, StoreError>(l.load(Ordering::SeqCst)));
+    let failed = store.submit(|w| {
+        w.end_batch();
+        Err::<(), _>(StoreError::Conflict("x".into()))
+    });
+    let after = store.submit(|_w| Ok::<_, StoreError>(()));
+    go.send(()).unwrap();
+    first.wait().unwrap();
+    change.wait().unwrap();
+    assert!(saw.wait().unwrap(), "the write after saw the change");
+    assert!(failed.wait().is_err());
+    after.wait().unwrap();
+    assert_eq!(
+        store.commits() - before,
+        3,
+        "the first, the change, then the rest in one commit"
+    );
+}
+
+#[test]
 fn a_panicking_write_is_an_error_and_the_writer_lives_on() {
     let (_d, store) = open();
     let r: Result<(), StoreError> = store.write(|_w| panic!("boom"));

@@ -4,6 +4,7 @@
 //! their resource IDs. Once a write that changes either is committed, the in-memory
 //! [`Policies`](super::super::policies::Policies) learn it.
 
+use super::super::access::{self, Action, Object, Originator};
 use super::super::policies::{Acp, Policies};
 use super::super::Rules;
 use crate::onem2m::acp::Privileges;
@@ -15,6 +16,45 @@ use std::sync::Arc;
 
 /// The most policies one `acpi` names.
 pub const MAX_ACPI: usize = 16;
+/// The most policies directly under one resource (an AE, a remote CSE, the CSEBase): every
+/// policy is kept in memory, so that no AE can fill it.
+pub const MAX_ACPS_PER_PARENT: usize = 32;
+
+/// Refuses a new policy under `parent` when it has [`MAX_ACPS_PER_PARENT`] already.
+pub fn room_under(r: &Reader, parent: &Resource) -> Result<(), Error> {
+    let code = ResourceType::AccessControlPolicy.code();
+    if r.children_of_type(&parent.ri, code)?.len() >= MAX_ACPS_PER_PARENT {
+        return Err(Error::not_allowed(format!(
+            "{} has {MAX_ACPS_PER_PARENT} accessControlPolicy resources already; delete one \
+             first",
+            parent.srn
+        )));
+    }
+    Ok(())
+}
+
+/// Naming policies in a CREATE: the new resource would otherwise follow its parent's, so
+/// choosing its own is an UPDATE of what governs it, and needs update on the parent. An AE
+/// or remote CSE registering starts a subtree of its own, and chooses freely. (Without this,
+/// an originator granted create of subscriptions could make one that the data's owner can
+/// neither read nor delete.)
+pub fn may_name_on_create(
+    r: &Reader,
+    rules: &Rules,
+    who: &Originator,
+    ty: ResourceType,
+    parent: &Resource,
+) -> Result<(), Error> {
+    if matches!(ty, ResourceType::Ae | ResourceType::RemoteCse) {
+        return Ok(());
+    }
+    access::authorize(r, rules, who, Action::Update, Object::Resource(parent)).map_err(|e| {
+        Error::no_privilege(format!(
+            "{}: a new resource that names policies (acpi) needs update on its parent",
+            e.dbg
+        ))
+    })
+}
 
 /// Checks `pv` and `pvs` of a new or updated ACP: 4000 for rules that are wrong, 5001 for
 /// parts m2mhub does not evaluate.
@@ -32,6 +72,7 @@ pub fn stored(w: &Writer, rules: &Rules, acp: &Resource) {
     let read = Acp::read(acp, &rules.me);
     let (policies, ri) = (rules.policies.clone(), acp.ri.clone());
     w.after_commit(move || policies.set_acp(&ri, read));
+    w.end_batch();
 }
 
 /// Reads the `acpi` of a CREATE or UPDATE and brings it to the stored form: the resource IDs
@@ -71,29 +112,31 @@ pub fn take_acpi(
 
 /// The ACP an `acpi` entry names, in any address form of this CSE.
 fn find(r: &Reader, rules: &Rules, id: &str) -> Result<Resource, Error> {
-    let not_acp = |why: &str| {
+    // One answer whatever is there instead, so that acpi cannot tell what exists.
+    let not_acp = || {
         Error::bad_request(format!(
-            "acpi entry '{}' {why}: acpi lists the resource IDs of accessControlPolicy \
-             resources of this CSE",
+            "acpi entry '{}' is not an accessControlPolicy of this CSE: acpi lists the \
+             resource IDs (or addresses) of accessControlPolicy resources of this CSE",
             shorten(id)
         ))
     };
     let base = match parse_target(id, &rules.me) {
         Ok(Target::Local { base, virt: None }) => base,
-        Ok(Target::Remote { .. }) => return Err(not_acp("is on another CSE")),
-        _ => return Err(not_acp("is not a resource address")),
+        _ => return Err(not_acp()),
     };
-    let found = super::resolve(r, &base, None, id).map_err(|_| not_acp("names nothing"))?;
-    if found.ty != ResourceType::AccessControlPolicy {
-        return Err(not_acp(&format!("is a {}", found.ty.root_name())));
+    match super::resolve(r, &base, None, id) {
+        Ok(found) if found.ty == ResourceType::AccessControlPolicy => Ok(found),
+        _ => Err(not_acp()),
     }
-    Ok(found)
 }
 
 /// Before the subtree at `target` is deleted: the policies in it, and what it named, go
 /// with it, and resources elsewhere that name its ACPs stop naming them (as ACME does); a
 /// resource left naming none is back to the default rule, rather than closed to its owner.
 pub fn deleting(w: &Writer, rules: &Rules, target: &Resource) -> Result<(), Error> {
+    if !rules.policies.has_within(&target.srn) {
+        return Ok(());
+    }
     let gone = rules.policies.acps_within(&target.srn);
     let now = crate::onem2m::time::now();
     for (srn, ids) in rules.policies.naming(&gone, &target.srn) {
@@ -112,6 +155,7 @@ pub fn deleting(w: &Writer, rules: &Rules, target: &Resource) -> Result<(), Erro
     }
     let (policies, srn) = (rules.policies.clone(), target.srn.clone());
     w.after_commit(move || policies.subtree_gone(&srn));
+    w.end_batch();
     Ok(())
 }
 
@@ -119,4 +163,5 @@ pub fn deleting(w: &Writer, rules: &Rules, target: &Resource) -> Result<(), Erro
 pub fn acpi_set(w: &Writer, policies: &Arc<Policies>, srn: &str, ris: Vec<String>) {
     let (policies, srn) = (policies.clone(), srn.to_string());
     w.after_commit(move || policies.set_named(&srn, ris));
+    w.end_batch();
 }

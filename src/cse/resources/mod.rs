@@ -54,7 +54,6 @@ fn allowed_child(parent: ResourceType, child: ResourceType) -> bool {
             | (CseBase, AccessControlPolicy)
             | (Ae, AccessControlPolicy)
             | (RemoteCse, AccessControlPolicy)
-            | (AccessControlPolicy, Subscription)
     )
 }
 
@@ -219,6 +218,12 @@ pub fn create(
         )?;
     }
     let acpi = access_control_policy::take_acpi(w, rules, &mut attrs)?;
+    if acpi.as_ref().is_some_and(|ris| !ris.is_empty()) {
+        access_control_policy::may_name_on_create(w, rules, originator, ty, &parent)?;
+    }
+    if ty == ResourceType::AccessControlPolicy {
+        access_control_policy::room_under(w, &parent)?;
+    }
     let originator = originator.id.as_str();
     let (ri, owner) = if ty == ResourceType::Ae {
         let aei = ae::register(w, rules, originator, requested_id.as_deref())?;
@@ -227,6 +232,11 @@ pub fn create(
         let csi = remote_cse::register(w, rules, originator)?;
         attrs.insert("csi".into(), json!(csi));
         (csi.trim_start_matches('/').to_string(), csi)
+    } else if ty == ResourceType::Subscription && !originator.is_empty() {
+        // A subscription belongs to its subscriber: it may always see and cancel it, and
+        // its notifications stop when it may no longer retrieve what it subscribed to.
+        let ri = preset_ri.unwrap_or_else(|| new_id(ty.ri_prefix()));
+        (ri, originator.to_string())
     } else {
         let ri = preset_ri.unwrap_or_else(|| new_id(ty.ri_prefix()));
         (ri, parent.owner.clone())
