@@ -173,7 +173,7 @@ fn decide(
         return false;
     };
     // The originator is in the form rules are matched in: the pipeline brought it there.
-    let ask = Ask {
+    let ask = || Ask {
         originator,
         op: bit,
         child_type: match action {
@@ -187,16 +187,19 @@ fn decide(
     if target.ty == ResourceType::AccessControlPolicy {
         // An ACP is governed by its own pvs, whatever governs its parent.
         return match rules.policies.acp(&target.ri) {
-            Some(own) => own.pvs.grants(&ask),
+            Some(own) => own.pvs.grants(&ask()),
             None => super::policies::Acp::read(target, &rules.me)
                 .pvs
-                .grants(&ask),
+                .grants(&ask()),
         };
     }
     rules
         .policies
         .governing(target, |governing| match governing {
-            Governing::Named(mut acps) => Iterator::any(&mut acps, |a| a.pv.grants(&ask)),
+            Governing::Named(mut acps) => {
+                let ask = ask();
+                Iterator::any(&mut acps, |a| a.pv.grants(&ask))
+            }
             Governing::Default => by_default(originator, action, target),
         })
 }

@@ -13,6 +13,7 @@ use crate::onem2m::{CseIdentity, ResourceType};
 use crate::store::{Reader, Resource, StoreError};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 /// One `<accessControlPolicy>`, read.
@@ -63,6 +64,9 @@ struct Inner {
 pub struct Policies {
     me: CseIdentity,
     inner: RwLock<Inner>,
+    /// Whether any resource names policies: until one does, every decision is the default
+    /// one, without taking the lock.
+    any_named: AtomicBool,
 }
 
 impl std::fmt::Debug for Policies {
@@ -85,6 +89,7 @@ impl Policies {
         Policies {
             me: me.clone(),
             inner: RwLock::default(),
+            any_named: AtomicBool::new(false),
         }
     }
 
@@ -116,6 +121,9 @@ impl Policies {
             take(res);
             true
         })?;
+        policies
+            .any_named
+            .store(!inner.named.is_empty(), Ordering::Release);
         *policies.write() = inner;
         Ok(policies)
     }
@@ -138,10 +146,10 @@ impl Policies {
     /// AEs and other CSEs own (an operator granting discovery on the CSEBase does not take
     /// their own data away from every device). `decide` runs under the lock, without copies.
     pub fn governing<T>(&self, res: &Resource, decide: impl FnOnce(Governing<'_>) -> T) -> T {
-        let inner = self.read();
-        if inner.named.is_empty() {
+        if !self.any_named.load(Ordering::Acquire) {
             return decide(Governing::Default);
         }
+        let inner = self.read();
         let mut srn = res.srn.as_str();
         loop {
             if let Some(ids) = inner.named.get(srn) {
@@ -208,6 +216,8 @@ impl Policies {
         } else {
             inner.named.insert(srn.to_string(), acpi.into());
         }
+        self.any_named
+            .store(!inner.named.is_empty(), Ordering::Release);
     }
 
     /// After a commit that deleted the resource at `srn` with its subtree.
@@ -224,6 +234,8 @@ impl Policies {
         }
         inner.named.remove(srn);
         inner.acps.retain(|_, acp| !within(&acp.srn, srn));
+        self.any_named
+            .store(!inner.named.is_empty(), Ordering::Release);
     }
 
     pub fn identity(&self) -> &CseIdentity {
