@@ -716,7 +716,7 @@ async fn an_ae_keeps_a_bounded_number_of_policies() {
         .create(
             "cse-in/Csensor",
             ResourceType::AccessControlPolicy,
-            json!({"m2m:acp":{"pv":{"acr":[]},"pvs":{"acr":[]}}}),
+            json!({"m2m:acp":{"pv":{"acr":[]},"pvs":{"acr":[OWNER_ALL("Csensor")]}}}),
         )
         .await
         .unwrap();
@@ -810,6 +810,13 @@ async fn invalid_policies_and_acpi_are_refused_and_setting_acpi_needs_update() {
             json!({"m2m:acp":{"pv": pv, "pvs":{"acr":[OWNER_ALL("Csensor")]}}}),
         )
     };
+    let create_with_pvs = |pvs: Value| {
+        sensor.create(
+            "cse-in/Csensor",
+            ResourceType::AccessControlPolicy,
+            json!({"m2m:acp":{"pv":{"acr":[]}, "pvs": pvs}}),
+        )
+    };
     for (pv, rsc, says) in [
         (
             json!({"acr":[{"acor":["Cgui"],"acop":0}]}),
@@ -851,6 +858,9 @@ async fn invalid_policies_and_acpi_are_refused_and_setting_acpi_needs_update() {
         .await
         .unwrap();
     assert_eq!(r.rsc, Rsc::BAD_REQUEST, "pvs is mandatory: {r:?}");
+    let r = create_with_pvs(json!({"acr": []})).await.unwrap();
+    assert_eq!(r.rsc, Rsc::BAD_REQUEST, "pvs needs a rule: {r:?}");
+    assert!(dbg_of(&r).contains("at least one rule"), "{}", dbg_of(&r));
     // acpi names ACPs of this CSE, by resource ID or structured address; kept as IDs.
     let ri = acp(
         &sensor,

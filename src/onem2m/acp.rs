@@ -162,6 +162,11 @@ impl Privileges {
         Ok(Privileges { rules })
     }
 
+    /// Whether it holds no rule (it grants nothing).
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
     /// Whether some rule grants `ask`.
     pub fn grants(&self, ask: &Ask) -> bool {
         self.rules.iter().any(|r| r.grants(ask))

@@ -61,7 +61,14 @@ pub fn may_name_on_create(
 pub fn check(attrs: &Map<String, Value>, rules: &Rules) -> Result<(), Error> {
     for name in ["pv", "pvs"] {
         if let Some(v) = attrs.get(name) {
-            Privileges::parse(v, name, &rules.me)?;
+            let read = Privileges::parse(v, name, &rules.me)?;
+            // TS-0001 §9.6.2: a policy nobody may manage (but the admin) is refused.
+            if name == "pvs" && read.is_empty() {
+                return Err(Error::bad_request(
+                    "pvs must hold at least one rule (TS-0001 §9.6.2): without one, nobody \
+                     but the admin could read, change or delete the policy",
+                ));
+            }
         }
     }
     Ok(())
