@@ -109,18 +109,11 @@ impl Policies {
                 inner.named.insert(res.srn.clone(), acpi.into());
             }
         };
-        if let Some(cb) = r.get_by_srn(&me.rn)? {
-            take(cb);
+        for ty in ResourceType::all() {
+            if ty.has_acpi() || *ty == ResourceType::AccessControlPolicy {
+                r.walk_type(ty.code(), &mut take)?;
+            }
         }
-        let tys: Vec<u16> = ResourceType::all()
-            .iter()
-            .filter(|t| t.has_acpi() || **t == ResourceType::AccessControlPolicy)
-            .map(|t| t.code())
-            .collect();
-        r.walk_subtree(&me.rn, &tys, |res| {
-            take(res);
-            true
-        })?;
         policies
             .any_named
             .store(!inner.named.is_empty(), Ordering::Release);

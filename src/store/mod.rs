@@ -440,6 +440,19 @@ impl Reader<'_> {
         Ok(())
     }
 
+    /// Visits every resource of type `ty` (through the `(ty, srn)` index: resources of
+    /// other types, however many, are not read).
+    pub fn walk_type(&self, ty: u16, mut visit: impl FnMut(Resource)) -> Result<(), StoreError> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM resource WHERE ty = ?1 ORDER BY srn"
+        ))?;
+        let mut rows = stmt.query([ty])?;
+        while let Some(row) = rows.next()? {
+            visit(resource::from_row(row)??);
+        }
+        Ok(())
+    }
+
     /// Every registered originator and the credential that registered it.
     pub fn bindings(&self) -> Result<Vec<(String, String)>, StoreError> {
         let mut stmt = self
