@@ -985,3 +985,119 @@ async fn invalid_policies_and_acpi_are_refused_and_setting_acpi_needs_update() {
         .unwrap();
     assert_eq!(r.rsc, Rsc::INVALID_CHILD_RESOURCE_TYPE, "{r:?}");
 }
+
+#[tokio::test]
+async fn notifications_tell_a_subscriber_only_what_it_may_retrieve() {
+    let hub = Hub::start();
+    let sensor = ae(&hub, "Csensor").await;
+    let (gui, mut notes) = listening_ae(&hub, "Cgui").await;
+    let share = acp(
+        &sensor,
+        "cse-in/Csensor",
+        "share",
+        json!([OWNER_ALL("Csensor"), {"acor": ["Cgui"], "acop": 3}]),
+        json!([OWNER_ALL("Csensor")]),
+    )
+    .await;
+    let none = acp(
+        &sensor,
+        "cse-in/Csensor",
+        "none",
+        json!([OWNER_ALL("Csensor")]),
+        json!([OWNER_ALL("Csensor")]),
+    )
+    .await;
+    let r = sensor
+        .update("cse-in/Csensor", json!({"m2m:ae":{"acpi":[share.clone()]}}))
+        .await
+        .unwrap();
+    assert_eq!(r.rsc, Rsc::UPDATED, "{r:?}");
+    let next = async |notes: &mut Notifications| {
+        let n = tokio::time::timeout(WAIT, notes.next())
+            .await
+            .expect("notification in time")
+            .unwrap();
+        let sgn = n.request.pc.clone().unwrap()["m2m:sgn"].clone();
+        n.respond(Rsc::OK);
+        sgn
+    };
+    // Children of the AE: told of one it may retrieve, not of one whose policy shuts it out.
+    let r = gui
+        .create(
+            "cse-in/Csensor",
+            ResourceType::Subscription,
+            json!({"m2m:sub":{"rn":"children","nu":["Cgui"],"enc":{"net":[3]}}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.rsc, Rsc::CREATED, "{r:?}");
+    assert_eq!(r.pc.unwrap()["m2m:sub"]["cr"], "Cgui");
+    container(&sensor, "cse-in/Csensor", "secret", &[&none]).await;
+    container(&sensor, "cse-in/Csensor", "open", &[]).await;
+    let sgn = next(&mut notes).await;
+    assert_eq!(sgn["nev"]["rep"]["m2m:cnt"]["rn"], "open", "{sgn}");
+
+    // An update that takes the subscriber's access away is not reported to it.
+    let r = gui
+        .create(
+            "cse-in/Csensor/open",
+            ResourceType::Subscription,
+            json!({"m2m:sub":{"rn":"changes","nu":["Cgui"],"enc":{"net":[1]}}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.rsc, Rsc::CREATED, "{r:?}");
+    let r = sensor
+        .update(
+            "cse-in/Csensor/open",
+            json!({"m2m:cnt":{"lbl":["closing"],"acpi":[none]}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.rsc, Rsc::UPDATED, "{r:?}");
+    let quiet = std::time::Duration::from_secs(1);
+    if let Ok(Some(n)) = tokio::time::timeout(quiet, notes.next()).await {
+        panic!("told of a change that shut it out: {:?}", n.request.pc);
+    }
+
+    // The data's owner keeps control of the subscriptions others made on its data, also
+    // once no policy applies any more; the subscriber keeps seeing and cancelling its own.
+    assert_eq!(
+        sensor.delete("cse-in/Csensor/share").await.unwrap().rsc,
+        Rsc::DELETED
+    );
+    assert_eq!(
+        sensor
+            .retrieve("cse-in/Csensor/children")
+            .await
+            .unwrap()
+            .rsc,
+        Rsc::OK
+    );
+    assert_eq!(
+        gui.retrieve("cse-in/Csensor/children").await.unwrap().rsc,
+        Rsc::OK
+    );
+    assert_eq!(
+        gui.update(
+            "cse-in/Csensor/children",
+            json!({"m2m:sub":{"lbl":["mine"]}})
+        )
+        .await
+        .unwrap()
+        .rsc,
+        Rsc::ORIGINATOR_HAS_NO_PRIVILEGE
+    );
+    assert_eq!(
+        sensor
+            .delete("cse-in/Csensor/open/changes")
+            .await
+            .unwrap()
+            .rsc,
+        Rsc::DELETED
+    );
+    assert_eq!(
+        gui.delete("cse-in/Csensor/children").await.unwrap().rsc,
+        Rsc::DELETED
+    );
+}

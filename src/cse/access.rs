@@ -136,12 +136,15 @@ pub fn permitted(rules: &Rules, who: &Originator, action: Action, target: &Resou
     decide(rules, &who.id, Some(who.addr), action, target)
 }
 
-/// Whether the owner of the subscription `sub` may still retrieve `subscribed`, the resource
-/// it subscribes to: checked before each notification, so that access taken away (a policy
+/// Whether `subscriber` may still retrieve `res` (what it subscribed to, or the child an
+/// event is about): checked for each notification, so that access taken away (a policy
 /// changed, a time window closed) also ends the notifications. Address ranges are not
-/// checked here: a notification is not a request, and has no address.
-pub fn may_still_notify(rules: &Rules, sub: &Resource, subscribed: &Resource) -> bool {
-    sub.owner == rules.admin || decide(rules, &sub.owner, None, Action::Retrieve, subscribed)
+/// checked here: a notification is not a request, and has no address. The CSE's own
+/// subscriptions (no subscriber) and the admin's are not checked.
+pub fn may_still_notify(rules: &Rules, subscriber: &str, res: &Resource) -> bool {
+    subscriber.is_empty()
+        || subscriber == rules.admin
+        || decide(rules, subscriber, None, Action::Retrieve, res)
 }
 
 /// [`permitted`]; `addr` is `None` when address ranges hold whatever the address.
@@ -161,11 +164,12 @@ fn decide(
     {
         return true;
     }
-    // A subscriber may always see and cancel its own subscription (its owner: see
-    // `resources::create`), whoever governs the resource it is under.
+    // A subscriber may always see and cancel its own subscription, whoever governs the
+    // resource it is under.
     if target.ty == ResourceType::Subscription
         && matches!(action, Action::Retrieve | Action::Delete)
-        && owns(&target.owner, originator)
+        && !originator.is_empty()
+        && super::resources::subscription::subscriber(target) == originator
     {
         return true;
     }

@@ -38,10 +38,27 @@ pub const NET_DELETE_CHILD: u64 = 4;
 pub struct Notice {
     /// Notification targets (the subscription's `nu`, or its `su` for a deletion notice).
     pub targets: Vec<String>,
-    /// Owner of the subscription: the receiver of an `mqtt://` target without a path.
-    pub owner: String,
+    /// The subscriber: the receiver of an `mqtt://` target without a path.
+    pub subscriber: String,
     /// `{"m2m:sgn": {...}}`
     pub pc: Value,
+    /// What the subscriber must still be allowed to retrieve when the notice is sent (the
+    /// subscribed-to resource, and the child an event is about), by the policies committed
+    /// by then: a write that takes access away is not reported to those it shuts out.
+    pub readable: Vec<Resource>,
+}
+
+/// What access control needs of a resource (no attributes): for [`Notice::readable`].
+fn stub(res: &Resource) -> Resource {
+    Resource {
+        ty: res.ty,
+        ri: res.ri.clone(),
+        pi: res.pi.clone(),
+        rn: String::new(),
+        srn: res.srn.clone(),
+        owner: res.owner.clone(),
+        attrs: Map::new(),
+    }
 }
 
 /// Sends NOTIFY requests. Implemented by the bindings.
@@ -126,13 +143,23 @@ fn fire(
                 }
             }
         }
-        // A subscriber whose access was taken away since is told nothing more.
-        if !super::access::may_still_notify(rules, &sub, subscribed) {
+        // A subscriber whose access was taken away since is told nothing more; nor of a
+        // child it may not retrieve.
+        let subscriber = super::resources::subscription::subscriber(&sub).to_string();
+        let child_event = matches!(net, NET_CREATE_CHILD | NET_DELETE_CHILD);
+        if !super::access::may_still_notify(rules, &subscriber, subscribed)
+            || (child_event && !super::access::may_still_notify(rules, &subscriber, res))
+        {
             continue;
+        }
+        let mut readable = vec![stub(subscribed)];
+        if child_event {
+            readable.push(stub(res));
         }
         out.push(Notice {
             targets: string_list(sub.attrs.get("nu")),
-            owner: sub.owner.clone(),
+            subscriber,
+            readable,
             pc: json!({ "m2m:sgn": {
                 "nev": { "net": net, "rep": representation(&sub, res, modified) },
                 "sur": sur(rules, &sub.ri),
@@ -158,7 +185,8 @@ fn removed(rules: &Rules, sub: &Resource, out: &mut Vec<Notice>) {
     if let Some(su) = sub.str("su").filter(|s| !s.is_empty()) {
         out.push(Notice {
             targets: vec![su.to_string()],
-            owner: sub.owner.clone(),
+            subscriber: super::resources::subscription::subscriber(sub).to_string(),
+            readable: Vec::new(),
             pc: json!({ "m2m:sgn": { "sud": true, "sur": sur(rules, &sub.ri) } }),
         });
     }
@@ -287,9 +315,21 @@ impl Notifier {
             return;
         };
         for notice in notices {
+            let shut_out = notice
+                .readable
+                .iter()
+                .any(|res| !super::access::may_still_notify(&self.rules, &notice.subscriber, res));
+            if shut_out {
+                continue;
+            }
             for nu in &notice.targets {
                 let target = self.store.read(|r| {
-                    Ok::<_, StoreError>(reach::resolve_target(r, &self.rules, nu, &notice.owner))
+                    Ok::<_, StoreError>(reach::resolve_target(
+                        r,
+                        &self.rules,
+                        nu,
+                        &notice.subscriber,
+                    ))
                 });
                 match target {
                     Ok(Ok(target)) => {

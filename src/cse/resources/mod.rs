@@ -232,11 +232,6 @@ pub fn create(
         let csi = remote_cse::register(w, rules, originator)?;
         attrs.insert("csi".into(), json!(csi));
         (csi.trim_start_matches('/').to_string(), csi)
-    } else if ty == ResourceType::Subscription && !originator.is_empty() {
-        // A subscription belongs to its subscriber: it may always see and cancel it, and
-        // its notifications stop when it may no longer retrieve what it subscribed to.
-        let ri = preset_ri.unwrap_or_else(|| new_id(ty.ri_prefix()));
-        (ri, originator.to_string())
     } else {
         let ri = preset_ri.unwrap_or_else(|| new_id(ty.ri_prefix()));
         (ri, parent.owner.clone())
@@ -251,7 +246,9 @@ pub fn create(
     let srn = format!("{}/{rn}", parent.srn);
     let now = time::now();
     expiration(&mut attrs, &now)?;
-    if attrs.contains_key("cr") {
+    // A subscription records its subscriber (cr), always: it may see and cancel it, and its
+    // notifications stop when it may no longer retrieve what it subscribed to.
+    if attrs.contains_key("cr") || ty == ResourceType::Subscription {
         // `cr: null` asks the CSE to record the creator.
         attrs.insert(
             "cr".into(),
@@ -353,6 +350,10 @@ pub fn update(
             _ => access_control_policy::check(&merged, rules)?,
         }
     }
+    // Only a change of what governs decisions reaches the in-memory policies (and ends the
+    // group commit): a write that names the same policies again does not.
+    let acpi = acpi.filter(|ris| *ris != super::policies::acpi_of(&target));
+    let rules_changed = attrs.contains_key("pv") || attrs.contains_key("pvs");
     let mut res = target;
     for (name, value) in &attrs {
         if value.is_null() {
@@ -369,7 +370,7 @@ pub fn update(
     if let Some(ris) = acpi {
         access_control_policy::acpi_set(w, &rules.policies, &res.srn, ris);
     }
-    if res.ty == ResourceType::AccessControlPolicy {
+    if res.ty == ResourceType::AccessControlPolicy && rules_changed {
         access_control_policy::stored(w, rules, &res);
     }
     notify::updated(w, rules, &res, &attrs, out)?;

@@ -2,7 +2,14 @@
 //! notification targets happens before the write, in [`crate::cse`].
 
 use crate::onem2m::{Error, Rsc};
+use crate::store::Resource;
 use serde_json::{Map, Value};
+
+/// Who subscribed: the `cr` the CSE records on every subscription, or for one stored before
+/// it did, the subscription's owner. Empty for the CSE's own.
+pub fn subscriber(sub: &Resource) -> &str {
+    sub.str("cr").unwrap_or(&sub.owner)
+}
 
 /// Attributes of the subscription that this CSE accepts in a request but does not act on yet;
 /// refused with 5001 rather than silently ignored.
