@@ -400,7 +400,7 @@ async fn policies_are_inherited_down_to_the_nearest_acpi_within_an_ae() {
             "{denied}"
         );
     }
-    // Removing the acpi (an empty list) brings the default back: the owner only.
+    // Removing the acpi (an empty list): the container follows its AE's policy again.
     let r = sensor
         .update("cse-in/Csensor/hidden", json!({"m2m:cnt":{"acpi":[]}}))
         .await
@@ -736,6 +736,15 @@ async fn an_ae_keeps_a_bounded_number_of_policies() {
     .await;
 }
 
+/// `acco` for one context (an object) or several (a list).
+fn contexts(acco: &Value) -> Value {
+    if acco.is_array() {
+        acco.clone()
+    } else {
+        json!([acco])
+    }
+}
+
 #[tokio::test]
 async fn context_rules_time_windows_and_address_ranges() {
     let hub = Hub::start();
@@ -773,13 +782,24 @@ async fn context_rules_time_windows_and_address_ranges() {
             json!({"acip": {"ipv6": ["::1"]}, "actw": ["* * * * * *"]}),
             false,
         ),
+        // Several contexts (a list): one that holds is enough.
+        (
+            "eitherContext",
+            json!([{"acip": {"ipv6": ["::1"]}}, {"acip": {"ipv4": ["127.0.0.1"]}}]),
+            true,
+        ),
+        (
+            "noContext",
+            json!([{"acip": {"ipv6": ["::1"]}}, {"actw": ["* * * * * * 1984"]}]),
+            false,
+        ),
     ];
     for (rn, acco, _) in &cases {
         let ri = acp(
             &sensor,
             "cse-in/Csensor",
             rn,
-            json!([OWNER_ALL("Csensor"), {"acor": ["Cgui"], "acop": 2, "acco": [acco]}]),
+            json!([OWNER_ALL("Csensor"), {"acor": ["Cgui"], "acop": 2, "acco": contexts(acco)}]),
             json!([OWNER_ALL("Csensor")]),
         )
         .await;
