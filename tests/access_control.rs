@@ -9,49 +9,6 @@ use m2mhub::client::{Client, Notifications, Options};
 use m2mhub::onem2m::{ResourceType, ResponsePrimitive, Rsc};
 use serde_json::{json, Map, Value};
 
-/// An AE registered over MQTT as `aei`.
-async fn ae(hub: &Hub, aei: &str) -> Client {
-    let c = Client::connect(
-        &format!("mqtt://{}#id-in", hub.mqtt),
-        aei,
-        Options::default(),
-    )
-    .await
-    .unwrap();
-    let r = c
-        .create(
-            "cse-in",
-            ResourceType::Ae,
-            json!({"m2m:ae":{"rn":aei,"api":"Nacp","rr":false,"srv":["3"]}}),
-        )
-        .await
-        .unwrap();
-    assert_eq!(r.rsc, Rsc::CREATED, "{r:?}");
-    c
-}
-
-/// An AE registered over MQTT that receives notifications.
-async fn listening_ae(hub: &Hub, aei: &str) -> (Client, Notifications) {
-    let c = Client::connect(
-        &format!("mqtt://{}#id-in", hub.mqtt),
-        aei,
-        Options::default(),
-    )
-    .await
-    .unwrap();
-    let (notes, poa) = c.notifications(None).await.unwrap();
-    let r = c
-        .create(
-            "cse-in",
-            ResourceType::Ae,
-            json!({"m2m:ae":{"rn":aei,"api":"Nacp","rr":true,"poa":[poa]}}),
-        )
-        .await
-        .unwrap();
-    assert_eq!(r.rsc, Rsc::CREATED, "{r:?}");
-    (c, notes)
-}
-
 fn dbg_of(r: &ResponsePrimitive) -> String {
     r.pc.as_ref()
         .and_then(|pc| pc["m2m:dbg"].as_str())
@@ -115,19 +72,32 @@ async fn found(c: &Client, under: &str, criteria: Value) -> Vec<String> {
 
 const OWNER_ALL: fn(&str) -> Value = |owner| json!({"acor": [owner], "acop": 63});
 
+/// A policy of Csensor's under its AE that keeps every right for Csensor (on the resources
+/// that name it, and on itself) and adds `others`, a list of rules; returns its resource ID.
+async fn sensor_policy(sensor: &Client, rn: &str, others: Value) -> String {
+    let mut pv = vec![OWNER_ALL("Csensor")];
+    pv.extend(others.as_array().unwrap().iter().cloned());
+    acp(
+        sensor,
+        "cse-in/Csensor",
+        rn,
+        json!(pv),
+        json!([OWNER_ALL("Csensor")]),
+    )
+    .await
+}
+
 #[tokio::test]
 async fn each_operation_bit_grants_its_operation_and_nothing_else() {
     let hub = Hub::start();
-    let sensor = ae(&hub, "Csensor").await;
-    let gui = ae(&hub, "Cgui").await;
+    let sensor = registered_ae(&hub, "Csensor").await;
+    let gui = registered_ae(&hub, "Cgui").await;
     // One container per bit, each governed by an ACP that grants the GUI that bit only.
     for bit in [1, 2, 4, 8, 32] {
-        let ri = acp(
+        let ri = sensor_policy(
             &sensor,
-            "cse-in/Csensor",
             &format!("acp{bit}"),
-            json!([OWNER_ALL("Csensor"), {"acor": ["Cgui"], "acop": bit}]),
-            json!([OWNER_ALL("Csensor")]),
+            json!([{"acor": ["Cgui"], "acop": bit}]),
         )
         .await;
         let cnt = format!("c{bit}");
@@ -227,9 +197,9 @@ async fn each_operation_bit_grants_its_operation_and_nothing_else() {
 #[tokio::test]
 async fn all_and_every_id_form_match_and_the_creator_gets_only_what_rules_grant() {
     let hub = Hub::start();
-    let sensor = ae(&hub, "Csensor").await;
-    let gui = ae(&hub, "Cgui").await;
-    let other = ae(&hub, "Cother").await;
+    let sensor = registered_ae(&hub, "Csensor").await;
+    let gui = registered_ae(&hub, "Cgui").await;
+    let other = registered_ae(&hub, "Cother").await;
     let open = acp(
         &sensor,
         "cse-in/Csensor",
@@ -299,8 +269,8 @@ async fn all_and_every_id_form_match_and_the_creator_gets_only_what_rules_grant(
 #[tokio::test]
 async fn self_privileges_govern_the_policy_itself() {
     let hub = Hub::start();
-    let sensor = ae(&hub, "Csensor").await;
-    let gui = ae(&hub, "Cgui").await;
+    let sensor = registered_ae(&hub, "Csensor").await;
+    let gui = registered_ae(&hub, "Cgui").await;
     let ri = acp(
         &sensor,
         "cse-in/Csensor",
@@ -347,8 +317,8 @@ async fn self_privileges_govern_the_policy_itself() {
 #[tokio::test]
 async fn policies_are_inherited_down_to_the_nearest_acpi_within_an_ae() {
     let hub = Hub::start();
-    let sensor = ae(&hub, "Csensor").await;
-    let gui = ae(&hub, "Cgui").await;
+    let sensor = registered_ae(&hub, "Csensor").await;
+    let gui = registered_ae(&hub, "Cgui").await;
     let admin = Client::connect(
         &format!("mqtt://{}#id-in", hub.mqtt),
         "CAdmin",
@@ -356,22 +326,8 @@ async fn policies_are_inherited_down_to_the_nearest_acpi_within_an_ae() {
     )
     .await
     .unwrap();
-    let read = acp(
-        &sensor,
-        "cse-in/Csensor",
-        "read",
-        json!([OWNER_ALL("Csensor"), {"acor": ["Cgui"], "acop": 34}]),
-        json!([OWNER_ALL("Csensor")]),
-    )
-    .await;
-    let none = acp(
-        &sensor,
-        "cse-in/Csensor",
-        "none",
-        json!([OWNER_ALL("Csensor")]),
-        json!([OWNER_ALL("Csensor")]),
-    )
-    .await;
+    let read = sensor_policy(&sensor, "read", json!([{"acor": ["Cgui"], "acop": 34}])).await;
+    let none = sensor_policy(&sensor, "none", json!([])).await;
     // The AE names `read`: its subtree without acpi follows it; `hidden` names its own.
     let r = sensor
         .update("cse-in/Csensor", json!({"m2m:ae":{"acpi":[read]}}))
@@ -446,7 +402,7 @@ async fn policies_are_inherited_down_to_the_nearest_acpi_within_an_ae() {
     container(&sensor, "cse-in/Csensor", "mine", &[&none]).await;
     assert_eq!(cin(&sensor, "cse-in/Csensor/mine", "x").await, Rsc::CREATED);
     // Registration is decided by credentials, not by the CSEBase's policy.
-    ae(&hub, "Clate").await;
+    registered_ae(&hub, "Clate").await;
 
     // A restart loads the policies from the database.
     let mut hub = hub;
@@ -480,24 +436,10 @@ async fn policies_are_inherited_down_to_the_nearest_acpi_within_an_ae() {
 #[tokio::test]
 async fn discovery_lists_only_what_the_originator_may_discover() {
     let hub = Hub::start();
-    let sensor = ae(&hub, "Csensor").await;
-    let gui = ae(&hub, "Cgui").await;
-    let discover = acp(
-        &sensor,
-        "cse-in/Csensor",
-        "d",
-        json!([OWNER_ALL("Csensor"), {"acor": ["Cgui"], "acop": 32}]),
-        json!([OWNER_ALL("Csensor")]),
-    )
-    .await;
-    let retrieve_only = acp(
-        &sensor,
-        "cse-in/Csensor",
-        "r",
-        json!([OWNER_ALL("Csensor"), {"acor": ["Cgui"], "acop": 2}]),
-        json!([OWNER_ALL("Csensor")]),
-    )
-    .await;
+    let sensor = registered_ae(&hub, "Csensor").await;
+    let gui = registered_ae(&hub, "Cgui").await;
+    let discover = sensor_policy(&sensor, "d", json!([{"acor": ["Cgui"], "acop": 32}])).await;
+    let retrieve_only = sensor_policy(&sensor, "r", json!([{"acor": ["Cgui"], "acop": 2}])).await;
     container(&sensor, "cse-in/Csensor", "shared", &[&discover]).await;
     container(&sensor, "cse-in/Csensor", "readable", &[&retrieve_only]).await;
     container(&sensor, "cse-in/Csensor", "private", &[]).await;
@@ -539,7 +481,7 @@ async fn discovery_lists_only_what_the_originator_may_discover() {
 #[tokio::test]
 async fn subscribing_needs_create_of_subscriptions_and_retrieve() {
     let hub = Hub::start();
-    let sensor = ae(&hub, "Csensor").await;
+    let sensor = registered_ae(&hub, "Csensor").await;
     let (gui, mut notes) = listening_ae(&hub, "Cgui").await;
     // Create of subscriptions only (acod), without retrieve; retrieve without create; both.
     let rules = [
@@ -554,16 +496,7 @@ async fn subscribing_needs_create_of_subscriptions_and_retrieve() {
         ),
     ];
     for (rn, gui_rules) in rules {
-        let mut pv = gui_rules.as_array().unwrap().clone();
-        pv.push(OWNER_ALL("Csensor"));
-        let ri = acp(
-            &sensor,
-            "cse-in/Csensor",
-            rn,
-            json!(pv),
-            json!([OWNER_ALL("Csensor")]),
-        )
-        .await;
+        let ri = sensor_policy(&sensor, rn, gui_rules).await;
         container(&sensor, "cse-in/Csensor", &format!("c-{rn}"), &[&ri]).await;
     }
     let gui = &gui;
@@ -654,7 +587,7 @@ async fn subscribing_needs_create_of_subscriptions_and_retrieve() {
 async fn a_subscription_that_expires_by_count_takes_its_policies_along() {
     let hub = Hub::start();
     let (sensor, mut notes) = listening_ae(&hub, "Csensor").await;
-    let other = ae(&hub, "Cother").await;
+    let other = registered_ae(&hub, "Cother").await;
     let open = acp(
         &sensor,
         "cse-in/Csensor",
@@ -701,16 +634,9 @@ async fn a_subscription_that_expires_by_count_takes_its_policies_along() {
 #[tokio::test]
 async fn an_ae_keeps_a_bounded_number_of_policies() {
     let hub = Hub::start();
-    let sensor = ae(&hub, "Csensor").await;
+    let sensor = registered_ae(&hub, "Csensor").await;
     for i in 0..32 {
-        acp(
-            &sensor,
-            "cse-in/Csensor",
-            &format!("p{i}"),
-            json!([OWNER_ALL("Csensor")]),
-            json!([OWNER_ALL("Csensor")]),
-        )
-        .await;
+        sensor_policy(&sensor, &format!("p{i}"), json!([])).await;
     }
     let r = sensor
         .create(
@@ -748,8 +674,8 @@ fn contexts(acco: &Value) -> Value {
 #[tokio::test]
 async fn context_rules_time_windows_and_address_ranges() {
     let hub = Hub::start();
-    let sensor = ae(&hub, "Csensor").await;
-    let gui = ae(&hub, "Cgui").await;
+    let sensor = registered_ae(&hub, "Csensor").await;
+    let gui = registered_ae(&hub, "Cgui").await;
     let http_gui = Client::connect(
         &format!("http://{}", hub.http.unwrap()),
         "Cgui",
@@ -795,12 +721,10 @@ async fn context_rules_time_windows_and_address_ranges() {
         ),
     ];
     for (rn, acco, _) in &cases {
-        let ri = acp(
+        let ri = sensor_policy(
             &sensor,
-            "cse-in/Csensor",
             rn,
-            json!([OWNER_ALL("Csensor"), {"acor": ["Cgui"], "acop": 2, "acco": contexts(acco)}]),
-            json!([OWNER_ALL("Csensor")]),
+            json!([{"acor": ["Cgui"], "acop": 2, "acco": contexts(acco)}]),
         )
         .await;
         container(&sensor, "cse-in/Csensor", &format!("c-{rn}"), &[&ri]).await;
@@ -821,8 +745,8 @@ async fn context_rules_time_windows_and_address_ranges() {
 #[tokio::test]
 async fn invalid_policies_and_acpi_are_refused_and_setting_acpi_needs_update() {
     let hub = Hub::start();
-    let sensor = ae(&hub, "Csensor").await;
-    let gui = ae(&hub, "Cgui").await;
+    let sensor = registered_ae(&hub, "Csensor").await;
+    let gui = registered_ae(&hub, "Cgui").await;
     let create = |pv: Value| {
         sensor.create(
             "cse-in/Csensor",
@@ -882,14 +806,7 @@ async fn invalid_policies_and_acpi_are_refused_and_setting_acpi_needs_update() {
     assert_eq!(r.rsc, Rsc::BAD_REQUEST, "pvs needs a rule: {r:?}");
     assert!(dbg_of(&r).contains("at least one rule"), "{}", dbg_of(&r));
     // acpi names ACPs of this CSE, by resource ID or structured address; kept as IDs.
-    let ri = acp(
-        &sensor,
-        "cse-in/Csensor",
-        "p",
-        json!([OWNER_ALL("Csensor"), {"acor": ["Cgui"], "acop": 2}]),
-        json!([OWNER_ALL("Csensor")]),
-    )
-    .await;
+    let ri = sensor_policy(&sensor, "p", json!([{"acor": ["Cgui"], "acop": 2}])).await;
     container(&sensor, "cse-in/Csensor", "c", &[]).await;
     for bad in ["cse-in/Csensor/c", "nothing", "/id-other/acp1"] {
         let r = sensor
@@ -901,22 +818,8 @@ async fn invalid_policies_and_acpi_are_refused_and_setting_acpi_needs_update() {
     }
     // Setting acpi is an UPDATE: the GUI, which may read a container, cannot change the
     // policies that govern it; given update, it can.
-    let read = acp(
-        &sensor,
-        "cse-in/Csensor",
-        "read",
-        json!([OWNER_ALL("Csensor"), {"acor": ["Cgui"], "acop": 2}]),
-        json!([OWNER_ALL("Csensor")]),
-    )
-    .await;
-    let write = acp(
-        &sensor,
-        "cse-in/Csensor",
-        "write",
-        json!([OWNER_ALL("Csensor"), {"acor": ["Cgui"], "acop": 6}]),
-        json!([OWNER_ALL("Csensor")]),
-    )
-    .await;
+    let read = sensor_policy(&sensor, "read", json!([{"acor": ["Cgui"], "acop": 2}])).await;
+    let write = sensor_policy(&sensor, "write", json!([{"acor": ["Cgui"], "acop": 6}])).await;
     container(&sensor, "cse-in/Csensor", "shared", &[&read]).await;
     assert_eq!(
         gui.retrieve("cse-in/Csensor/shared").await.unwrap().rsc,
@@ -1009,24 +912,10 @@ async fn invalid_policies_and_acpi_are_refused_and_setting_acpi_needs_update() {
 #[tokio::test]
 async fn notifications_tell_a_subscriber_only_what_it_may_retrieve() {
     let hub = Hub::start();
-    let sensor = ae(&hub, "Csensor").await;
+    let sensor = registered_ae(&hub, "Csensor").await;
     let (gui, mut notes) = listening_ae(&hub, "Cgui").await;
-    let share = acp(
-        &sensor,
-        "cse-in/Csensor",
-        "share",
-        json!([OWNER_ALL("Csensor"), {"acor": ["Cgui"], "acop": 3}]),
-        json!([OWNER_ALL("Csensor")]),
-    )
-    .await;
-    let none = acp(
-        &sensor,
-        "cse-in/Csensor",
-        "none",
-        json!([OWNER_ALL("Csensor")]),
-        json!([OWNER_ALL("Csensor")]),
-    )
-    .await;
+    let share = sensor_policy(&sensor, "share", json!([{"acor": ["Cgui"], "acop": 3}])).await;
+    let none = sensor_policy(&sensor, "none", json!([])).await;
     let r = sensor
         .update("cse-in/Csensor", json!({"m2m:ae":{"acpi":[share.clone()]}}))
         .await

@@ -35,6 +35,26 @@ fn start_mn(dir: &std::path::Path, registrar_poa: &str, extra: &str) -> Hub {
     )
 }
 
+/// A backend (IN) and a gateway (MN) registered with it over MQTT, with the gateway's
+/// directory.
+async fn gateway_and_backend() -> (Hub, tempfile::TempDir, Hub) {
+    let backend = Hub::start();
+    let mn_dir = tempfile::tempdir().unwrap();
+    let gateway = start_mn(mn_dir.path(), &format!("mqtt://{}", backend.mqtt), "");
+    (backend, mn_dir, gateway)
+}
+
+/// The admin's client on the broker at `addr`, addressing CSE `csi` (`id-in`).
+async fn admin(addr: std::net::SocketAddr, csi: &str) -> Client {
+    Client::connect(
+        &format!("mqtt://{addr}#{csi}"),
+        "CAdmin",
+        Options::default(),
+    )
+    .await
+    .unwrap()
+}
+
 async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(15);
     while !check().await {
@@ -45,24 +65,9 @@ async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
 
 #[tokio::test]
 async fn gateway_and_backend_work_as_one() {
-    let backend = Hub::start();
-    let mn_dir = tempfile::tempdir().unwrap();
-    let gateway = start_mn(mn_dir.path(), &format!("mqtt://{}", backend.mqtt), "");
-
-    let in_admin = Client::connect(
-        &format!("mqtt://{}#id-in", backend.mqtt),
-        "CAdmin",
-        Options::default(),
-    )
-    .await
-    .unwrap();
-    let mn_admin = Client::connect(
-        &format!("mqtt://{}#id-mn", gateway.mqtt),
-        "CAdmin",
-        Options::default(),
-    )
-    .await
-    .unwrap();
+    let (backend, _mn_dir, gateway) = gateway_and_backend().await;
+    let in_admin = admin(backend.mqtt, "id-in").await;
+    let mn_admin = admin(gateway.mqtt, "id-mn").await;
 
     // Registration shows up on both sides.
     eventually("registration on the IN", async || {
@@ -227,16 +232,8 @@ async fn gateway_and_backend_work_as_one() {
 /// through the gateway.
 #[tokio::test]
 async fn a_backend_app_reads_gateway_data_an_acp_grants_and_strangers_are_refused_at_the_gateway() {
-    let backend = Hub::start();
-    let mn_dir = tempfile::tempdir().unwrap();
-    let gateway = start_mn(mn_dir.path(), &format!("mqtt://{}", backend.mqtt), "");
-    let in_admin = Client::connect(
-        &format!("mqtt://{}#id-in", backend.mqtt),
-        "CAdmin",
-        Options::default(),
-    )
-    .await
-    .unwrap();
+    let (backend, _mn_dir, gateway) = gateway_and_backend().await;
+    let in_admin = admin(backend.mqtt, "id-in").await;
     eventually("registration on the IN", async || {
         in_admin
             .retrieve("cse-in/id-mn")

@@ -7,28 +7,6 @@ use m2mhub::onem2m::{ResourceType, Rsc};
 use serde_json::{json, Value};
 use std::time::Duration;
 
-/// An AE on the MQTT binding that receives its notifications through the client library.
-async fn mqtt_ae(hub: &Hub, aei: &str) -> (Client, Notifications) {
-    let c = Client::connect(
-        &format!("mqtt://{}#id-in", hub.mqtt),
-        aei,
-        Options::default(),
-    )
-    .await
-    .unwrap();
-    let (notes, poa) = c.notifications(None).await.unwrap();
-    let r = c
-        .create(
-            "cse-in",
-            ResourceType::Ae,
-            json!({"m2m:ae":{"rn":aei,"api":"Nnote","rr":true,"poa":[poa]}}),
-        )
-        .await
-        .unwrap();
-    assert_eq!(r.rsc, Rsc::CREATED, "{r:?}");
-    (c, notes)
-}
-
 /// A client on the HTTP binding with `originator`.
 async fn http_client(hub: &Hub, originator: &str) -> Client {
     Client::connect(
@@ -80,7 +58,7 @@ fn sub(nu: Value, extra: Value) -> Value {
 #[tokio::test]
 async fn a_subscriber_sees_every_new_instance_over_mqtt() {
     let hub = Hub::start();
-    let (ae, mut notes) = mqtt_ae(&hub, "Cwatch").await;
+    let (ae, mut notes) = listening_ae(&hub, "Cwatch").await;
     ae.create(
         "cse-in/Cwatch",
         ResourceType::Container,
@@ -129,7 +107,7 @@ async fn a_subscriber_sees_every_new_instance_over_mqtt() {
 #[tokio::test]
 async fn verification_requests_gate_subscriptions() {
     let hub = Hub::start();
-    let (ae, _notes) = mqtt_ae(&hub, "Cverif").await;
+    let (ae, _notes) = listening_ae(&hub, "Cverif").await;
     container_c(&ae, "cse-in/Cverif").await;
 
     // An HTTP receiver that accepts: it sees vrq, sur and cr, and the subscription is made.
@@ -234,7 +212,7 @@ async fn verification_requests_gate_subscriptions() {
 #[tokio::test]
 async fn another_ae_is_notified_at_its_poa_after_answering_verification_on_a_release_1_topic() {
     let hub = Hub::start();
-    let (owner, _n) = mqtt_ae(&hub, "Cowner").await;
+    let (owner, _n) = listening_ae(&hub, "Cowner").await;
     container_c(&owner, "cse-in/Cowner").await;
 
     // An OpenMTC-style AE: raw MQTT, answers on /oneM2M/resp/<orig>/<recv> without the suffix.
@@ -304,7 +282,7 @@ async fn another_ae_is_notified_at_its_poa_after_answering_verification_on_a_rel
 #[tokio::test]
 async fn event_types_content_types_counters_and_deletion_notices() {
     let hub = Hub::start();
-    let (ae, mut notes) = mqtt_ae(&hub, "Cnet").await;
+    let (ae, mut notes) = listening_ae(&hub, "Cnet").await;
     container_c(&ae, "cse-in/Cnet").await;
     // Only updates of the container, modified attributes only; deletion notice to the AE.
     let r = ae
@@ -429,7 +407,7 @@ async fn event_types_content_types_counters_and_deletion_notices() {
 #[tokio::test]
 async fn a_dead_http_target_does_not_delay_mqtt_notifications() {
     let hub = Hub::start();
-    let (ae, mut notes) = mqtt_ae(&hub, "Cboth").await;
+    let (ae, mut notes) = listening_ae(&hub, "Cboth").await;
     container_c(&ae, "cse-in/Cboth").await;
 
     // An HTTP target that answers its verification, then never answers again.

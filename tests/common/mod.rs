@@ -557,3 +557,57 @@ pub fn passwd(file: &Path, user: &str, password: &str) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// An AE registered as `aei` over MQTT through the client library, not reachable (`rr`
+/// false).
+pub async fn registered_ae(hub: &Hub, aei: &str) -> m2mhub::client::Client {
+    ae_with(hub, aei, None).await.0
+}
+
+/// An AE registered as `aei` over MQTT through the client library, whose notifications come
+/// to the returned receiver (its `poa`).
+pub async fn listening_ae(
+    hub: &Hub,
+    aei: &str,
+) -> (m2mhub::client::Client, m2mhub::client::Notifications) {
+    let (c, notes) = ae_with(hub, aei, Some(())).await;
+    (c, notes.expect("a receiver was asked for"))
+}
+
+async fn ae_with(
+    hub: &Hub,
+    aei: &str,
+    listen: Option<()>,
+) -> (
+    m2mhub::client::Client,
+    Option<m2mhub::client::Notifications>,
+) {
+    use m2mhub::client::{Client, Options};
+    use m2mhub::onem2m::{ResourceType, Rsc};
+    let c = Client::connect(
+        &format!("mqtt://{}#id-in", hub.mqtt),
+        aei,
+        Options::default(),
+    )
+    .await
+    .unwrap();
+    let (notes, ae) = match listen {
+        Some(()) => {
+            let (notes, poa) = c.notifications(None).await.unwrap();
+            (
+                Some(notes),
+                json!({"rn": aei, "api": "Ntest", "rr": true, "poa": [poa]}),
+            )
+        }
+        None => (
+            None,
+            json!({"rn": aei, "api": "Ntest", "rr": false, "srv": ["3"]}),
+        ),
+    };
+    let r = c
+        .create("cse-in", ResourceType::Ae, json!({ "m2m:ae": ae }))
+        .await
+        .unwrap();
+    assert_eq!(r.rsc, Rsc::CREATED, "{r:?}");
+    (c, notes)
+}
