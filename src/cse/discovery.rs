@@ -1,7 +1,8 @@
 //! Discovery: a RETRIEVE with filter usage 1 (`fc.fu = 1`) lists the addresses of the
 //! resources below the target that match the filter criteria and that the originator may see
 //! (TS-0001 §10.2.6, digest §5.3). The result is `{"m2m:uril": [...]}`, structured addresses
-//! by default (`drt` 1) or resource IDs (`drt` 2). Results come in tree order.
+//! by default (`drt` 1) or resource IDs (`drt` 2), or with `rcn` 6 references to them
+//! (`{"m2m:rrl": {"rrf": [{"nm", "typ", "val"}]}}`). Results come in tree order.
 
 use super::access::{self, Action, Originator};
 use super::pipeline::{result_content, Success};
@@ -131,7 +132,16 @@ fn depth(srn: &str) -> usize {
     srn.matches('/').count()
 }
 
-/// The RETRIEVE with `fu` 1: checks what the answer may be (`rcn` 11, `drt` 1 or 2), then
+/// What a discovery answers with.
+#[derive(Debug, Clone, Copy)]
+pub struct Answer {
+    /// 1: structured addresses, 2: resource IDs.
+    pub drt: u64,
+    /// References (`m2m:rrl`, rcn 6) rather than addresses (`m2m:uril`).
+    pub references: bool,
+}
+
+/// The RETRIEVE with `fu` 1: checks what the answer may be (`rcn` 11 or 6, `drt` 1 or 2), then
 /// [discovers](discover). Blocking.
 pub(super) fn run(
     cse: &Cse,
@@ -146,18 +156,23 @@ pub(super) fn run(
             "discovery under la or ol is not possible",
         ));
     }
-    result_content(req.rcn, 11, &[11], "discovery")?;
-    let drt = match req.drt.unwrap_or(1) {
-        d @ (1 | 2) => d,
-        d => {
-            return Err(Error::bad_request(format!(
-                "drt {d} is not 1 (structured) or 2 (unstructured)"
-            )))
-        }
+    // 11 (ACME's) and no rcn: the addresses found (`m2m:uril`); 6 (TS-0001 Table 8.1.2-1):
+    // references to them (`m2m:rrl`). OpenMTC's application framework sends rcn 5 with
+    // every discovery and reads `m2m:uril`, as its own CSE answers whatever rcn says: 5 is
+    // read as the default, which cannot change what a discovery finds.
+    let rcn = result_content(
+        req.rcn.map(|r| if r == 5 { 11 } else { r }),
+        11,
+        &[6, 11],
+        "discovery",
+    )?;
+    let answer = Answer {
+        drt: resources::address_type(req.drt)?,
+        references: rcn == 6,
     };
     let (pc, partial) = cse
         .store
-        .read(|r| discover(r, &cse.rules, originator, base, &req.to, filter, drt))?;
+        .read(|r| discover(r, &cse.rules, originator, base, &req.to, filter, answer))?;
     Ok(Success {
         rsc: Rsc::OK,
         pc: Some(pc),
@@ -175,8 +190,9 @@ pub fn discover(
     base: &Base,
     to: &str,
     filter: &Filter,
-    drt: u64,
+    answer: Answer,
 ) -> Result<(Value, Option<u64>), Error> {
+    let Answer { drt, references } = answer;
     // The root is not checked, only each result (as ACME does): an originator may discover
     // what it is granted below resources it may not see itself.
     let root = resources::resolve(r, base, None, to)?;
@@ -197,18 +213,31 @@ pub fn discover(
             skipped += 1;
             return true;
         }
-        let address = if drt == 2 { res.ri } else { res.srn };
+        let entry = if references {
+            resources::reference(&res, drt)
+        } else {
+            Value::String(if drt == 2 { res.ri } else { res.srn })
+        };
+        let size = match &entry {
+            Value::String(s) => s.len(),
+            other => other.to_string().len(),
+        };
         // One match past a limit only says that the result is partial.
-        if found.len() >= filter.limit || bytes + address.len() > resources::MAX_RESULT_BYTES {
+        if found.len() >= filter.limit || bytes + size > resources::MAX_RESULT_BYTES {
             more = true;
             return false;
         }
-        bytes += address.len();
-        found.push(address);
+        bytes += size;
+        found.push(entry);
         true
     })?;
     let partial = more.then(|| (filter.offset + found.len()) as u64);
-    Ok((json!({ "m2m:uril": found }), partial))
+    let pc = if references {
+        json!({ "m2m:rrl": { "rrf": found } })
+    } else {
+        json!({ "m2m:uril": found })
+    };
+    Ok((pc, partial))
 }
 
 #[cfg(test)]

@@ -391,6 +391,38 @@ impl Reader<'_> {
         Ok((taken, false))
     }
 
+    /// The descendants of the resource named `srn` in tree order (by structured name: a
+    /// parent before its descendants), that `keep` accepts, with the same limits as
+    /// [`children_within`](Self::children_within): a resource is weighed before it is read.
+    pub fn subtree_within(
+        &self,
+        srn: &str,
+        max_count: usize,
+        max_bytes: usize,
+        mut keep: impl FnMut(&Resource) -> bool,
+    ) -> Result<(Vec<Resource>, bool), StoreError> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {COLUMNS}, length(CAST(attrs AS BLOB)) FROM resource \
+             WHERE srn > ?1 AND srn < ?2 ORDER BY srn"
+        ))?;
+        let mut rows = stmt.query(rusqlite::params![format!("{srn}/"), format!("{srn}0")])?;
+        let (mut taken, mut bytes) = (Vec::new(), 0usize);
+        while let Some(row) = rows.next()? {
+            let size = row.get::<_, i64>(7)?.max(0) as usize;
+            let full = taken.len() >= max_count
+                || (!taken.is_empty() && bytes.saturating_add(size) > max_bytes);
+            if full {
+                return Ok((taken, true));
+            }
+            let res = resource::from_row(row)??;
+            if keep(&res) {
+                bytes += size;
+                taken.push(res);
+            }
+        }
+        Ok((taken, false))
+    }
+
     /// Direct children of type `ty`, oldest first (an index range scan).
     pub fn children_of_type(&self, pi: &str, ty: u16) -> Result<Vec<Resource>, StoreError> {
         self.many(

@@ -102,18 +102,22 @@ pub fn content(pc: Option<&Value>, ty: ResourceType) -> Result<Map<String, Value
     }
 }
 
-/// `rcn=4`: the resource with its direct children nested by type, e.g. `"m2m:cin": [...]`.
-pub fn with_children(target: &Resource, children: &[Resource]) -> Value {
-    let mut attrs = target.attrs.clone();
-    for child in children {
-        let list = attrs
-            .entry(child.ty.root_name())
-            .or_insert_with(|| Value::Array(Vec::new()));
-        if let Value::Array(items) = list {
-            items.push(Value::Object(child.attrs.clone()));
-        }
+/// A resource reference (`m2m:rrf`, an entry of `ch`): its name, type, and address in the
+/// form `drt` asks for (structured by default, as TS-0004 §8.4.3's examples; OpenMTC's own
+/// CSE gives resource IDs, which `drt` 2 gives).
+pub fn reference(res: &Resource, drt: u64) -> Value {
+    let val = if drt == 2 { &res.ri } else { &res.srn };
+    json!({ "nm": res.rn, "typ": res.ty.code(), "val": val })
+}
+
+/// The address form (`drt`) asked for: 1 structured (the default), 2 unstructured.
+pub fn address_type(drt: Option<u64>) -> Result<u64, Error> {
+    match drt.unwrap_or(1) {
+        d @ (1 | 2) => Ok(d),
+        d => Err(Error::bad_request(format!(
+            "drt {d} is not 1 (structured) or 2 (unstructured)"
+        ))),
     }
-    json!({ target.ty.root_name(): attrs })
 }
 
 /// A new resource ID: the type's prefix, a clock of this process (microseconds, never repeating,
