@@ -122,9 +122,62 @@ const ACCESS_CONTROL_POLICY: &[Policy] = &[
 /// Only these can be updated; the rest of the CSEBase follows the configuration.
 const CSE_BASE: &[Policy] = &[p("acpi", StrList, Optional, true)];
 
+/// `ch` (child resources), `la` and `ol` are in OpenMTC's model of a resource; the CSE gives
+/// them, never a client.
 const READ_ONLY: &[&str] = &[
-    "ty", "ri", "pi", "ct", "lt", "st", "cni", "cbs", "cs", "aei", "csi", "cst", "srt", "cb",
+    "ty", "ri", "pi", "ct", "lt", "st", "cni", "cbs", "cs", "aei", "csi", "cst", "srt", "cb", "ch",
+    "la", "ol",
 ];
+
+/// Attributes TS-0001 defines for every resource that this CSE does not implement
+/// (announcement, dynamic authorization, custodian). Given a value, they get 5001 (TS-0004
+/// §7.3.3.3: a supported resource with an optional attribute the Hosting CSE does not
+/// support), not "unknown attribute".
+const UNIVERSAL_NOT_SUPPORTED: &[&str] = &["at", "aa", "ast", "daci", "cstn"];
+
+/// The same, per type (TS-0001 §9.6: the attribute tables of each resource type).
+fn not_supported(ty: ResourceType) -> &'static [&'static str] {
+    match ty {
+        ResourceType::Ae => &["esi", "regs", "trps", "ph", "scp", "tren", "ape"],
+        ResourceType::Container => &["disr"],
+        ResourceType::ContentInstance => &["conr", "dcnt", "dgt"],
+        ResourceType::Subscription => &["psn", "nec", "nse", "nsi", "acrs"],
+        ResourceType::RemoteCse => &["mei", "tri", "trn", "esi", "mtcc"],
+        ResourceType::AccessControlPolicy => &["adri", "apri", "airi"],
+        _ => &[],
+    }
+}
+
+/// Whether a value says "not set": `null`, or an empty list.
+fn unset(v: &Value) -> bool {
+    v.is_null() || v.as_array().is_some_and(Vec::is_empty)
+}
+
+/// Takes out of a CREATE or UPDATE what says "not set", before [`validate`]:
+/// * OpenMTC serialises its whole model of a resource, unset attributes as `null` or `[]`,
+///   the ones the CSE assigns included (`"ri": null, "ct": null, "ch": []`). A body that
+///   carries an attribute the CSE assigns, unset, is such a model: there every `null` and
+///   `[]` means "not set", and is left out.
+/// * Otherwise `null` on CREATE is left out (`cr: null` aside: it asks for the creator), and
+///   on UPDATE kept: it deletes the attribute (TS-0004). An empty list of an attribute the
+///   CSE assigns or does not support is left out; of any other, kept (a list set empty).
+pub fn tidy(ty: ResourceType, op: Op, attrs: &mut Map<String, Value>) {
+    let whole_model = attrs
+        .iter()
+        .any(|(k, v)| READ_ONLY.contains(&k.as_str()) && unset(v));
+    attrs.retain(|name, v| {
+        if !unset(v) {
+            return true;
+        }
+        if whole_model {
+            return false;
+        }
+        if v.is_null() {
+            return op == Op::Update || name == "cr";
+        }
+        find(ty, name).is_some()
+    });
+}
 
 fn policies(ty: ResourceType) -> &'static [Policy] {
     match ty {
@@ -159,6 +212,14 @@ pub fn validate(ty: ResourceType, op: Op, attrs: &Map<String, Value>) -> Result<
                 return Err(Error::bad_request(format!(
                     "attribute '{name}' of {root} is set by the CSE and cannot be given"
                 )));
+            }
+            if UNIVERSAL_NOT_SUPPORTED.contains(&name.as_str())
+                || not_supported(ty).contains(&name.as_str())
+            {
+                return Err(Error::new(
+                    crate::onem2m::Rsc::NOT_IMPLEMENTED,
+                    format!("attribute '{name}' of {root} is not supported by this CSE"),
+                ));
             }
             return Err(Error::bad_request(format!(
                 "unknown attribute '{name}' for {root}"
@@ -349,6 +410,65 @@ mod tests {
         .contains("cannot be updated"));
         assert!(err(ResourceType::Ae, Op::Update, json!({"api":"Nother"}))
             .contains("cannot be updated"));
+    }
+
+    #[test]
+    fn unset_attributes_of_whole_models_and_of_creates_are_left_out() {
+        let tidied = |ty, op, v: Value| {
+            let mut a = attrs(v);
+            tidy(ty, op, &mut a);
+            Value::Object(a)
+        };
+        // OpenMTC's whole model: every null and empty list is "not set".
+        let openmtc = json!({"aei": null, "api": "Nx", "acpi": [], "at": [], "aa": null,
+            "ch": [], "ct": null, "lbl": ["a"], "poa": [], "rr": true, "ri": null, "rn": "x"});
+        let want = json!({"api": "Nx", "lbl": ["a"], "rr": true, "rn": "x"});
+        assert_eq!(tidied(ResourceType::Ae, Op::Create, openmtc.clone()), want);
+        let update = json!({"ri": null, "rr": null, "poa": [], "lbl": ["b"], "api": null});
+        assert_eq!(
+            tidied(ResourceType::Ae, Op::Update, update),
+            json!({"lbl": ["b"]})
+        );
+        // Otherwise: null is absent on CREATE (but cr asks for the creator), deletes on
+        // UPDATE; an empty list is kept where the type has the attribute.
+        assert_eq!(
+            tidied(
+                ResourceType::Container,
+                Op::Create,
+                json!({"mni": null, "cr": null, "lbl": [], "at": []})
+            ),
+            json!({"cr": null, "lbl": []})
+        );
+        assert_eq!(
+            tidied(
+                ResourceType::Container,
+                Op::Update,
+                json!({"mni": null, "lbl": [], "daci": []})
+            ),
+            json!({"mni": null, "lbl": []})
+        );
+    }
+
+    #[test]
+    fn defined_attributes_this_cse_does_not_support_are_5001() {
+        for (ty, v) in [
+            (
+                ResourceType::Ae,
+                json!({"api": "N", "rr": true, "aa": ["lbl"]}),
+            ),
+            (ResourceType::Ae, json!({"api": "N", "rr": true, "regs": 1})),
+            (ResourceType::Container, json!({"disr": true})),
+            (
+                ResourceType::ContentInstance,
+                json!({"con": "x", "dgt": "abc"}),
+            ),
+        ] {
+            let e = validate(ty, Op::Create, &attrs(v.clone())).unwrap_err();
+            assert_eq!(e.rsc, Rsc::NOT_IMPLEMENTED, "{v}");
+            assert!(e.dbg.contains("not supported"), "{}", e.dbg);
+        }
+        // What no release defines stays 4000.
+        assert!(err(ResourceType::Container, Op::Create, json!({"zz": 1})).contains("unknown"));
     }
 
     #[test]

@@ -48,7 +48,12 @@ impl Filter {
             })
         };
         let mut fu = 2;
-        for (k, v) in fc {
+        // An empty criterion is no criterion: OpenMTC sends every one it knows,
+        // `"atr": [], "cty": null`.
+        let given = fc
+            .iter()
+            .filter(|(_, v)| !v.is_null() && v.as_array().is_none_or(|l| !l.is_empty()));
+        for (k, v) in given {
             match k.as_str() {
                 "fu" => fu = uint(k, v)?,
                 "fo" => {

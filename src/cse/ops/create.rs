@@ -45,7 +45,8 @@ pub fn content(req: &RequestPrimitive, virt: Option<Virtual>) -> Result<Asked, E
         return Err(Error::not_allowed("nothing can be created under la or ol"));
     }
     let rcn = result_content(req.rcn, 1, &[0, 1, 2, 3], "CREATE")?;
-    let attrs = resources::content(req.pc.as_ref(), ty)?;
+    let mut attrs = resources::content(req.pc.as_ref(), ty)?;
+    attributes::tidy(ty, attributes::Op::Create, &mut attrs);
     attributes::validate(ty, attributes::Op::Create, &attrs)?;
     Ok(Asked { ty, rcn, attrs })
 }

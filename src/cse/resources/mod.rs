@@ -336,6 +336,7 @@ pub fn update(
             )));
         }
     }
+    attributes::tidy(target.ty, attributes::Op::Update, &mut attrs);
     attributes::validate(target.ty, attributes::Op::Update, &attrs)?;
     let acpi = access_control_policy::take_acpi(w, rules, &mut attrs)?;
     if acpi.as_ref().is_some_and(Vec::is_empty) {
