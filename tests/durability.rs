@@ -55,7 +55,7 @@ async fn a_stop_then_a_power_cut_keeps_the_tree() {
     assert_eq!(c["pc"]["m2m:cnt"]["cni"], 1);
     assert_eq!(c["pc"]["m2m:cnt"]["mni"], 5);
     // The registration survived too: the AE-ID is still taken.
-    assert_eq!(rsc(&register(&mut dev, "Ckeep", "again").await), 4105);
+    assert_eq!(rsc(&register(&mut dev, "Ckeep", "again").await), 4117);
 }
 
 #[tokio::test]

@@ -88,3 +88,130 @@ async fn openmtc_mqtt_client_session_as_captured() {
     let found = &by("0ReEhmY9gDCztW1B")["pc"]["m2m:uril"];
     assert_eq!(found.as_array().map(Vec::len), Some(3), "{found}");
 }
+
+/// A hub named as OpenMTC's deployments name their backend: CSE `in-cse-1`, CSEBase
+/// `onem2m`, service provider `openmtc.org`.
+fn openmtc_backend() -> Hub {
+    Hub::start_with(&[
+        ("M2MHUB_CSE__ID", "in-cse-1"),
+        ("M2MHUB_CSE__NAME", "onem2m"),
+        ("M2MHUB_CSE__SP_ID", "openmtc.org"),
+    ])
+}
+
+/// The single request of a capture, its payload parsed.
+fn only_request(capture: &str) -> (&str, Value) {
+    let reqs = requests(capture);
+    assert_eq!(reqs.len(), 1);
+    (reqs[0].0, serde_json::from_str(reqs[0].1).unwrap())
+}
+
+/// A day from now, in oneM2M's basic format.
+fn tomorrow() -> String {
+    let t = std::time::SystemTime::now() + std::time::Duration::from_secs(86_400);
+    let secs = t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    chrono::DateTime::from_timestamp(secs, 0)
+        .unwrap()
+        .format("%Y%m%dT%H%M%S")
+        .to_string()
+}
+
+async fn listening(hub: &Hub) -> Device {
+    let mut dev = Device::connect(hub.mqtt, "replay").await;
+    dev.subscribe("/oneM2M/resp/#").await;
+    dev
+}
+
+#[tokio::test]
+async fn an_openmtc_application_registers_as_captured() {
+    let capture = include_str!("fixtures/interop/openmtc-app-framework.log");
+    let hub = openmtc_backend();
+    let mut dev = listening(&hub).await;
+    let (topic, mut req) = only_request(capture);
+    // As captured: its et (an hour ahead when it was taken) has passed, which TS-0004
+    // refuses.
+    let rsp = replay(&mut dev, topic, &req.to_string()).await;
+    assert_eq!(rsp["rsc"], 4000, "{rsp}");
+    assert!(rsp.to_string().contains("in the past"), "{rsp}");
+    // The same request an hour ahead of now, as the application sends it: App-ID "dummy" of
+    // a Release 2a request, the whole model with its nulls.
+    req["pc"]["m2m:ae"]["et"] = serde_json::json!(tomorrow());
+    req["rqi"] = serde_json::json!("again");
+    let rsp = replay(&mut dev, topic, &req.to_string()).await;
+    assert_eq!(rsp["rsc"], 2001, "{rsp}");
+    assert_eq!(rsp["pc"]["m2m:ae"]["api"], "dummy");
+    assert_eq!(rsp["pc"]["m2m:ae"]["aei"], "CSelfTest");
+    // What the framework does next: RETRIEVE with rcn 5.
+    let again = serde_json::json!({"op": 2, "to": "onem2m/SelfTest", "fr": "CSelfTest",
+        "rqi": "next", "rvi": "2a", "rcn": 5});
+    let rsp = replay(&mut dev, topic, &again.to_string()).await;
+    assert_eq!(rsp["rsc"], 2000, "{rsp}");
+    assert_eq!(rsp["pc"]["m2m:ae"]["ch"], serde_json::json!([]));
+    // A Release 3 request keeps the App-ID rule.
+    let strict = serde_json::json!({"op": 1, "ty": 2, "to": "onem2m", "fr": "Cstrict",
+        "rqi": "strict", "rvi": "3", "pc": {"m2m:ae": {"api": "dummy", "rr": false}}});
+    let rsp = replay(
+        &mut dev,
+        "/oneM2M/req/Cstrict/in-cse-1/json",
+        &strict.to_string(),
+    )
+    .await;
+    assert_eq!(rsp["rsc"], 4000, "{rsp}");
+}
+
+#[tokio::test]
+async fn an_openmtc_gateway_registers_with_its_absolute_cse_id() {
+    let capture = include_str!("fixtures/interop/openmtc-gateway-registers.log");
+    let hub = openmtc_backend();
+    let mut dev = listening(&hub).await;
+    let (topic, mut req) = only_request(capture);
+    let rsp = replay(&mut dev, topic, &req.to_string()).await;
+    assert_eq!(rsp["rsc"], 4000, "its et has passed: {rsp}");
+    assert!(rsp.to_string().contains("in the past"), "{rsp}");
+    req["pc"]["m2m:csr"]["et"] = serde_json::json!(tomorrow());
+    req["rqi"] = serde_json::json!("again");
+    let rsp = replay(&mut dev, topic, &req.to_string()).await;
+    assert_eq!(
+        rsp["rsc"], 2001,
+        "fr //openmtc.org/mn-cse-1 on topic level mn-cse-1: {rsp}"
+    );
+    let csr = &rsp["pc"]["m2m:csr"];
+    assert_eq!(csr["csi"], "/mn-cse-1");
+    assert_eq!(csr["rn"], "mn-cse-1");
+    // Another service provider's CSE ID is not this one's to register.
+    let mut other = req.clone();
+    other["fr"] = serde_json::json!("//other.org/mn-cse-2");
+    other["rqi"] = serde_json::json!("other");
+    other["pc"]["m2m:csr"]["rn"] = serde_json::json!("mn-cse-2");
+    let rsp = replay(
+        &mut dev,
+        "/oneM2M/req/mn-cse-2/in-cse-1/json",
+        &other.to_string(),
+    )
+    .await;
+    assert!(rsp["rsc"].as_u64().unwrap() >= 4000, "{rsp}");
+}
+
+#[tokio::test]
+async fn a_mobius_device_registers_and_is_told_the_one_thing_to_fix() {
+    let capture = include_str!("fixtures/interop/thyme-device.log");
+    let hub = Hub::start();
+    let mut dev = listening(&hub).await;
+    let (topic, mut req) = only_request(capture);
+    // As captured: "op", "ty" and "rr" as strings are read; "/cse-in" is an SP-relative
+    // address of a CSE named cse-in, and the answer says what this CSEBase is called.
+    let rsp = replay(&mut dev, topic, &req.to_string()).await;
+    assert_eq!(rsp["rsc"], 5103, "{rsp}");
+    assert!(
+        rsp.to_string().contains("this CSEBase is 'cse-in'"),
+        "{rsp}"
+    );
+    req["to"] = serde_json::json!("cse-in");
+    req["rqi"] = serde_json::json!("again");
+    let rsp = replay(&mut dev, topic, &req.to_string()).await;
+    assert_eq!(rsp["rsc"], 2001, "{rsp}");
+    let ae = &rsp["pc"]["m2m:ae"];
+    assert_eq!(ae["rr"], true, "a boolean, not the string: {ae}");
+    assert_eq!(ae["api"], "measure_co2");
+    assert_eq!(ae["aei"], "SKETI3_DEMO");
+}

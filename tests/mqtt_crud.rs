@@ -185,7 +185,7 @@ async fn ae_ids_follow_the_ts0001_rules() {
     assert_eq!(r["pc"]["m2m:ae"]["aei"], "Cfull");
 
     let r = register(&mut dev, "Cchosen", "again").await;
-    assert_eq!(rsc(&r), 4105, "{r}");
+    assert_eq!(rsc(&r), 4117, "{r}");
     assert!(dbg(&r).contains("already registered"), "{r}");
     let r = register(&mut dev, "Cnew", "chosen").await;
     assert_eq!(rsc(&r), 4105, "{r}");

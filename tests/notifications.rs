@@ -551,3 +551,49 @@ async fn an_ae_with_an_http_poa_is_notified_over_http() {
     let sgn = next_sgn(&mut notes).await;
     assert_eq!(sgn["nev"]["rep"]["m2m:cin"]["con"], "over http");
 }
+
+#[tokio::test]
+async fn targets_in_absolute_form_are_this_cses_entities() {
+    let hub = Hub::start();
+    let (ae, mut notes) = listening_ae(&hub, "Cabs").await;
+    container_c(&ae, "cse-in/Cabs").await;
+    // The subscriber names itself by its absolute ID (as OpenMTC does): no verification,
+    // and the notifications reach it.
+    let s = ae
+        .create(
+            "cse-in/Cabs/c",
+            ResourceType::Subscription,
+            sub(
+                json!(["//m2mhub.example/id-in/Cabs"]),
+                json!({"enc":{"net":[3]}}),
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(s.rsc, Rsc::CREATED, "{s:?}");
+    ae.create(
+        "cse-in/Cabs/c",
+        ResourceType::ContentInstance,
+        json!({"m2m:cin":{"con":"x"}}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        next_sgn(&mut notes).await["nev"]["rep"]["m2m:cin"]["con"],
+        "x"
+    );
+    // Another service provider's entity is not reached, and the answer says why.
+    let s = ae
+        .create(
+            "cse-in/Cabs/c",
+            ResourceType::Subscription,
+            sub(json!(["//other.example/id-x/Cfar"]), json!({})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        s.rsc,
+        Rsc::SUBSCRIPTION_VERIFICATION_INITIATION_FAILED,
+        "{s:?}"
+    );
+}

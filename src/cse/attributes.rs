@@ -161,7 +161,24 @@ fn unset(v: &Value) -> bool {
 /// * Otherwise `null` on CREATE is left out (`cr: null` aside: it asks for the creator), and
 ///   on UPDATE kept: it deletes the attribute (TS-0004). An empty list of an attribute the
 ///   CSE assigns or does not support is left out; of any other, kept (a list set empty).
+///
+/// And a boolean or a number sent as a string (`"rr": "true"`, `"mni": "5"`, as Mobius
+/// devices send them) is read as its value: it cannot mean anything else.
 pub fn tidy(ty: ResourceType, op: Op, attrs: &mut Map<String, Value>) {
+    for (name, v) in attrs.iter_mut() {
+        let Some(policy) = find(ty, name) else {
+            continue;
+        };
+        let typed = match (policy.kind, v.as_str()) {
+            (Bool, Some("true")) => Some(Value::Bool(true)),
+            (Bool, Some("false")) => Some(Value::Bool(false)),
+            (Uint | Seconds, Some(_)) => crate::onem2m::primitive::number(v).map(Value::from),
+            _ => None,
+        };
+        if let Some(typed) = typed {
+            *v = typed;
+        }
+    }
     let whole_model = attrs
         .iter()
         .any(|(k, v)| READ_ONLY.contains(&k.as_str()) && unset(v));
@@ -446,6 +463,23 @@ mod tests {
                 json!({"mni": null, "lbl": [], "daci": []})
             ),
             json!({"mni": null, "lbl": []})
+        );
+        // Strings that can only be a boolean or a number are read as one.
+        assert_eq!(
+            tidied(
+                ResourceType::Ae,
+                Op::Create,
+                json!({"rr": "true", "api": "N1"})
+            ),
+            json!({"rr": true, "api": "N1"})
+        );
+        assert_eq!(
+            tidied(
+                ResourceType::Container,
+                Op::Create,
+                json!({"mni": "5", "li": "7", "mbs": "x"})
+            ),
+            json!({"mni": 5, "li": "7", "mbs": "x"})
         );
     }
 

@@ -18,6 +18,15 @@ pub fn forward(
     csi: &str,
 ) -> Result<Success, Error> {
     let hop = cse.store.read(|r| {
+        // Our own CSEBase's name used as a CSE-ID (a Mobius device's `/cse-in`): say so
+        // first, whoever asks, rather than refuse to forward it.
+        let hint = reach::own_name_hint(&cse.rules, csi);
+        if !hint.is_empty() && r.get(csi.trim_start_matches('/'))?.is_none() {
+            return Err(Error::new(
+                Rsc::TARGET_NOT_REACHABLE,
+                format!("CSE {csi} is not registered with this CSE{hint}"),
+            ));
+        }
         access::authorize(
             r,
             &cse.rules,

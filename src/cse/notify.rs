@@ -405,8 +405,7 @@ impl Cse {
         }
         let mut calls = Vec::new();
         for nu in nus {
-            if !originator.is_empty()
-                && address::originator_to_local(nu, &self.rules.me) == originator
+            if !originator.is_empty() && address::local_originator(nu, &self.rules.me) == originator
             {
                 continue;
             }

@@ -4,7 +4,7 @@
 
 use super::notify::string_list;
 use super::{Cse, Rules};
-use crate::onem2m::address::originator_to_local;
+use crate::onem2m::address::local_originator;
 use crate::onem2m::{Error, MqttUrl, ResourceType, Rsc};
 use crate::store::{Reader, Resource};
 use serde_json::Value;
@@ -58,7 +58,15 @@ pub fn resolve_target(r: &Reader, rules: &Rules, nu: &str, owner: &str) -> Resul
             "'{nu}': only http, https and mqtt targets are supported"
         ));
     }
-    let local = originator_to_local(nu, &rules.me);
+    // Any form of an ID: an absolute one of our service provider is SP-relative, and one of
+    // this CSE CSE-relative.
+    let local = local_originator(nu, &rules.me);
+    if local.starts_with("//") {
+        return Err(format!(
+            "'{}' is an entity of another service provider; only this one's are reached",
+            crate::onem2m::address::shorten(nu)
+        ));
+    }
     // An entity of another CSE (`/id-mn/Cae`): its CSE delivers it.
     if local.starts_with('/') {
         let csi = local
@@ -116,6 +124,20 @@ fn first_usable_poa(poa: Option<&Value>) -> Option<String> {
 
 /// How to reach the CSE `csi` (SP-relative, `/id-mn`): through its `<remoteCSE>` here if it
 /// registered with us or we with it, else through our registrar, else not at all (5103).
+/// Mobius devices address their CSE as `/<CSEBase name>`, which is SP-relative: a CSE of
+/// that ID. When `csi` is our CSEBase's name, the text that says how to name it.
+pub fn own_name_hint(rules: &Rules, csi: &str) -> String {
+    if csi.trim_start_matches('/') != rules.me.rn {
+        return String::new();
+    }
+    format!(
+        " ('/{rn}' is SP-relative: a CSE-ID, then a path; this CSEBase is '{rn}', or \
+         '{me}/{rn}')",
+        rn = rules.me.rn,
+        me = rules.me.csi
+    )
+}
+
 pub fn next_hop(r: &Reader, rules: &Rules, csi: &str) -> Result<Target, Error> {
     let unreachable = |why: String| Error::new(Rsc::TARGET_NOT_REACHABLE, why);
     let id = csi
@@ -133,7 +155,8 @@ pub fn next_hop(r: &Reader, rules: &Rules, csi: &str) -> Result<Target, Error> {
             }
             _ => {
                 return Err(unreachable(format!(
-                    "CSE {csi} is not registered with this CSE"
+                    "CSE {csi} is not registered with this CSE{}",
+                    own_name_hint(rules, csi)
                 )))
             }
         },

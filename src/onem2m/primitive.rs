@@ -57,6 +57,16 @@ pub struct RequestPrimitive {
     pub ot: Option<String>,
 }
 
+/// A non-negative integer, or one written as a string (`"op": "1"`, `"ty": "2"`, as Mobius
+/// devices send them: the value cannot mean anything else).
+pub fn number(v: &Value) -> Option<u64> {
+    v.as_u64().or_else(|| {
+        v.as_str()
+            .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|s| s.parse().ok())
+    })
+}
+
 impl RequestPrimitive {
     /// A request with only the mandatory parameters; used by clients and tests.
     pub fn new(
@@ -147,8 +157,7 @@ impl RequestPrimitive {
         let uint = |name: &str| -> Result<Option<u64>, PrimitiveError> {
             match obj.get(name) {
                 None => Ok(None),
-                Some(v) => v
-                    .as_u64()
+                Some(v) => number(v)
                     .map(Some)
                     .ok_or_else(|| fail(format!("{name} must be a non-negative integer, not {v}"))),
             }
@@ -161,7 +170,7 @@ impl RequestPrimitive {
             // {"rtv": n} is the standard form; a bare number is accepted too.
             Some(v) => {
                 let rtv = v.get("rtv").unwrap_or(v);
-                match rtv.as_u64() {
+                match number(rtv) {
                     Some(1) => ResponseType::NonBlockingSync,
                     Some(2) => ResponseType::NonBlockingAsync,
                     Some(3) => ResponseType::Blocking,
@@ -403,12 +412,13 @@ mod tests {
         for (body, needle) in [
             (json!([1, 2]), "object"),
             (json!({"op":9,"to":"x","rqi":"r"}), "op"),
-            (json!({"op":"1","to":"x","rqi":"r"}), "op"),
+            (json!({"op":"one","to":"x","rqi":"r"}), "op"),
             (json!({"op":1,"to":"","rqi":"r"}), "to"),
             (json!({"op":1,"to":"x","rqi":7}), "rqi"),
             (json!({"op":1,"to":"x","rqi":"r","fr":5}), "fr"),
             (json!({"op":1,"to":"x","rqi":"r","ty":-3}), "ty"),
-            (json!({"op":1,"to":"x","rqi":"r","rcn":"1"}), "rcn"),
+            (json!({"op":1,"to":"x","rqi":"r","rcn":"-1"}), "rcn"),
+            (json!({"op":1,"to":"x","rqi":"r","ty":"2.0"}), "ty"),
             (json!({"op":1,"to":"x","rqi":"r","rt":{"rtv":9}}), "rt"),
             (json!({"op":1,"to":"x","rqi":"r","fc":[1]}), "fc"),
             (json!({"op":1,"to":"x","rqi":"r","pcc":{}}), "pcc"),
@@ -418,6 +428,16 @@ mod tests {
             assert_eq!(e.error.rsc, Rsc::BAD_REQUEST, "{body}");
             assert!(e.error.dbg.contains(needle), "{body}: {}", e.error.dbg);
         }
+    }
+
+    #[test]
+    fn numbers_in_strings_are_read_as_numbers() {
+        let r = parse(json!({"op":"1","to":"x","rqi":"r","ty":"2","rcn":"1","rt":{"rtv":"3"}}))
+            .unwrap();
+        assert_eq!((r.op, r.ty, r.rcn), (Operation::Create, Some(2), Some(1)));
+        assert_eq!(r.rt, ResponseType::Blocking);
+        assert_eq!(number(&json!("")), None);
+        assert_eq!(number(&json!("+1")), None);
     }
 
     #[test]

@@ -12,8 +12,9 @@ pub enum Operation {
 }
 
 impl Operation {
+    /// `op` as a number, or a number in a string (as Mobius devices send it).
     pub fn from_value(v: &Value) -> Option<Operation> {
-        Some(match v.as_u64()? {
+        Some(match super::primitive::number(v)? {
             1 => Operation::Create,
             2 => Operation::Retrieve,
             3 => Operation::Update,
@@ -112,7 +113,8 @@ mod tests {
         assert_eq!(Operation::from_value(&json!(5)), Some(Operation::Notify));
         assert_eq!(Operation::from_value(&json!(6)), None);
         assert_eq!(Operation::from_value(&json!(0)), None);
-        assert_eq!(Operation::from_value(&json!("1")), None);
+        assert_eq!(Operation::from_value(&json!("1")), Some(Operation::Create));
+        assert_eq!(Operation::from_value(&json!("one")), None);
         assert_eq!(Operation::from_value(&json!(-1)), None);
     }
 

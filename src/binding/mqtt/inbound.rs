@@ -5,7 +5,7 @@
 
 use crate::binding::Serialization;
 use crate::cse::{Begun, Blocked, Cse, Origin, Write};
-use crate::onem2m::address::originator_to_local;
+use crate::onem2m::address::local_originator;
 use crate::onem2m::topic::{id_from_topic, id_to_topic, Topic, TopicKind};
 use crate::onem2m::{Error, Operation, RequestPrimitive, ResourceType, ResponsePrimitive, Rsc};
 use crate::throttle::Throttle;
@@ -147,18 +147,21 @@ fn check_topic(cse: &Cse, topic: &Topic, req: &mut RequestPrimitive) -> Result<(
             if topic.receiver != me.id() && !req.to.starts_with('/') {
                 req.to = format!("/{}/{}", topic.receiver.replace(':', "/"), req.to);
             }
-            let in_topic = originator_to_local(&id_from_topic(topic.originator), me);
-            match &req.fr {
-                None => req.fr = Some(in_topic),
+            let in_topic = local_originator(&id_from_topic(topic.originator), me);
+            // `fr` in any form: CSE-relative, SP-relative, or absolute with our SP-ID (as
+            // OpenMTC's gateway sends its CSE-ID, //openmtc.org/mn-cse-1).
+            let local = req.fr.as_deref().map(|fr| local_originator(fr, me));
+            match (&req.fr, local) {
+                (None, _) => req.fr = Some(in_topic),
                 // No identity yet: only a registration can succeed, the CSE decides.
-                Some(fr) if fr.is_empty() => {}
-                Some(fr) if originator_to_local(fr, me) == in_topic => {}
+                (Some(fr), _) if fr.is_empty() => {}
+                (_, Some(fr)) if fr == in_topic => {}
                 // A CSE writes its own ID into the topic without the slash: /id-mn → id-mn.
-                Some(fr) if fr.starts_with('/') && id_to_topic(fr) == topic.originator => {}
+                (_, Some(fr)) if fr.starts_with('/') && id_to_topic(&fr) == topic.originator => {}
                 // A CSE forwarding for one of its entities publishes under its own ID with the
                 // entity's SP-relative ID in fr (/id-mn/Cae on topic level id-mn).
-                Some(fr) if fr.starts_with(&format!("/{}/", topic.originator)) => {}
-                Some(fr) => {
+                (_, Some(fr)) if fr.starts_with(&format!("/{}/", topic.originator)) => {}
+                (Some(fr), _) => {
                     return Err(Error::no_privilege(format!(
                         "originator '{fr}' does not match the topic's originator '{}'",
                         topic.originator

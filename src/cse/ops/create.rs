@@ -71,6 +71,7 @@ pub fn write(
         requested_id: req.fr.clone(),
         ri: preset_ri,
         credential,
+        rvi: req.rvi.clone(),
     };
     Box::new(move |w, out| {
         let created = resources::create(w, &rules, &originator, &parent, new, out)?;

@@ -1,15 +1,16 @@
 //! `<AE>` (ty 2): registration and the AE-ID rules of TS-0001 §10.2.2.2.
 
 use super::super::Rules;
-use crate::onem2m::Error;
+use crate::onem2m::{Error, Rsc};
 use crate::store::Writer;
 use rand::Rng;
 use serde_json::{json, Map, Value};
 
 /// Decides the AE-ID of a registering AE from its originator:
 /// empty or `C` → a CSE-assigned `C…` ID; `S` → an `S…` ID; `C…`/`S…` → kept as asked.
-/// An AE-ID that is already registered is refused with 4105 CONFLICT (Release 2/3
-/// behaviour, which the foundation issue asks for; Release 4 ACME uses 4117).
+/// An AE-ID that is already registered is refused with 4117
+/// ORIGINATOR_HAS_ALREADY_REGISTERED (TS-0004 §7.4.5.2.1, as ACME answers); a name taken
+/// under the CSEBase stays 4105 CONFLICT.
 pub fn register(
     w: &Writer,
     _rules: &Rules,
@@ -28,9 +29,10 @@ pub fn register(
         }
     };
     if w.get(&aei)?.is_some() {
-        return Err(Error::conflict(format!(
-            "originator {aei} is already registered"
-        )));
+        return Err(Error::new(
+            Rsc::ORIGINATOR_HAS_ALREADY_REGISTERED,
+            format!("originator {aei} is already registered"),
+        ));
     }
     Ok(aei)
 }
@@ -52,9 +54,21 @@ fn valid_id(id: &str) -> bool {
 }
 
 /// Fills in what the CSE sets on a new AE and checks `api`.
-pub fn init(attrs: &mut Map<String, Value>, aei: &str, _rules: &Rules) -> Result<(), Error> {
+///
+/// App-IDs are registered (`R…`) or not (`N…`) since Release 3; lower-case `r` was common
+/// before Release 4. A request of an earlier release (`rvi` 1, 2 or 2a, or none, which is
+/// Release 1) may use any App-ID: OpenMTC sends `rvi` 2a and `api: "dummy"`, Mobius
+/// devices no `rvi` and names such as `measure_co2`.
+pub fn init(attrs: &mut Map<String, Value>, aei: &str, rvi: Option<&str>) -> Result<(), Error> {
     let api = attrs.get("api").and_then(Value::as_str).unwrap_or_default();
-    // App-IDs are registered (`R…`) or not (`N…`); lower-case `r` was common before Rel-4.
+    let before_release_3 = matches!(rvi, None | Some("1" | "2" | "2a"));
+    if api.is_empty() {
+        return Err(Error::bad_request("api (the App-ID) must not be empty"));
+    }
+    if before_release_3 {
+        attrs.insert("aei".into(), json!(aei));
+        return Ok(());
+    }
     if !(api.starts_with('N') || api.starts_with('R') || api.starts_with('r')) || api.len() < 2 {
         return Err(Error::bad_request(format!(
             "api '{api}' must start with 'N' (non-registered App-ID) or 'R' (registered)"

@@ -182,6 +182,8 @@ pub struct NewResource {
     pub ri: Option<String>,
     /// The credential a registration (AE, remoteCSE) is bound to.
     pub credential: Option<String>,
+    /// The request's release (`rvi`; none: Release 1).
+    pub rvi: Option<String>,
 }
 
 pub fn create(
@@ -198,6 +200,7 @@ pub fn create(
         requested_id,
         ri: preset_ri,
         credential,
+        rvi,
     } = new;
     let parent = resolve(w, parent, None, &describe(parent))?;
     if !allowed_child(parent.ty, ty) {
@@ -270,7 +273,7 @@ pub fn create(
     attrs.insert("ct".into(), json!(now));
     attrs.insert("lt".into(), json!(now));
     match ty {
-        ResourceType::Ae => ae::init(&mut attrs, &ri, rules)?,
+        ResourceType::Ae => ae::init(&mut attrs, &ri, rvi.as_deref())?,
         ResourceType::Container => container::init(&mut attrs),
         ResourceType::ContentInstance => content_instance::init(&parent, &mut attrs, &now)?,
         ResourceType::Subscription => subscription::init(&attrs)?,
