@@ -256,6 +256,9 @@ pub fn validate(ty: ResourceType, op: Op, attrs: &Map<String, Value>) -> Result<
             continue;
         }
         check_kind(root, name, policy.kind, value)?;
+        if name == "lbl" {
+            check_labels(root, value)?;
+        }
     }
     if op == Op::Create {
         let all = COMMON.iter().chain(policies(ty));
@@ -309,6 +312,31 @@ fn check_kind(root: &str, name: &str, kind: Kind, v: &Value) -> Result<(), Error
         "attribute '{name}' of {root} must be {expected}, not {}",
         address::shorten(&v.to_string())
     )))
+}
+
+/// Labels are `xs:token`s (TS-0004 §6.3.5): not empty, no tab, carriage return or line
+/// feed, no space at either end, no two spaces in a row.
+fn check_labels(root: &str, value: &Value) -> Result<(), Error> {
+    for l in value
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+    {
+        let token = !l.is_empty()
+            && !l.contains(['\t', '\r', '\n'])
+            && !l.starts_with(' ')
+            && !l.ends_with(' ')
+            && !l.contains("  ");
+        if !token {
+            return Err(Error::bad_request(format!(
+                "label {} of {root} is not a token: labels are not empty, and have no tab, \
+                 line break, space at either end or two spaces in a row",
+                address::shorten(&Value::from(l).to_string())
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Resource names become path segments and MQTT-safe identifiers.
@@ -481,6 +509,20 @@ mod tests {
             ),
             json!({"mni": 5, "li": "7", "mbs": "x"})
         );
+    }
+
+    #[test]
+    fn labels_are_tokens() {
+        validate(
+            ResourceType::Container,
+            Op::Create,
+            &attrs(json!({"lbl": ["a:b", "room 1", "ünï"]})),
+        )
+        .unwrap();
+        for bad in ["", " a", "a ", "a  b", "a\tb", "a\nb"] {
+            let e = err(ResourceType::Container, Op::Create, json!({ "lbl": [bad] }));
+            assert!(e.contains("not a token"), "{bad:?}: {e}");
+        }
     }
 
     #[test]

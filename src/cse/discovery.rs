@@ -11,6 +11,14 @@ use crate::onem2m::{time, Base, Error, RequestPrimitive, Rsc, Virtual};
 use crate::store::{Reader, Resource};
 use serde_json::{json, Map, Value};
 
+/// The filter criteria TS-0004 defines (Table 6.3.5.8-1, and Release 4's): one of these that
+/// is not evaluated here gets 5001; anything else is not a criterion at all (4000).
+const DEFINED_CRITERIA: &[&str] = &[
+    "crb", "cra", "ms", "us", "sts", "stb", "exb", "exa", "lbl", "clbl", "palb", "ty", "chty",
+    "pty", "sza", "szb", "cty", "atr", "catr", "patr", "fu", "lim", "smf", "fo", "cfs", "cfq",
+    "lvl", "ofst", "arp", "gq", "ops", "gmty", "gsf", "geom",
+];
+
 /// Most results one discovery returns when `lim` does not say fewer.
 pub const MAX_RESULTS: usize = 10_000;
 
@@ -43,9 +51,12 @@ impl Filter {
             })
         };
         let stamp = |k: &str, v: &Value| {
-            v.as_str().and_then(time::canonical).ok_or_else(|| {
-                Error::bad_request(format!("filter criterion {k} must be a timestamp"))
-            })
+            v.as_str()
+                .and_then(time::parse_lenient)
+                .map(time::format)
+                .ok_or_else(|| {
+                    Error::bad_request(format!("filter criterion {k} must be a timestamp"))
+                })
         };
         let mut fu = 2;
         // An empty criterion is no criterion: OpenMTC sends every one it knows,
@@ -56,14 +67,20 @@ impl Filter {
         for (k, v) in given {
             match k.as_str() {
                 "fu" => fu = uint(k, v)?,
-                "fo" => {
-                    if uint(k, v)? != 1 {
+                "fo" => match uint(k, v)? {
+                    1 => {}
+                    2 | 3 => {
                         return Err(Error::new(
                             Rsc::NOT_IMPLEMENTED,
                             "only filterOperation 1 (AND) is supported",
-                        ));
+                        ))
                     }
-                }
+                    other => {
+                        return Err(Error::bad_request(format!(
+                            "fo {other} is not a filter operation (1 AND, 2 OR, 3 XOR)"
+                        )))
+                    }
+                },
                 "ty" => {
                     let list = v.as_array().cloned().unwrap_or_else(|| vec![v.clone()]);
                     for t in &list {
@@ -89,21 +106,26 @@ impl Filter {
                 "crb" => f.created_before = Some(stamp(k, v)?),
                 "ms" => f.modified_since = Some(stamp(k, v)?),
                 "us" => f.unmodified_since = Some(stamp(k, v)?),
-                other => {
+                other if DEFINED_CRITERIA.contains(&other) => {
                     return Err(Error::new(
                         Rsc::NOT_IMPLEMENTED,
                         format!("filter criterion '{other}' is not supported"),
                     ))
+                }
+                other => {
+                    return Err(Error::bad_request(format!(
+                        "'{}' is not a filter criterion",
+                        crate::onem2m::address::shorten(other)
+                    )))
                 }
             }
         }
         match fu {
             1 => Ok(Some(f)),
             2 => Ok(None),
-            other => Err(Error::new(
-                Rsc::NOT_IMPLEMENTED,
-                format!("filter usage {other} is not supported"),
-            )),
+            other => Err(Error::bad_request(format!(
+                "fu {other} is not a filter usage (1 discovery, 2 conditional retrieval)"
+            ))),
         }
     }
 
@@ -303,10 +325,28 @@ mod tests {
                 .rsc,
             Rsc::BAD_REQUEST
         );
+        // Not filter usages, operations or criteria at all: 4000.
+        for bad in [
+            json!({"fu":3}),
+            json!({"fu":1,"fo":4}),
+            json!({"fu":1,"colour":"red"}),
+        ] {
+            let e = Filter::from_fc(&fc(bad.clone())).unwrap_err();
+            assert_eq!(e.rsc, Rsc::BAD_REQUEST, "{bad}");
+        }
         assert_eq!(
-            Filter::from_fc(&fc(json!({"fu":3}))).unwrap_err().rsc,
+            Filter::from_fc(&fc(json!({"fu":1,"fo":2})))
+                .unwrap_err()
+                .rsc,
             Rsc::NOT_IMPLEMENTED
         );
+        // Empty criteria are none; ISO 8601's extended form is read.
+        let f = Filter::from_fc(&fc(json!({"fu":1,"atr":[],"cty":null,"sza":null,"ty":[],
+            "cra":"2026-11-25T19:49:10.784480+00:00"})))
+        .unwrap()
+        .unwrap();
+        assert!(f.tys.is_empty());
+        assert_eq!(f.created_after.as_deref(), Some("20261125T194910,784480"));
     }
 
     #[test]

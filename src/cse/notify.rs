@@ -160,10 +160,13 @@ fn fire(
             targets: string_list(sub.attrs.get("nu")),
             subscriber,
             readable,
-            pc: json!({ "m2m:sgn": {
-                "nev": { "net": net, "rep": representation(&sub, res, modified) },
-                "sur": sur(rules, &sub.ri),
-            }}),
+            pc: with_creator(
+                &sub,
+                json!({
+                    "nev": { "net": net, "rep": representation(&sub, res, modified) },
+                    "sur": sur(rules, &sub.ri),
+                }),
+            ),
         });
         // The expiration counter: the subscription ends after that many notifications.
         if let Some(exc) = sub.int("exc") {
@@ -187,9 +190,18 @@ fn removed(rules: &Rules, sub: &Resource, out: &mut Vec<Notice>) {
             targets: vec![su.to_string()],
             subscriber: super::resources::subscription::subscriber(sub).to_string(),
             readable: Vec::new(),
-            pc: json!({ "m2m:sgn": { "sud": true, "sur": sur(rules, &sub.ri) } }),
+            pc: with_creator(sub, json!({ "sud": true, "sur": sur(rules, &sub.ri) })),
         });
     }
+}
+
+/// `{"m2m:sgn": sgn}`, with the subscription's `cr` when it has one (TS-0004 §7.5.1.2.2: a
+/// notification carries the subscriber, for the receiver to decide on it).
+fn with_creator(sub: &Resource, mut sgn: Value) -> Value {
+    if let Some(cr) = sub.str("cr") {
+        sgn["cr"] = json!(cr);
+    }
+    json!({ "m2m:sgn": sgn })
 }
 
 /// `child` was created under `parent` (net 3).
@@ -469,7 +481,8 @@ impl Cse {
         });
         for (nu, answer) in answers {
             let why = match answer {
-                Some(Ok(rsp)) if rsp.rsc == Rsc::OK => continue,
+                // Any success (OpenMTC's receivers answer 2001 or 2004, some 2000 without a body).
+                Some(Ok(rsp)) if (2000..3000).contains(&rsp.rsc.code()) => continue,
                 Some(Ok(rsp)) => format!("it answered {}", rsp.rsc),
                 Some(Err(why)) if why == SHUTTING_DOWN => return Err(shutting_down()),
                 Some(Err(why)) => why,

@@ -183,6 +183,17 @@ impl Cse {
                 ));
             }
         }
+        if let Some(rqet) = &req.rqet {
+            if expired(rqet)? {
+                return Err(Error::new(
+                    Rsc::REQUEST_TIMEOUT,
+                    format!(
+                        "the request expired at {} (rqet) before it was handled",
+                        shorten(rqet)
+                    ),
+                ));
+            }
+        }
         match req.rt {
             ResponseType::NonBlockingSync | ResponseType::NonBlockingAsync => {
                 return Err(Error::new(
@@ -466,6 +477,22 @@ impl Blocked {
 }
 
 /// Checks `rcn` against what this CSE supports for the operation.
+/// Whether `rqet` has passed. An absolute time (basic or extended form) is compared with
+/// now; a relative one (milliseconds) counts from when the request was sent, which is not
+/// known here, so from now: it has not passed.
+fn expired(rqet: &str) -> Result<bool, Error> {
+    if !rqet.is_empty() && rqet.bytes().all(|b| b.is_ascii_digit()) {
+        return Ok(false);
+    }
+    let at = crate::onem2m::time::parse_lenient(rqet).ok_or_else(|| {
+        Error::bad_request(format!(
+            "rqet '{}' is neither a timestamp nor a number of milliseconds",
+            shorten(rqet)
+        ))
+    })?;
+    Ok(at <= chrono::Utc::now())
+}
+
 pub(super) fn result_content(
     rcn: Option<u64>,
     default: u64,

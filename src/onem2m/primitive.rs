@@ -55,6 +55,8 @@ pub struct RequestPrimitive {
     pub drt: Option<u64>,
     pub fc: Option<Map<String, Value>>,
     pub ot: Option<String>,
+    /// `rqet`: when the request expires, absolute or relative (milliseconds), as sent.
+    pub rqet: Option<String>,
 }
 
 /// A non-negative integer, or one written as a string (`"op": "1"`, `"ty": "2"`, as Mobius
@@ -88,6 +90,7 @@ impl RequestPrimitive {
             drt: None,
             fc: None,
             ot: None,
+            rqet: None,
         }
     }
 
@@ -190,6 +193,16 @@ impl RequestPrimitive {
             Some(Value::String(s)) => Some(s.clone()),
             Some(_) => return Err(fail("ot must be a timestamp string".into())),
         };
+        let rqet = match obj.get("rqet") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(Value::Number(n)) => Some(n.to_string()),
+            Some(_) => {
+                return Err(fail(
+                    "rqet must be a timestamp or a number of milliseconds".into(),
+                ))
+            }
+        };
         let pc = obj.remove("pc");
         Ok(RequestPrimitive {
             op,
@@ -204,6 +217,7 @@ impl RequestPrimitive {
             drt,
             fc,
             ot,
+            rqet,
         })
     }
 
@@ -233,6 +247,9 @@ impl RequestPrimitive {
         }
         if let Some(fc) = &self.fc {
             m.insert("fc".into(), Value::Object(fc.clone()));
+        }
+        if let Some(rqet) = &self.rqet {
+            m.insert("rqet".into(), Value::from(rqet.clone()));
         }
         if let Some(ot) = &self.ot {
             m.insert("ot".into(), Value::from(ot.clone()));

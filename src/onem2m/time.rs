@@ -71,6 +71,17 @@ pub fn canonical(s: &str) -> Option<String> {
     parse(s).map(format)
 }
 
+/// [`parse`], or ISO 8601's extended form with an offset (`2026-11-25T19:49:10.784480+00:00`,
+/// as OpenMTC's application framework writes filter criteria). Output stays basic.
+pub fn parse_lenient(s: &str) -> Option<DateTime<Utc>> {
+    parse(s).or_else(|| {
+        DateTime::parse_from_rfc3339(s)
+            .ok()
+            .map(|t| t.with_timezone(&Utc))
+            .filter(in_range)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,6 +142,20 @@ mod tests {
             before(t, 3600),
             Some(Utc.with_ymd_and_hms(2025, 1, 2, 2, 4, 5).unwrap())
         );
+    }
+
+    #[test]
+    fn the_extended_form_is_read_where_clients_send_it() {
+        let t = Utc.with_ymd_and_hms(2026, 11, 25, 19, 49, 10).unwrap()
+            + chrono::Duration::microseconds(784480);
+        assert_eq!(parse_lenient("2026-11-25T19:49:10.784480+00:00"), Some(t));
+        assert_eq!(
+            parse_lenient("2026-11-25T20:49:10.784480+01:00"),
+            Some(t),
+            "offsets are honoured"
+        );
+        assert_eq!(parse_lenient("20261125T194910,784480"), Some(t));
+        assert_eq!(parse_lenient("2026-11-25 19:49"), None);
     }
 
     #[test]

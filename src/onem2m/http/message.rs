@@ -3,7 +3,7 @@
 //! an HTTP notification receiver does what the binding does.
 
 use super::{content_type, parse_query, path_from_to, query_pairs, to_from_path};
-use super::{CTO, CTS, ORIGIN, OT, RI, RSC, RVI};
+use super::{CTO, CTS, ORIGIN, OT, RET, RI, RSC, RVI};
 use crate::onem2m::{Error, Operation, RequestPrimitive, ResponsePrimitive, ResponseType, Rsc};
 use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
@@ -98,14 +98,12 @@ pub fn request_from_http(
         ty,
         pc,
         rcn: query.rcn,
-        // HTTP always answers; "no response" is served as a blocking request.
-        rt: match query.rt {
-            None | Some(ResponseType::NoResponse) => ResponseType::Blocking,
-            Some(rt) => rt,
-        },
+        // "No response" is answered 204 with no body once the request is done.
+        rt: query.rt.unwrap_or(ResponseType::Blocking),
         drt: query.drt,
         fc: query.fc,
         ot: header(headers, OT),
+        rqet: header(headers, RET),
     })
 }
 
@@ -219,6 +217,9 @@ pub fn request_to_http(req: &RequestPrimitive, to: Destination<'_>) -> HttpReque
     }
     if let Some(rvi) = &req.rvi {
         headers.push((RVI, rvi.clone()));
+    }
+    if let Some(rqet) = &req.rqet {
+        headers.push((RET, rqet.clone()));
     }
     let ctype = match req.ty {
         Some(ty) => Some(format!("application/json;ty={ty}")),

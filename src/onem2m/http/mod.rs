@@ -18,6 +18,8 @@ pub const RI: &str = "x-m2m-ri";
 pub const RVI: &str = "x-m2m-rvi";
 pub const RSC: &str = "x-m2m-rsc";
 pub const OT: &str = "x-m2m-ot";
+/// requestExpirationTimestamp (`rqet`).
+pub const RET: &str = "x-m2m-ret";
 /// contentStatus and contentOffset of a partial result.
 pub const CTS: &str = "x-m2m-cts";
 pub const CTO: &str = "x-m2m-cto";
@@ -175,6 +177,8 @@ pub fn query_pairs(
                     out.push((k.clone(), scalar(item)));
                 }
             }
+            // A null criterion is no criterion.
+            Value::Null => {}
             other => out.push((k.clone(), scalar(other))),
         }
     }

@@ -1,0 +1,174 @@
+//! Details of TS-0004/TS-0009 that clients rely on, over both bindings: request expiry
+//! (`rqet`), HTTP's "no response", the subscriber in every notification, verification
+//! answered with any success, labels as tokens, and what is not a filter criterion at all.
+
+mod common;
+use common::*;
+use m2mhub::client::{Client, Options};
+use m2mhub::onem2m::{Operation, ResourceType, Rsc};
+use serde_json::{json, Value};
+
+#[tokio::test]
+async fn an_expired_request_gets_4008_on_both_bindings() {
+    let hub = Hub::start();
+    let c = registered_ae(&hub, "Cexp").await;
+    let http_client = Client::connect(
+        &format!("http://{}", hub.http.unwrap()),
+        "Cexp",
+        Options::default(),
+    )
+    .await
+    .unwrap();
+    for c in [&c, &http_client] {
+        let mut req = c.request(Operation::Retrieve, "cse-in/Cexp");
+        req.rqet = Some("20200101T000000".into());
+        let r = c.send(req).await.unwrap();
+        assert_eq!(r.rsc, Rsc::REQUEST_TIMEOUT, "{r:?}");
+    }
+    // Not yet expired, extended form, or relative: handled.
+    for rqet in ["20991231T000000", "2099-12-31T00:00:00+00:00", "5000"] {
+        let mut req = c.request(Operation::Retrieve, "cse-in/Cexp");
+        req.rqet = Some(rqet.into());
+        assert_eq!(c.send(req).await.unwrap().rsc, Rsc::OK, "{rqet}");
+    }
+    let http = reqwest::Client::new();
+    let url = format!("http://{}/cse-in/Cexp", hub.http.unwrap());
+    let rsp = http
+        .get(&url)
+        .header("X-M2M-Origin", "Cexp")
+        .header("X-M2M-RI", "late")
+        .header("X-M2M-RVI", "3")
+        .header("X-M2M-RET", "20200101T000000")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rsp.headers()["x-m2m-rsc"], "4008");
+    let rsp = http
+        .get(&url)
+        .header("X-M2M-Origin", "Cexp")
+        .header("X-M2M-RI", "bad")
+        .header("X-M2M-RET", "soon")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rsp.headers()["x-m2m-rsc"], "4000");
+}
+
+#[tokio::test]
+async fn http_no_response_is_204_and_the_work_is_done() {
+    let hub = Hub::start();
+    registered_ae(&hub, "Cquiet").await;
+    let http = reqwest::Client::new();
+    let rsp = http
+        .post(format!("http://{}/cse-in/Cquiet?rt=5", hub.http.unwrap()))
+        .header("X-M2M-Origin", "Cquiet")
+        .header("X-M2M-RI", "q1")
+        .header("X-M2M-RVI", "3")
+        .header("Content-Type", "application/json;ty=3")
+        .body(r#"{"m2m:cnt":{"rn":"silent"}}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rsp.status(), 204);
+    assert!(rsp.bytes().await.unwrap().is_empty());
+    let c = Client::connect(
+        &format!("http://{}", hub.http.unwrap()),
+        "Cquiet",
+        Options::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        c.retrieve("cse-in/Cquiet/silent").await.unwrap().rsc,
+        Rsc::OK
+    );
+}
+
+#[tokio::test]
+async fn notifications_name_the_subscriber_and_any_success_verifies() {
+    let hub = Hub::start();
+    let (owner, mut owner_notes) = listening_ae(&hub, "Cowner").await;
+    let (_other, mut other_notes) = listening_ae(&hub, "Cother").await;
+    let r = owner
+        .create(
+            "cse-in/Cowner",
+            ResourceType::Container,
+            json!({"m2m:cnt":{"rn":"c"}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.rsc, Rsc::CREATED);
+    // The other AE answers the verification request with 2004: a success, so accepted.
+    let subscribe = owner.create(
+        "cse-in/Cowner/c",
+        ResourceType::Subscription,
+        json!({"m2m:sub":{"nu":["Cother","Cowner"],"enc":{"net":[3]}}}),
+    );
+    let verify = async {
+        let v = tokio::time::timeout(WAIT, other_notes.next())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(v.request.pc.as_ref().unwrap()["m2m:sgn"]["vrq"], true);
+        v.respond(Rsc::UPDATED);
+    };
+    let (r, ()) = tokio::join!(subscribe, verify);
+    let r = r.unwrap();
+    assert_eq!(r.rsc, Rsc::CREATED, "{r:?}");
+    owner
+        .create(
+            "cse-in/Cowner/c",
+            ResourceType::ContentInstance,
+            json!({"m2m:cin":{"con":"1"}}),
+        )
+        .await
+        .unwrap();
+    for notes in [&mut owner_notes, &mut other_notes] {
+        let n = tokio::time::timeout(WAIT, notes.next())
+            .await
+            .unwrap()
+            .unwrap();
+        let sgn: Value = n.request.pc.clone().unwrap()["m2m:sgn"].clone();
+        n.respond(Rsc::OK);
+        assert_eq!(sgn["cr"], "Cowner", "{sgn}");
+        assert_eq!(sgn["nev"]["net"], 3);
+    }
+}
+
+#[tokio::test]
+async fn labels_are_tokens_and_unknown_criteria_are_bad_requests() {
+    let hub = Hub::start();
+    let c = registered_ae(&hub, "Clbl").await;
+    for bad in ["", " lead", "two  spaces", "tab\there"] {
+        let r = c
+            .create(
+                "cse-in/Clbl",
+                ResourceType::Container,
+                json!({"m2m:cnt":{"lbl":[bad]}}),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.rsc, Rsc::BAD_REQUEST, "{bad:?}: {r:?}");
+    }
+    let http = Client::connect(
+        &format!("http://{}", hub.http.unwrap()),
+        "Clbl",
+        Options::default(),
+    )
+    .await
+    .unwrap();
+    for client in [&c, &http] {
+        for (fc, rsc) in [
+            (json!({"colour": "red"}), Rsc::BAD_REQUEST),
+            (json!({"fo": 9}), Rsc::BAD_REQUEST),
+            (json!({"sza": 10}), Rsc::NOT_IMPLEMENTED),
+            (json!({"atr": [], "cty": null, "ty": [2]}), Rsc::OK),
+        ] {
+            let r = client
+                .discover("cse-in", fc.as_object().unwrap().clone())
+                .await
+                .unwrap();
+            assert_eq!(r.rsc, rsc, "{fc}: {r:?}");
+        }
+    }
+}
