@@ -100,7 +100,8 @@ async fn a_subscriber_sees_every_new_instance_over_mqtt() {
             i.to_string(),
             "in order"
         );
-        assert_eq!(sgn["sur"], format!("/id-in/{sub_ri}"));
+        assert_eq!(sgn["sur"], "/id-in/cse-in/Cwatch/temp/s");
+        assert!(sub_ri.starts_with("sub"));
     }
 }
 
@@ -129,18 +130,20 @@ async fn verification_requests_gate_subscriptions() {
     let sgn = v.request.pc.as_ref().unwrap()["m2m:sgn"].clone();
     assert_eq!(sgn["vrq"], true);
     assert_eq!(sgn["cr"], "Cverif");
-    assert!(sgn["sur"].as_str().unwrap().starts_with("/id-in/sub"));
+    assert!(
+        sgn["sur"].as_str().unwrap().starts_with("/id-in/cse-in/"),
+        "{sgn}"
+    );
     assert_eq!(v.request.fr.as_deref(), Some("/id-in"));
     v.respond(Rsc::OK);
     let created = creating.await.unwrap();
     assert_eq!(created.rsc, Rsc::CREATED, "{created:?}");
-    assert_eq!(
-        created.pc.as_ref().unwrap()["m2m:sub"]["ri"],
-        *sgn["sur"]
-            .as_str()
-            .unwrap()
-            .strip_prefix("/id-in/")
-            .unwrap()
+    // sur is the subscription's structured address, SP-relative.
+    let made = &created.pc.as_ref().unwrap()["m2m:sub"];
+    let rn = made["rn"].as_str().unwrap();
+    assert!(
+        sgn["sur"].as_str().unwrap().ends_with(&format!("/{rn}")),
+        "{sgn} {made}"
     );
 
     // A receiver that refuses: 5204, and nothing is created.
@@ -335,9 +338,13 @@ async fn event_types_content_types_counters_and_deletion_notices() {
     )
     .await
     .unwrap();
-    assert_eq!(
-        next_sgn(&mut notes).await["nev"]["rep"]["m2m:cin"]["con"],
-        "1"
+    let sgn = next_sgn(&mut notes).await;
+    assert_eq!(sgn["nev"]["rep"]["m2m:cin"]["con"], "x");
+    // sur in the form of the nu: absolute.
+    let sur = sgn["sur"].as_str().unwrap();
+    assert!(
+        sur.starts_with("//m2mhub.example/id-in/cse-in/Cabs/c/"),
+        "{sur}"
     );
     ae.delete("cse-in/Cnet/c/a").await.unwrap();
     let sgn = next_sgn(&mut notes).await;

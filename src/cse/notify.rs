@@ -76,9 +76,12 @@ pub trait Delivery: Send + Sync {
     fn permits(&self, url: &str) -> Result<(), String>;
 }
 
-/// The subscription's SP-relative reference, `sur`.
-pub fn sur(rules: &Rules, sub_ri: &str) -> String {
-    format!("{}/{sub_ri}", rules.me.csi)
+/// The subscription's reference, `sur`: its structured address in SP-relative form
+/// (`/id-in/cse-in/ae/cnt/sub`), as OpenMTC's and Mobius's CSEs send it (their applications
+/// find their handler, or the container's name, in it); TS-0004 allows any address form. A
+/// notification to an absolute `nu` carries it in absolute form (see [`request`]).
+pub fn sur(rules: &Rules, sub_srn: &str) -> String {
+    format!("{}/{sub_srn}", rules.me.csi)
 }
 
 fn nets(sub: &Resource) -> Vec<u64> {
@@ -164,7 +167,7 @@ fn fire(
                 &sub,
                 json!({
                     "nev": { "net": net, "rep": representation(&sub, res, modified) },
-                    "sur": sur(rules, &sub.ri),
+                    "sur": sur(rules, &sub.srn),
                 }),
             ),
         });
@@ -190,7 +193,7 @@ fn removed(rules: &Rules, sub: &Resource, out: &mut Vec<Notice>) {
             targets: vec![su.to_string()],
             subscriber: super::resources::subscription::subscriber(sub).to_string(),
             readable: Vec::new(),
-            pc: with_creator(sub, json!({ "sud": true, "sur": sur(rules, &sub.ri) })),
+            pc: with_creator(sub, json!({ "sud": true, "sur": sur(rules, &sub.srn) })),
         });
     }
 }
@@ -270,7 +273,15 @@ pub fn fresh_rqi(kind: &str) -> String {
 }
 
 /// A NOTIFY request from this CSE to `to` carrying `pc`.
-pub fn request(rules: &Rules, to: &str, pc: Value) -> RequestPrimitive {
+pub fn request(rules: &Rules, to: &str, mut pc: Value) -> RequestPrimitive {
+    // `sur` in the form of the target: absolute for an absolute `nu`.
+    if to.starts_with("//") {
+        if let Some(sur) = pc.pointer_mut("/m2m:sgn/sur") {
+            if let Some(s) = sur.as_str().filter(|s| !s.starts_with("//")) {
+                *sur = json!(format!("//{}{s}", rules.me.sp_id));
+            }
+        }
+    }
     let rqi = fresh_rqi("notify");
     let mut req = RequestPrimitive::new(
         crate::onem2m::Operation::Notify,
@@ -395,7 +406,7 @@ impl Cse {
     pub(super) fn verify(
         &self,
         originator: &str,
-        sub_ri: &str,
+        sub_srn: &str,
         nus: &[String],
     ) -> Result<(), Error> {
         let fail = |nu: &str, why: &str| {
@@ -442,7 +453,7 @@ impl Cse {
             if nu.contains("://") {
                 delivery.permits(nu).map_err(|why| fail(nu, &why))?;
             }
-            let mut sgn = json!({ "vrq": true, "sur": sur(&self.rules, sub_ri) });
+            let mut sgn = json!({ "vrq": true, "sur": sur(&self.rules, sub_srn) });
             if !originator.is_empty() {
                 sgn["cr"] = json!(originator);
             }

@@ -109,17 +109,21 @@ pub fn verified(
         cse.check_poa(&poa)?;
     }
     if asked.ty == ResourceType::Subscription {
-        cse.store.read(|r| {
+        let parent = cse.store.read(|r| {
             let parent = resources::resolve(r, &base, None, &req.to)?;
-            access::may_subscribe(r, &cse.rules, &originator, &parent)
+            access::may_subscribe(r, &cse.rules, &originator, &parent)?;
+            Ok::<_, Error>(parent)
         })?;
         let ri = format!("sub{:012x}", rand::random::<u64>() >> 16);
+        // Its structured address, as it will be (for `sur`).
+        let rn = asked.attrs.get("rn").and_then(Value::as_str).unwrap_or(&ri);
+        let srn = format!("{}/{rn}", parent.srn);
         // `su` is called on deletion: it is a target like those of `nu`.
         let mut targets = string_list(asked.attrs.get("nu"));
         resources::subscription::check_target_count(&targets)?;
         let su = asked.attrs.get("su").and_then(Value::as_str);
         targets.extend(su.filter(|su| !su.is_empty()).map(str::to_string));
-        cse.verify(&originator.id, &ri, &targets)?;
+        cse.verify(&originator.id, &srn, &targets)?;
         preset_ri = Some(ri);
     }
     cse.write(write(

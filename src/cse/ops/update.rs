@@ -76,7 +76,7 @@ pub fn verified(
                     .filter(|su| !su.is_empty() && current.str("su") != Some(*su))
                     .map(str::to_string),
             );
-            cse.verify(&originator.id, &current.ri, &added)?;
+            cse.verify(&originator.id, &current.srn, &added)?;
         }
     }
     cse.write(write(cse, req, originator, base, virt)?)
