@@ -604,3 +604,34 @@ async fn targets_in_absolute_form_are_this_cses_entities() {
         "{s:?}"
     );
 }
+
+/// TS-0010 §6.4: the CSE sends to an AE in the form the AE uses for itself on its request
+/// topics. OpenMTC's applications publish as `in-cse-1:CTestGUI` and subscribe only to
+/// `/oneM2M/req/+/in-cse-1:CTestGUI/#`.
+#[tokio::test]
+async fn an_ae_that_names_itself_sp_relative_on_topics_is_notified_there() {
+    let hub = Hub::start();
+    let mut dev = Device::connect(hub.mqtt, "colon-form").await;
+    dev.subscribe("/oneM2M/resp/id-in:Ccolon/#").await;
+    dev.subscribe("/oneM2M/req/+/id-in:Ccolon/#").await;
+    let topic = "/oneM2M/req/id-in:Ccolon/id-in/json";
+    let poa = format!("mqtt://{}", hub.mqtt);
+    let steps = [
+        json!({"op":1,"to":"cse-in","fr":"Ccolon","rqi":"1","rvi":"3","ty":2,
+               "pc":{"m2m:ae":{"rn":"colon","api":"Ncolon","rr":true,"poa":[poa]}}}),
+        json!({"op":1,"to":"cse-in/colon","fr":"Ccolon","rqi":"2","rvi":"3","ty":3,
+               "pc":{"m2m:cnt":{"rn":"c"}}}),
+        json!({"op":1,"to":"cse-in/colon/c","fr":"Ccolon","rqi":"3","rvi":"3","ty":23,
+               "pc":{"m2m:sub":{"rn":"s","nu":["Ccolon"],"enc":{"net":[3]}}}}),
+        json!({"op":1,"to":"cse-in/colon/c","fr":"Ccolon","rqi":"4","rvi":"3","ty":4,
+               "pc":{"m2m:cin":{"con":"hello"}}}),
+    ];
+    for body in steps {
+        let (_, rsp) = dev.send(topic, body.clone()).await;
+        assert!(rsc(&rsp) < 4000, "{body}: {rsp}");
+    }
+    let n = dev.expect(|p| p.topic.starts_with("/oneM2M/req/")).await;
+    assert_eq!(n.topic, "/oneM2M/req/id-in/id-in:Ccolon/json");
+    let v: Value = serde_json::from_slice(&n.payload).unwrap();
+    assert_eq!(v["pc"]["m2m:sgn"]["nev"]["rep"]["m2m:cin"]["con"], "hello");
+}

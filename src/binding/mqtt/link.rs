@@ -16,7 +16,7 @@ use crate::client::replies::{NoAnswer, Replies};
 use crate::client::Publisher;
 use crate::cse::notify::PEER_ANSWER_WITHIN;
 use crate::cse::Cse;
-use crate::onem2m::topic::Topic;
+use crate::onem2m::topic::{Topic, TopicKind};
 use crate::onem2m::{RequestPrimitive, ResponsePrimitive};
 use crate::sync::lock;
 use bytes::Bytes;
@@ -44,6 +44,8 @@ pub struct LocalLink {
     cse_id: String,
     replies: Replies,
     probes: Probes,
+    /// The topic form each AE uses for itself.
+    forms: super::forms::TopicForms,
     /// Set by [`drain`](LocalLink::drain) once every request taken before it has arrived:
     /// later ones are answered busy.
     closing: std::sync::atomic::AtomicBool,
@@ -76,6 +78,7 @@ impl LocalLink {
             outlet,
             cse_id: cse_id.to_string(),
             replies: Replies::default(),
+            forms: Default::default(),
             closing: Default::default(),
             probes: Probes {
                 originator,
@@ -177,8 +180,10 @@ impl LocalLink {
         }
     }
 
-    /// Publishes `req` to `receiver` (an ID in topic form) without waiting for an answer.
+    /// Publishes `req` to `receiver` (an ID in topic form, sent in the form that entity uses
+    /// for itself) without waiting for an answer.
     pub fn publish_request(&self, receiver: &str, req: &RequestPrimitive) -> bool {
+        let receiver = self.forms.level(receiver);
         let topic = format!("/oneM2M/req/{}/{receiver}/json", self.cse_id);
         self.publish(topic, Serialization::Json.encode(&req.to_value()))
     }
@@ -191,7 +196,8 @@ impl LocalLink {
     ) -> Result<ResponsePrimitive, String> {
         // The answer counts only on the receiver's own response topic, which the broker lets
         // nobody else publish to.
-        let answer = self.replies.expect_from(&req.rqi, Some(receiver));
+        let level = self.forms.level(receiver);
+        let answer = self.replies.expect_from(&req.rqi, Some(&level));
         if !self.publish_request(receiver, req) {
             return Err(format!("cannot publish to {receiver}"));
         }
@@ -273,11 +279,12 @@ impl Dispatcher {
             return;
         }
         let allowance = self.queues.allowance(&key);
+        let parsed = std::str::from_utf8(&topic).ok().and_then(Topic::parse);
+        if let Some(t) = parsed.as_ref().filter(|t| t.kind == TopicKind::Req) {
+            self.local.forms.saw(&self.local.cse_id, t.originator);
+        }
         // The budget of the credential this originator belongs to, if any.
-        let credential = std::str::from_utf8(&topic)
-            .ok()
-            .and_then(Topic::parse)
-            .and_then(|t| self.cse.bindings().credential_of(t.originator));
+        let credential = parsed.and_then(|t| self.cse.bindings().credential_of(t.originator));
         let admitted = match self
             .cse
             .admission()

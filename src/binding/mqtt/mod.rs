@@ -10,6 +10,7 @@
 
 pub mod broker;
 pub mod external;
+mod forms;
 pub mod gate;
 mod inbound;
 pub mod link;

@@ -1,0 +1,92 @@
+//! The form each AE uses for its own ID on its request topics, remembered so that what the
+//! CSE sends it (NOTIFY, verification) goes to the topic it subscribes to.
+//!
+//! TS-0010 §6.4 puts an entity's ID on the topic in the form that entity uses on MQTT. An AE
+//! may name itself by its AE-ID (`CTestGUI`) or SP-relative with `:` for `/`
+//! (`in-cse-1:CTestGUI`, as OpenMTC's applications do, subscribing to
+//! `/oneM2M/req/+/in-cse-1:CTestGUI/#` only). The CSE sends to the AE-ID form unless the AE
+//! was last seen using the other.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::RwLock;
+
+/// AEs whose form is remembered at most; past it, new ones get the AE-ID form (a client
+/// cannot make the CSE hold an unbounded map).
+const MAX_FORMS: usize = 65_536;
+
+#[derive(Default)]
+pub struct TopicForms {
+    /// Whether any form is remembered: until one is, nothing is locked.
+    any: AtomicBool,
+    /// AE-ID → the topic level it uses (`CTestGUI` → `in-cse-1:CTestGUI`).
+    forms: RwLock<HashMap<String, String>>,
+}
+
+impl TopicForms {
+    /// An originator level seen on a request topic of this CSE (`cse_id`, without slash).
+    pub fn saw(&self, cse_id: &str, level: &str) {
+        match level.split_once(':') {
+            Some((csi, aei)) if csi == cse_id && !aei.is_empty() && !aei.contains(':') => {
+                let known = self.read().get(aei).is_some_and(|l| l.as_str() == level);
+                if known {
+                    return;
+                }
+                let mut forms = self.forms.write().unwrap_or_else(|p| p.into_inner());
+                if forms.len() < MAX_FORMS || forms.contains_key(aei) {
+                    forms.insert(aei.to_string(), level.to_string());
+                    self.any.store(true, Ordering::Release);
+                }
+            }
+            // Another CSE's entity, or a CSE: not ours to remember.
+            Some(_) => {}
+            // The AE-ID form: forget another form this AE used before.
+            None => {
+                if self.any.load(Ordering::Acquire) && self.read().contains_key(level) {
+                    self.forms
+                        .write()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .remove(level);
+                }
+            }
+        }
+    }
+
+    /// The topic level to send to for `receiver` (an ID in topic form).
+    pub fn level<'a>(&self, receiver: &'a str) -> Cow<'a, str> {
+        if !self.any.load(Ordering::Acquire) {
+            return Cow::Borrowed(receiver);
+        }
+        match self.read().get(receiver) {
+            Some(level) => Cow::Owned(level.clone()),
+            None => Cow::Borrowed(receiver),
+        }
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, String>> {
+        self.forms.read().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_last_form_an_ae_used_wins() {
+        let f = TopicForms::default();
+        assert_eq!(f.level("CTestGUI"), "CTestGUI");
+        f.saw("in-cse-1", "in-cse-1:CTestGUI");
+        assert_eq!(f.level("CTestGUI"), "in-cse-1:CTestGUI");
+        assert_eq!(f.level("Cother"), "Cother");
+        // Back to the AE-ID form.
+        f.saw("in-cse-1", "CTestGUI");
+        assert_eq!(f.level("CTestGUI"), "CTestGUI");
+        // Another CSE's entity, or a CSE, is not remembered.
+        f.saw("in-cse-1", "mn-cse-1:CTestIPE");
+        assert_eq!(f.level("CTestIPE"), "CTestIPE");
+        f.saw("in-cse-1", "mn-cse-1");
+        assert_eq!(f.level("mn-cse-1"), "mn-cse-1");
+    }
+}
