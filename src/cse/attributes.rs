@@ -165,6 +165,11 @@ fn unset(v: &Value) -> bool {
 /// And a boolean or a number sent as a string (`"rr": "true"`, `"mni": "5"`, as Mobius
 /// devices send them) is read as its value: it cannot mean anything else.
 pub fn tidy(ty: ResourceType, op: Op, attrs: &mut Map<String, Value>) {
+    if ty == ResourceType::Subscription {
+        if let Some(Value::Object(enc)) = attrs.get_mut("enc") {
+            short_names(enc);
+        }
+    }
     for (name, v) in attrs.iter_mut() {
         let Some(policy) = find(ty, name) else {
             continue;
@@ -312,6 +317,46 @@ fn check_kind(root: &str, name: &str, kind: Kind, v: &Value) -> Result<(), Error
         "attribute '{name}' of {root} must be {expected}, not {}",
         address::shorten(&v.to_string())
     )))
+}
+
+/// The members of `eventNotificationCriteria` by their long names (TS-0004 Table 8.2.3-x),
+/// which OpenMTC's client writes (`"notificationEventType": [3]`, every other member
+/// `null`): each is the member its short name is, so reading it so cannot change what the
+/// request means. Unset members (`null`, `[]`) are left out.
+const ENC_LONG_NAMES: &[(&str, &str)] = &[
+    ("createdBefore", "crb"),
+    ("createdAfter", "cra"),
+    ("modifiedSince", "ms"),
+    ("unmodifiedSince", "us"),
+    ("stateTagSmaller", "sts"),
+    ("stateTagBigger", "stb"),
+    ("expireBefore", "exb"),
+    ("expireAfter", "exa"),
+    ("sizeAbove", "sza"),
+    ("sizeBelow", "szb"),
+    ("operationMonitor", "om"),
+    ("attribute", "atr"),
+    ("notificationEventType", "net"),
+    ("childResourceType", "chty"),
+    ("missingData", "md"),
+    ("filterOperation", "fo"),
+];
+
+fn short_names(enc: &mut Map<String, Value>) {
+    let names: Vec<String> = enc.keys().cloned().collect();
+    for name in names {
+        let Some(value) = enc.remove(&name) else {
+            continue;
+        };
+        if unset(&value) {
+            continue;
+        }
+        let short = ENC_LONG_NAMES
+            .iter()
+            .find(|(long, _)| *long == name)
+            .map_or(name, |(_, short)| short.to_string());
+        enc.insert(short, value);
+    }
 }
 
 /// Labels are `xs:token`s (TS-0004 §6.3.5): not empty, no tab, carriage return or line
@@ -509,6 +554,14 @@ mod tests {
             ),
             json!({"mni": 5, "li": "7", "mbs": "x"})
         );
+    }
+
+    #[test]
+    fn long_names_in_enc_are_read_as_short_ones() {
+        let mut a = attrs(json!({"nu": ["C"], "enc": {"attribute": null,
+            "notificationEventType": [3], "createdAfter": null, "chty": [4]}}));
+        tidy(ResourceType::Subscription, Op::Create, &mut a);
+        assert_eq!(a["enc"], json!({"net": [3], "chty": [4]}));
     }
 
     #[test]
