@@ -243,6 +243,9 @@ pub struct CseConfig {
     /// The largest request primitive either binding accepts, in bytes: an MQTT PUBLISH
     /// payload (any topic), an HTTP body.
     pub max_request_size: usize,
+    /// The lifetime, in seconds, of a resource created without an expiration time (`et`):
+    /// its `et` is filled in so (TS-0001: every resource has one). 0 leaves `et` unset.
+    pub default_lifetime_s: u64,
 }
 
 impl Default for CseConfig {
@@ -254,6 +257,8 @@ impl Default for CseConfig {
             kind: CseKind::IN,
             admin: "CAdmin".into(),
             max_request_size: 256 * 1024,
+            // Five years, as ACME.
+            default_lifetime_s: 5 * 365 * 24 * 3600,
         }
     }
 }
@@ -445,6 +450,12 @@ impl Config {
             })
         };
         let plain = |s: &str| !s.is_empty() && !s.contains(['/', ' ', '#', '+', ':']);
+        if self.cse.default_lifetime_s > crate::onem2m::time::MAX_SECONDS {
+            return invalid(
+                "cse.default_lifetime_s",
+                "must be at most 100 years (0: resources have no expiration time by default)",
+            );
+        }
         if !plain(&self.cse.id) {
             return invalid(
                 "cse.id",

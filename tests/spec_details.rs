@@ -172,3 +172,36 @@ async fn labels_are_tokens_and_unknown_criteria_are_bad_requests() {
         }
     }
 }
+
+#[tokio::test]
+async fn every_resource_gets_an_expiration_time_unless_configured_not_to() {
+    let hub = Hub::start();
+    let c = registered_ae(&hub, "Clife").await;
+    let r = c
+        .create(
+            "cse-in/Clife",
+            ResourceType::Container,
+            json!({"m2m:cnt":{"rn":"c"}}),
+        )
+        .await
+        .unwrap();
+    let et = r.pc.unwrap()["m2m:cnt"]["et"].as_str().unwrap().to_string();
+    // Five years ahead by default (the year is enough to tell).
+    let year: i32 = et[..4].parse().unwrap();
+    let now: i32 = chrono::Utc::now().format("%Y").to_string().parse().unwrap();
+    assert!((now + 4..=now + 5).contains(&year), "{et}");
+    // What the request gives is kept.
+    let r = c
+        .create(
+            "cse-in/Clife",
+            ResourceType::Container,
+            json!({"m2m:cnt":{"rn":"d","et":"20991231T000000"}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.pc.unwrap()["m2m:cnt"]["et"], "20991231T000000,000000");
+    let hub = Hub::start_with(&[("M2MHUB_CSE__DEFAULT_LIFETIME_S", "0")]);
+    let c = registered_ae(&hub, "Cforever").await;
+    let r = c.retrieve("cse-in/Cforever").await.unwrap();
+    assert!(r.pc.unwrap()["m2m:ae"].get("et").is_none());
+}

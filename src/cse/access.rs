@@ -310,6 +310,7 @@ mod tests {
         Rules {
             bindings: std::sync::Arc::new(super::super::Bindings::new(&me, "CAdmin")),
             policies: std::sync::Arc::new(super::super::policies::Policies::new(&me)),
+            default_lifetime_s: 0,
             me,
             kind: CseKind::IN,
             admin: "CAdmin".into(),

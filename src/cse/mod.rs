@@ -72,6 +72,8 @@ pub struct Rules {
     pub bindings: Arc<Bindings>,
     /// The access control policies, and which resources they govern.
     pub policies: Arc<policies::Policies>,
+    /// Seconds ahead of its creation that a resource without `et` expires (0: never).
+    pub default_lifetime_s: u64,
 }
 
 /// A handle on the CSE; cheap to clone.
@@ -116,6 +118,7 @@ impl Cse {
             registrar: config.remote_cse.first().map(|r| format!("/{}", r.cse_id)),
             bindings: Arc::new(bindings),
             policies: Arc::new(policies),
+            default_lifetime_s: config.cse.default_lifetime_s,
         };
         let rules = Arc::new(rules);
         let delivery = Arc::new(OnceLock::new());

@@ -172,6 +172,16 @@ fn expiration(attrs: &mut Map<String, Value>, now: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// Fills in `et` when the request gave none: `lifetime` seconds from now (0: left unset).
+fn default_expiration(attrs: &mut Map<String, Value>, lifetime: u64) {
+    if lifetime == 0 || attrs.contains_key("et") {
+        return;
+    }
+    if let Some(at) = time::after(chrono::Utc::now(), lifetime) {
+        attrs.insert("et".into(), json!(time::format(at)));
+    }
+}
+
 /// What a CREATE asks for.
 pub struct NewResource {
     pub ty: ResourceType,
@@ -253,6 +263,7 @@ pub fn create(
     let srn = format!("{}/{rn}", parent.srn);
     let now = time::now();
     expiration(&mut attrs, &now)?;
+    default_expiration(&mut attrs, rules.default_lifetime_s);
     // A subscription records its subscriber (cr), always: it may see and cancel it, and its
     // notifications stop when it may no longer retrieve what it subscribed to.
     if attrs.contains_key("cr") || ty == ResourceType::Subscription {
