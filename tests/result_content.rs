@@ -191,6 +191,19 @@ async fn the_subtree_holds_only_what_the_originator_may_retrieve() {
         .await
         .unwrap();
     assert_eq!(r.rsc, Rsc::UPDATED, "{r:?}");
+    // A container the reader may read, under the one it may not: not listed either.
+    let deep = json!({"m2m:cnt": {"rn": "deep", "acpi": [open.clone()]}});
+    let r = owner
+        .create("cse-in/Ctree/box/inner", ResourceType::Container, deep)
+        .await
+        .unwrap();
+    assert_eq!(r.rsc, Rsc::CREATED, "{r:?}");
+    assert_eq!(
+        retrieve(&reader, "cse-in/Ctree/box/inner/deep", None, None)
+            .await
+            .rsc,
+        Rsc::OK
+    );
     let r = retrieve(&reader, "cse-in/Ctree/box", Some(4), None).await;
     assert_eq!(r.rsc, Rsc::OK, "{r:?}");
     let cnt = r.pc.unwrap()["m2m:cnt"].clone();
@@ -241,4 +254,34 @@ async fn discovery_answers_addresses_or_references() {
         let r = discover(Some(rcn), None).await.unwrap();
         assert_eq!(r.rsc, Rsc::BAD_REQUEST, "rcn {rcn}: {r:?}");
     }
+}
+
+#[tokio::test]
+async fn nesting_stops_at_32_levels_and_says_the_answer_is_partial() {
+    let hub = Hub::start();
+    let c = registered_ae(&hub, "Cdeep").await;
+    let mut at = "cse-in/Cdeep".to_string();
+    for i in 0..34 {
+        let r = c
+            .create(
+                &at,
+                ResourceType::Container,
+                json!({"m2m:cnt": {"rn": format!("l{i}")}}),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.rsc, Rsc::CREATED, "{r:?}");
+        at = format!("{at}/l{i}");
+    }
+    let r = retrieve(&c, "cse-in/Cdeep", Some(4), None).await;
+    assert_eq!(r.rsc, Rsc::OK, "{r:?}");
+    assert_eq!(r.partial, Some(32), "{r:?}");
+    // 32 levels of containers below the AE, and no more.
+    let mut node = r.pc.unwrap()["m2m:ae"].clone();
+    let mut levels = 0;
+    while let Some(next) = node.get("m2m:cnt").and_then(|l| l.get(0)).cloned() {
+        levels += 1;
+        node = next;
+    }
+    assert_eq!(levels, 32);
 }

@@ -194,6 +194,14 @@ pub fn tidy(ty: ResourceType, op: Op, attrs: &mut Map<String, Value>) {
         if whole_model {
             return false;
         }
+        // A name no release defines stays, to be refused as unknown.
+        let defined = find(ty, name).is_some()
+            || READ_ONLY.contains(&name.as_str())
+            || UNIVERSAL_NOT_SUPPORTED.contains(&name.as_str())
+            || not_supported(ty).contains(&name.as_str());
+        if !defined {
+            return true;
+        }
         if v.is_null() {
             return op == Op::Update || name == "cr";
         }
@@ -536,6 +544,15 @@ mod tests {
                 json!({"mni": null, "lbl": [], "daci": []})
             ),
             json!({"mni": null, "lbl": []})
+        );
+        // What no release defines is kept, to be refused.
+        assert_eq!(
+            tidied(
+                ResourceType::Container,
+                Op::Create,
+                json!({"zz": null, "yy": []})
+            ),
+            json!({"zz": null, "yy": []})
         );
         // Strings that can only be a boolean or a number are read as one.
         assert_eq!(

@@ -123,6 +123,11 @@ impl Filter {
         match fu {
             1 => Ok(Some(f)),
             2 => Ok(None),
+            // 3 IPE on-demand discovery (Release 3), 4 semantic query (Release 4).
+            3 | 4 => Err(Error::new(
+                Rsc::NOT_IMPLEMENTED,
+                format!("filter usage {fu} is not supported"),
+            )),
             other => Err(Error::bad_request(format!(
                 "fu {other} is not a filter usage (1 discovery, 2 conditional retrieval)"
             ))),
@@ -327,7 +332,7 @@ mod tests {
         );
         // Not filter usages, operations or criteria at all: 4000.
         for bad in [
-            json!({"fu":3}),
+            json!({"fu":5}),
             json!({"fu":1,"fo":4}),
             json!({"fu":1,"colour":"red"}),
         ] {

@@ -476,7 +476,6 @@ impl Blocked {
     }
 }
 
-/// Checks `rcn` against what this CSE supports for the operation.
 /// Whether `rqet` has passed. An absolute time (basic or extended form) is compared with
 /// now; a relative one (milliseconds) counts from when the request was sent, which is not
 /// known here, so from now: it has not passed.
@@ -493,6 +492,7 @@ fn expired(rqet: &str) -> Result<bool, Error> {
     Ok(at <= chrono::Utc::now())
 }
 
+/// Checks `rcn` against what this CSE supports for the operation.
 pub(super) fn result_content(
     rcn: Option<u64>,
     default: u64,

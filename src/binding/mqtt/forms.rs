@@ -28,7 +28,10 @@ impl TopicForms {
     /// An originator level seen on a request topic of this CSE (`cse_id`, without slash).
     pub fn saw(&self, cse_id: &str, level: &str) {
         match level.split_once(':') {
-            Some((csi, aei)) if csi == cse_id && !aei.is_empty() && !aei.contains(':') => {
+            // An AE-ID is at most 255 bytes (longer ones are refused at registration).
+            Some((csi, aei))
+                if csi == cse_id && !aei.is_empty() && aei.len() <= 255 && !aei.contains(':') =>
+            {
                 let known = self.read().get(aei).is_some_and(|l| l.as_str() == level);
                 if known {
                     return;

@@ -11,6 +11,9 @@ use crate::onem2m::{Base, Error, RequestPrimitive, Rsc, Virtual};
 use crate::store::Resource;
 use serde_json::{json, Map, Value};
 
+/// How many levels below the resource `rcn` 4 and 8 nest (each level is two of JSON).
+pub const MAX_NESTED_LEVELS: usize = 32;
+
 pub fn run(
     cse: &Cse,
     req: &RequestPrimitive,
@@ -40,9 +43,18 @@ pub fn run(
         );
         Ok(match rcn {
             4 | 8 => {
-                let (below, more) =
-                    r.subtree_within(&target.srn, max_count, max_bytes, readable)?;
-                if more {
+                // Nested answers nest no deeper than this: a client's JSON parser (and this
+                // CSE's, reading another CSE's answer) stops at 128 levels.
+                let top = target.srn.matches('/').count();
+                let mut too_deep = false;
+                let (below, more) = r.subtree_within(&target.srn, max_count, max_bytes, |c| {
+                    if c.srn.matches('/').count() - top > MAX_NESTED_LEVELS {
+                        too_deep = true;
+                        return false;
+                    }
+                    readable(c)
+                })?;
+                if more || too_deep {
                     partial = Some(below.len() as u64);
                 }
                 nested(target, below, rcn == 4)
