@@ -367,60 +367,31 @@ impl Reader<'_> {
         pi: &str,
         max_count: usize,
         max_bytes: usize,
-        mut keep: impl FnMut(&Resource) -> bool,
+        keep: impl FnMut(&Resource) -> bool,
     ) -> Result<(Vec<Resource>, bool), StoreError> {
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT {COLUMNS}, length(CAST(attrs AS BLOB)) FROM resource WHERE pi = ?1 ORDER BY seq"
         ))?;
-        let mut rows = stmt.query(rusqlite::params![pi])?;
-        let (mut taken, mut bytes) = (Vec::new(), 0usize);
-        while let Some(row) = rows.next()? {
-            let size = row.get::<_, i64>(7)?.max(0) as usize;
-            // The first child always fits, however large: a partial answer is never empty.
-            let full = taken.len() >= max_count
-                || (!taken.is_empty() && bytes.saturating_add(size) > max_bytes);
-            if full {
-                return Ok((taken, true));
-            }
-            let child = resource::from_row(row)??;
-            if keep(&child) {
-                bytes += size;
-                taken.push(child);
-            }
-        }
-        Ok((taken, false))
+        let rows = stmt.query(rusqlite::params![pi])?;
+        take_within(rows, max_count, max_bytes, keep)
     }
 
     /// The descendants of the resource named `srn` in tree order (by structured name: a
     /// parent before its descendants), that `keep` accepts, with the same limits as
-    /// [`children_within`](Self::children_within): a resource is weighed before it is read.
+    /// [`children_within`](Self::children_within).
     pub fn subtree_within(
         &self,
         srn: &str,
         max_count: usize,
         max_bytes: usize,
-        mut keep: impl FnMut(&Resource) -> bool,
+        keep: impl FnMut(&Resource) -> bool,
     ) -> Result<(Vec<Resource>, bool), StoreError> {
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT {COLUMNS}, length(CAST(attrs AS BLOB)) FROM resource \
              WHERE srn > ?1 AND srn < ?2 ORDER BY srn"
         ))?;
-        let mut rows = stmt.query(rusqlite::params![format!("{srn}/"), format!("{srn}0")])?;
-        let (mut taken, mut bytes) = (Vec::new(), 0usize);
-        while let Some(row) = rows.next()? {
-            let size = row.get::<_, i64>(7)?.max(0) as usize;
-            let full = taken.len() >= max_count
-                || (!taken.is_empty() && bytes.saturating_add(size) > max_bytes);
-            if full {
-                return Ok((taken, true));
-            }
-            let res = resource::from_row(row)??;
-            if keep(&res) {
-                bytes += size;
-                taken.push(res);
-            }
-        }
-        Ok((taken, false))
+        let rows = stmt.query(rusqlite::params![format!("{srn}/"), format!("{srn}0")])?;
+        take_within(rows, max_count, max_bytes, keep)
     }
 
     /// Direct children of type `ty`, oldest first (an index range scan).
@@ -581,6 +552,33 @@ impl Writer<'_> {
             ])?;
         Ok(n)
     }
+}
+
+/// Takes resources from `rows` (the columns, then the stored size) that `keep` accepts,
+/// until `max_count` are taken or the next would pass `max_bytes`: each is weighed before it
+/// is read, and the first always fits, so that a partial answer is never empty. Returns
+/// them, and whether one was left out for either limit.
+fn take_within(
+    mut rows: rusqlite::Rows<'_>,
+    max_count: usize,
+    max_bytes: usize,
+    mut keep: impl FnMut(&Resource) -> bool,
+) -> Result<(Vec<Resource>, bool), StoreError> {
+    let (mut taken, mut bytes) = (Vec::new(), 0usize);
+    while let Some(row) = rows.next()? {
+        let size = row.get::<_, i64>(7)?.max(0) as usize;
+        let full = taken.len() >= max_count
+            || (!taken.is_empty() && bytes.saturating_add(size) > max_bytes);
+        if full {
+            return Ok((taken, true));
+        }
+        let res = resource::from_row(row)??;
+        if keep(&res) {
+            bytes += size;
+            taken.push(res);
+        }
+    }
+    Ok((taken, false))
 }
 
 /// A write waiting for the writer thread.
