@@ -269,8 +269,11 @@ pub fn validate(ty: ResourceType, op: Op, attrs: &Map<String, Value>) -> Result<
             continue;
         }
         check_kind(root, name, policy.kind, value)?;
-        if name == "lbl" {
-            check_labels(root, value)?;
+        match name.as_str() {
+            "lbl" => check_labels(root, value)?,
+            "csz" => check_serializations(root, value)?,
+            "cnf" => check_content_info(root, value)?,
+            _ => {}
         }
     }
     if op == Op::Create {
@@ -390,6 +393,53 @@ fn check_labels(root: &str, value: &Value) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+/// `csz`: the serializations an entity accepts (TS-0004 §6.7), from those oneM2M defines.
+fn check_serializations(root: &str, value: &Value) -> Result<(), Error> {
+    const DEFINED: &[&str] = &["application/json", "application/xml", "application/cbor"];
+    for s in value
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+    {
+        if !DEFINED.contains(&s) {
+            return Err(Error::bad_request(format!(
+                "csz of {root} lists {}: the serializations are {DEFINED:?}",
+                address::shorten(&Value::from(s).to_string())
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// `cnf`: `<type>/<subtype>`, then optionally `:<encoding>` (0 none, 1 base64 of a string,
+/// 2 base64 of binary) and `:<content security>` (TS-0004 §6.3.5: m2m:contentInfo).
+fn check_content_info(root: &str, value: &Value) -> Result<(), Error> {
+    let s = value.as_str().unwrap_or_default();
+    let mut parts = s.split(':');
+    let mime = parts.next().unwrap_or_default();
+    let token = |t: &str| {
+        !t.is_empty()
+            && t.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&b))
+    };
+    let mime_ok = mime
+        .split_once('/')
+        .is_some_and(|(t, sub)| token(t) && token(sub));
+    let encoding_ok = parts.next().is_none_or(|e| matches!(e, "0" | "1" | "2"));
+    let security_ok = parts
+        .next()
+        .is_none_or(|c| !c.is_empty() && c.bytes().all(|b| b.is_ascii_digit()));
+    if mime_ok && encoding_ok && security_ok && parts.next().is_none() {
+        return Ok(());
+    }
+    Err(Error::bad_request(format!(
+        "cnf of {root} is {}: it is <type>/<subtype>, then optionally :<encoding> (0, 1 or 2), \
+         e.g. \"text/plain:0\"",
+        address::shorten(&value.to_string())
+    )))
 }
 
 /// Resource names become path segments and MQTT-safe identifiers.
@@ -579,6 +629,50 @@ mod tests {
             "notificationEventType": [3], "createdAfter": null, "chty": [4]}}));
         tidy(ResourceType::Subscription, Op::Create, &mut a);
         assert_eq!(a["enc"], json!({"net": [3], "chty": [4]}));
+    }
+
+    #[test]
+    fn serializations_and_content_info_are_checked() {
+        validate(
+            ResourceType::Ae,
+            Op::Create,
+            &attrs(json!({"api":"N","rr":true,"csz":["application/json","application/cbor"]})),
+        )
+        .unwrap();
+        let e = err(
+            ResourceType::Ae,
+            Op::Create,
+            json!({"api":"N","rr":true,"csz":["json"]}),
+        );
+        assert!(e.contains("csz"), "{e}");
+        for ok in [
+            "text/plain:0",
+            "application/json",
+            "application/json:1",
+            "image/png:2:1",
+        ] {
+            validate(
+                ResourceType::ContentInstance,
+                Op::Create,
+                &attrs(json!({"con":"x","cnf":ok})),
+            )
+            .unwrap_or_else(|e| panic!("{ok}: {}", e.dbg));
+        }
+        for bad in [
+            "text",
+            "text/plain:7",
+            "/plain",
+            "text/plain:0:x",
+            "a/b:0:1:2",
+            "te xt/p",
+        ] {
+            let e = err(
+                ResourceType::ContentInstance,
+                Op::Create,
+                json!({"con":"x","cnf":bad}),
+            );
+            assert!(e.contains("cnf"), "{bad}: {e}");
+        }
     }
 
     #[test]
