@@ -92,4 +92,22 @@ mod tests {
         f.saw("in-cse-1", "mn-cse-1");
         assert_eq!(f.level("mn-cse-1"), "mn-cse-1");
     }
+
+    #[test]
+    fn the_map_is_bounded_and_ids_too_long_are_not_kept() {
+        let f = TopicForms::default();
+        for i in 0..MAX_FORMS {
+            f.saw("id-in", &format!("id-in:C{i}"));
+        }
+        f.saw("id-in", "id-in:Cone-too-many");
+        assert_eq!(f.level("Cone-too-many"), "Cone-too-many");
+        // One already known still changes form.
+        f.saw("id-in", "C0");
+        assert_eq!(f.level("C0"), "C0");
+        f.saw("id-in", "id-in:C0");
+        assert_eq!(f.level("C0"), "id-in:C0");
+        let long = format!("id-in:C{}", "x".repeat(300));
+        f.saw("id-in", &long);
+        assert_eq!(f.level(&long[6..]), &long[6..]);
+    }
 }
