@@ -205,3 +205,44 @@ async fn every_resource_gets_an_expiration_time_unless_configured_not_to() {
     let r = c.retrieve("cse-in/Cforever").await.unwrap();
     assert!(r.pc.unwrap()["m2m:ae"].get("et").is_none());
 }
+
+#[tokio::test]
+async fn subscriptions_get_nct_and_refuse_what_table_9_6_8_4_does_not_allow() {
+    let hub = Hub::start();
+    let c = registered_ae(&hub, "Csubs").await;
+    let r = c
+        .create(
+            "cse-in/Csubs",
+            ResourceType::Container,
+            json!({"m2m:cnt":{"rn":"c"}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.rsc, Rsc::CREATED);
+    let sub = |enc: Value, nct: Option<u64>| {
+        let mut s = json!({"nu": ["Csubs"], "enc": enc});
+        if let Some(n) = nct {
+            s["nct"] = json!(n);
+        }
+        c.create(
+            "cse-in/Csubs/c",
+            ResourceType::Subscription,
+            json!({ "m2m:sub": s }),
+        )
+    };
+    // Filled in: all attributes.
+    let r = sub(json!({"net": [3]}), None).await.unwrap();
+    assert_eq!(r.rsc, Rsc::CREATED, "{r:?}");
+    assert_eq!(r.pc.unwrap()["m2m:sub"]["nct"], 1);
+    // Modified attributes of a created child: not a combination the spec allows.
+    let r = sub(json!({"net": [3]}), Some(2)).await.unwrap();
+    assert_eq!(r.rsc, Rsc::BAD_REQUEST, "{r:?}");
+    // A child type a container cannot have.
+    let r = sub(json!({"net": [3], "chty": [2]}), None).await.unwrap();
+    assert_eq!(r.rsc, Rsc::BAD_REQUEST, "{r:?}");
+    assert!(format!("{:?}", r.pc).contains("chty 2"), "{r:?}");
+    let r = sub(json!({"net": [3], "chty": [4, 3]}), None)
+        .await
+        .unwrap();
+    assert_eq!(r.rsc, Rsc::CREATED, "{r:?}");
+}

@@ -110,6 +110,25 @@ pub fn reference(res: &Resource, drt: u64) -> Value {
     json!({ "nm": res.rn, "typ": res.ty.code(), "val": val })
 }
 
+/// A subscription's `enc.chty` names types that can be children of what it subscribes to
+/// (TS-0004 §7.4.8.2.1: 4000 otherwise).
+fn check_child_types(parent: &Resource, attrs: &Map<String, Value>) -> Result<(), Error> {
+    let chty = attrs
+        .get("enc")
+        .and_then(|e| e.get("chty"))
+        .and_then(Value::as_array);
+    for t in chty.into_iter().flatten().filter_map(Value::as_u64) {
+        let child = u16::try_from(t).ok().and_then(ResourceType::from_u16);
+        if !child.is_some_and(|c| allowed_child(parent.ty, c)) {
+            return Err(Error::bad_request(format!(
+                "enc.chty {t} is not a type of child a {} can have",
+                parent.ty.root_name()
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// The address form (`drt`) asked for: 1 structured (the default), 2 unstructured.
 pub fn address_type(drt: Option<u64>) -> Result<u64, Error> {
     match drt.unwrap_or(1) {
@@ -287,7 +306,12 @@ pub fn create(
         ResourceType::Ae => ae::init(&mut attrs, &ri, rvi.as_deref())?,
         ResourceType::Container => container::init(&mut attrs),
         ResourceType::ContentInstance => content_instance::init(&parent, &mut attrs, &now)?,
-        ResourceType::Subscription => subscription::init(&attrs)?,
+        ResourceType::Subscription => {
+            subscription::init(&attrs)?;
+            check_child_types(&parent, &attrs)?;
+            // TS-0004: the CSE sets nct when the originator does not (1, all attributes).
+            attrs.entry("nct").or_insert(json!(1));
+        }
         ResourceType::AccessControlPolicy => access_control_policy::check(&attrs, rules)?,
         _ => {}
     }
@@ -365,7 +389,12 @@ pub fn update(
         let mut merged = target.attrs.clone();
         merged.extend(attrs.clone());
         match target.ty {
-            ResourceType::Subscription => subscription::init(&merged)?,
+            ResourceType::Subscription => {
+                subscription::init(&merged)?;
+                if let Some(parent) = w.get(&target.pi)? {
+                    check_child_types(&parent, &merged)?;
+                }
+            }
             _ => access_control_policy::check(&merged, rules)?,
         }
     }

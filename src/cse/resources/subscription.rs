@@ -54,13 +54,26 @@ pub fn init(attrs: &Map<String, Value>) -> Result<(), Error> {
             "nu lists more than {MAX_TARGETS} notification targets"
         )));
     }
-    match attrs.get("nct").and_then(Value::as_u64) {
+    let nct = attrs.get("nct").and_then(Value::as_u64);
+    match nct {
         None | Some(1..=3) => {}
         Some(n) => {
             return not_yet(format!(
                 "notificationContentType (nct) {n} is not supported; use 1, 2 or 3"
             ))
         }
+    }
+    // TS-0001 Table 9.6.8-4: "modified attributes" is for updates only.
+    let nets: Vec<u64> = attrs
+        .get("enc")
+        .and_then(|e| e.get("net"))
+        .and_then(Value::as_array)
+        .map(|l| l.iter().filter_map(Value::as_u64).collect())
+        .unwrap_or_else(|| vec![1]);
+    if nct == Some(2) && nets.iter().any(|n| *n != 1) {
+        return Err(Error::bad_request(
+            "nct 2 (modified attributes) goes with net 1 (update) only (TS-0001 Table 9.6.8-4)",
+        ));
     }
     if attrs.get("exc").and_then(Value::as_u64) == Some(0) {
         return Err(Error::bad_request("exc must be at least 1"));
@@ -106,9 +119,18 @@ mod tests {
     }
 
     #[test]
+    fn modified_attributes_are_for_updates_only() {
+        check(json!({"nu":["Cae"],"nct":2})).unwrap();
+        check(json!({"nu":["Cae"],"nct":2,"enc":{"net":[1]}})).unwrap();
+        let e = check(json!({"nu":["Cae"],"nct":2,"enc":{"net":[1,3]}})).unwrap_err();
+        assert_eq!(e.rsc, Rsc::BAD_REQUEST, "{}", e.dbg);
+        check(json!({"nu":["Cae"],"nct":3,"enc":{"net":[3,4]}})).unwrap();
+    }
+
+    #[test]
     fn accepts_what_it_implements() {
         check(json!({"nu":["Cae"]})).unwrap();
-        check(json!({"nu":["http://x"],"enc":{"net":[1,2,3,4],"chty":[4]},"nct":2,"exc":3,"su":"Cae","ln":false})).unwrap();
+        check(json!({"nu":["http://x"],"enc":{"net":[1,2,3,4],"chty":[4]},"nct":3,"exc":3,"su":"Cae","ln":false})).unwrap();
     }
 
     #[test]
