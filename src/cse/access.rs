@@ -309,7 +309,7 @@ mod tests {
         };
         Rules {
             bindings: std::sync::Arc::new(super::super::Bindings::new(&me, "CAdmin")),
-            policies: std::sync::Arc::new(super::super::policies::Policies::new(&me)),
+            policies: std::sync::Arc::new(super::super::policies::Policies::new()),
             default_lifetime_s: 0,
             me,
             kind: CseKind::IN,

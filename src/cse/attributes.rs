@@ -1,6 +1,7 @@
 //! Attribute policies: which attributes a request may carry for each resource type and
 //! operation, and of what JSON type (digest §3.2–3.3, after ACME's attributePolicies).
 
+use crate::onem2m::primitive::unset;
 use crate::onem2m::{address, time, Error, ResourceType};
 use serde_json::{Map, Value};
 
@@ -146,11 +147,6 @@ fn not_supported(ty: ResourceType) -> &'static [&'static str] {
         ResourceType::AccessControlPolicy => &["adri", "apri", "airi"],
         _ => &[],
     }
-}
-
-/// Whether a value says "not set": `null`, or an empty list.
-fn unset(v: &Value) -> bool {
-    v.is_null() || v.as_array().is_some_and(Vec::is_empty)
 }
 
 /// Takes out of a CREATE or UPDATE what says "not set", before [`validate`]:

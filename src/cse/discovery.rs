@@ -63,7 +63,7 @@ impl Filter {
         // `"atr": [], "cty": null`.
         let given = fc
             .iter()
-            .filter(|(_, v)| !v.is_null() && v.as_array().is_none_or(|l| !l.is_empty()));
+            .filter(|(_, v)| !crate::onem2m::primitive::unset(v));
         for (k, v) in given {
             match k.as_str() {
                 "fu" => fu = uint(k, v)?,

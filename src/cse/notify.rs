@@ -8,6 +8,7 @@
 //! [`super::reach`].
 
 use super::reach::{self, Target};
+use super::resources::subscription;
 use super::{Cse, Rules};
 use crate::onem2m::address;
 use crate::onem2m::{Error, RequestPrimitive, ResourceType, Rsc};
@@ -84,23 +85,6 @@ pub fn sur(rules: &Rules, sub_srn: &str) -> String {
     format!("{}/{sub_srn}", rules.me.csi)
 }
 
-fn nets(sub: &Resource) -> Vec<u64> {
-    sub.attrs
-        .get("enc")
-        .and_then(|e| e.get("net"))
-        .and_then(Value::as_array)
-        .map(|l| l.iter().filter_map(Value::as_u64).collect())
-        .unwrap_or_else(|| vec![NET_UPDATE])
-}
-
-fn child_types(sub: &Resource) -> Option<Vec<u64>> {
-    sub.attrs
-        .get("enc")
-        .and_then(|e| e.get("chty"))
-        .and_then(Value::as_array)
-        .map(|l| l.iter().filter_map(Value::as_u64).collect())
-}
-
 /// The strings of a JSON list (non-strings are skipped; validation reports them).
 pub fn string_list(v: Option<&Value>) -> Vec<String> {
     v.and_then(Value::as_array)
@@ -136,11 +120,11 @@ fn fire(
     out: &mut Vec<Notice>,
 ) -> Result<(), Error> {
     for mut sub in w.children_of_type(&subscribed.ri, ResourceType::Subscription.code())? {
-        if sub.ri == res.ri || !nets(&sub).contains(&net) {
+        if sub.ri == res.ri || !subscription::event_types(&sub.attrs).contains(&net) {
             continue;
         }
         if matches!(net, NET_CREATE_CHILD | NET_DELETE_CHILD) {
-            if let Some(tys) = child_types(&sub) {
+            if let Some(tys) = subscription::child_types(&sub.attrs) {
                 if !tys.contains(&(res.ty.code() as u64)) {
                     continue;
                 }
@@ -148,7 +132,7 @@ fn fire(
         }
         // A subscriber whose access was taken away since is told nothing more; nor of a
         // child it may not retrieve.
-        let subscriber = super::resources::subscription::subscriber(&sub).to_string();
+        let subscriber = subscription::subscriber(&sub).to_string();
         let child_event = matches!(net, NET_CREATE_CHILD | NET_DELETE_CHILD);
         if !super::access::may_still_notify(rules, &subscriber, subscribed)
             || (child_event && !super::access::may_still_notify(rules, &subscriber, res))
@@ -191,7 +175,7 @@ fn removed(rules: &Rules, sub: &Resource, out: &mut Vec<Notice>) {
     if let Some(su) = sub.str("su").filter(|s| !s.is_empty()) {
         out.push(Notice {
             targets: vec![su.to_string()],
-            subscriber: super::resources::subscription::subscriber(sub).to_string(),
+            subscriber: subscription::subscriber(sub).to_string(),
             readable: Vec::new(),
             pc: with_creator(sub, json!({ "sud": true, "sur": sur(rules, &sub.srn) })),
         });

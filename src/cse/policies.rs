@@ -62,7 +62,6 @@ struct Inner {
 }
 
 pub struct Policies {
-    me: CseIdentity,
     inner: RwLock<Inner>,
     /// Whether any resource names policies: until one does, every decision is the default
     /// one, without taking the lock.
@@ -85,9 +84,8 @@ pub fn acpi_of(res: &Resource) -> Vec<String> {
 }
 
 impl Policies {
-    pub fn new(me: &CseIdentity) -> Policies {
+    pub fn new() -> Policies {
         Policies {
-            me: me.clone(),
             inner: RwLock::default(),
             any_named: AtomicBool::new(false),
         }
@@ -96,7 +94,7 @@ impl Policies {
     /// Reads every ACP, and every resource that names ACPs. Content instances, by far the
     /// most numerous resources, have no `acpi` and are not read.
     pub fn load(r: &Reader, me: &CseIdentity) -> Result<Policies, StoreError> {
-        let policies = Policies::new(me);
+        let policies = Policies::new();
         let mut inner = Inner::default();
         let mut take = |res: Resource| {
             if res.ty == ResourceType::AccessControlPolicy {
@@ -230,10 +228,6 @@ impl Policies {
         self.any_named
             .store(!inner.named.is_empty(), Ordering::Release);
     }
-
-    pub fn identity(&self) -> &CseIdentity {
-        &self.me
-    }
 }
 
 /// Whether the structured name `s` is `srn` or below it.
@@ -284,7 +278,7 @@ mod tests {
 
     #[test]
     fn the_nearest_acpi_up_the_tree_governs_within_an_owner() {
-        let p = Policies::new(&me());
+        let p = Policies::new();
         p.set_acp("acp1", acp("cse-in/Cae/acp1"));
         p.set_acp("acpcb", acp("cse-in/acpcb"));
         p.set_named("cse-in/Cae/cnt", vec!["acp1".into()]);
@@ -311,7 +305,7 @@ mod tests {
 
     #[test]
     fn missing_acps_grant_nothing_and_deleted_subtrees_take_their_entries() {
-        let p = Policies::new(&me());
+        let p = Policies::new();
         p.set_named("cse-in/Cae/cnt", vec!["gone".into()]);
         let cnt = res(ResourceType::Container, "c", "cse-in/Cae/cnt", "Cae");
         assert!(named(&p, &cnt).is_empty());

@@ -125,7 +125,7 @@ pub struct Ask<'a> {
 /// An originator ID in the form rules are matched in: CSE-relative for this CSE's own
 /// entities (`Cae`), SP-relative for other CSEs and their entities (`/id-mn/Cae`), absolute
 /// only for other service providers.
-pub fn normalize(id: &str, me: &CseIdentity) -> String {
+fn normalize(id: &str, me: &CseIdentity) -> String {
     local_originator(id, me)
 }
 
@@ -170,11 +170,6 @@ impl Privileges {
     /// Whether some rule grants `ask`.
     pub fn grants(&self, ask: &Ask) -> bool {
         self.rules.iter().any(|r| r.grants(ask))
-    }
-
-    /// Whether a rule names this originator at all (with any operation): for messages.
-    pub fn names(&self, originator: &str) -> bool {
-        self.rules.iter().any(|r| r.matches(originator))
     }
 }
 

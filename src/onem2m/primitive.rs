@@ -59,6 +59,12 @@ pub struct RequestPrimitive {
     pub rqet: Option<String>,
 }
 
+/// Whether a value says "not set": `null`, or an empty list (as OpenMTC writes every member
+/// of its model it has no value for).
+pub fn unset(v: &Value) -> bool {
+    v.is_null() || v.as_array().is_some_and(Vec::is_empty)
+}
+
 /// A non-negative integer, or one written as a string (`"op": "1"`, `"ty": "2"`, as Mobius
 /// devices send them: the value cannot mean anything else).
 pub fn number(v: &Value) -> Option<u64> {

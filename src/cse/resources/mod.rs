@@ -113,11 +113,7 @@ pub fn reference(res: &Resource, drt: u64) -> Value {
 /// A subscription's `enc.chty` names types that can be children of what it subscribes to
 /// (TS-0004 §7.4.8.2.1: 4000 otherwise).
 fn check_child_types(parent: &Resource, attrs: &Map<String, Value>) -> Result<(), Error> {
-    let chty = attrs
-        .get("enc")
-        .and_then(|e| e.get("chty"))
-        .and_then(Value::as_array);
-    for t in chty.into_iter().flatten().filter_map(Value::as_u64) {
+    for t in subscription::child_types(attrs).unwrap_or_default() {
         let child = u16::try_from(t).ok().and_then(ResourceType::from_u16);
         if !child.is_some_and(|c| allowed_child(parent.ty, c)) {
             return Err(Error::bad_request(format!(
@@ -191,12 +187,16 @@ fn expiration(attrs: &mut Map<String, Value>, now: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// Fills in `et` when the request gave none: `lifetime` seconds from now (0: left unset).
-fn default_expiration(attrs: &mut Map<String, Value>, lifetime: u64) {
+/// Fills in `et` when the request gave none: `lifetime` seconds after `now` (0: left unset).
+fn default_expiration(
+    attrs: &mut Map<String, Value>,
+    now: chrono::DateTime<chrono::Utc>,
+    lifetime: u64,
+) {
     if lifetime == 0 || attrs.contains_key("et") {
         return;
     }
-    if let Some(at) = time::after(chrono::Utc::now(), lifetime) {
+    if let Some(at) = time::after(now, lifetime) {
         attrs.insert("et".into(), json!(time::format(at)));
     }
 }
@@ -280,9 +280,11 @@ pub fn create(
     // A sibling with the same name makes the insert below fail on the unique index of srn
     // (4105 CONFLICT); no lookup beforehand.
     let srn = format!("{}/{rn}", parent.srn);
-    let now = time::now();
+    // One reading of the clock for ct, lt and a default et.
+    let clock = chrono::Utc::now();
+    let now = time::format(clock);
     expiration(&mut attrs, &now)?;
-    default_expiration(&mut attrs, rules.default_lifetime_s);
+    default_expiration(&mut attrs, clock, rules.default_lifetime_s);
     // A subscription records its subscriber (cr), always: it may see and cancel it, and its
     // notifications stop when it may no longer retrieve what it subscribed to.
     if attrs.contains_key("cr") || ty == ResourceType::Subscription {

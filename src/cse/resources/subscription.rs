@@ -5,6 +5,25 @@ use crate::onem2m::{Error, Rsc};
 use crate::store::Resource;
 use serde_json::{Map, Value};
 
+/// The event types a subscription reports (`enc.net`; 1, update, when it names none).
+pub fn event_types(attrs: &Map<String, Value>) -> Vec<u64> {
+    attrs
+        .get("enc")
+        .and_then(|e| e.get("net"))
+        .and_then(Value::as_array)
+        .map(|l| l.iter().filter_map(Value::as_u64).collect())
+        .unwrap_or_else(|| vec![1])
+}
+
+/// The child types a subscription limits its child events to (`enc.chty`), if it does.
+pub fn child_types(attrs: &Map<String, Value>) -> Option<Vec<u64>> {
+    attrs
+        .get("enc")
+        .and_then(|e| e.get("chty"))
+        .and_then(Value::as_array)
+        .map(|l| l.iter().filter_map(Value::as_u64).collect())
+}
+
 /// Who subscribed: the `cr` the CSE records on every subscription, or for one stored before
 /// it did, the subscription's owner. Empty for the CSE's own.
 pub fn subscriber(sub: &Resource) -> &str {
@@ -64,13 +83,7 @@ pub fn init(attrs: &Map<String, Value>) -> Result<(), Error> {
         }
     }
     // TS-0001 Table 9.6.8-4: "modified attributes" is for updates only.
-    let nets: Vec<u64> = attrs
-        .get("enc")
-        .and_then(|e| e.get("net"))
-        .and_then(Value::as_array)
-        .map(|l| l.iter().filter_map(Value::as_u64).collect())
-        .unwrap_or_else(|| vec![1]);
-    if nct == Some(2) && nets.iter().any(|n| *n != 1) {
+    if nct == Some(2) && event_types(attrs).iter().any(|n| *n != 1) {
         return Err(Error::bad_request(
             "nct 2 (modified attributes) goes with net 1 (update) only (TS-0001 Table 9.6.8-4)",
         ));
