@@ -2,7 +2,7 @@
 
 mod common;
 use common::*;
-use m2mhub::client::{Client, Notifications, Options};
+use m2mhub::client::{Client, Options};
 use m2mhub::onem2m::{ResourceType, Rsc};
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -29,22 +29,6 @@ async fn container_c(client: &Client, parent: &str) {
         .await
         .unwrap();
     assert_eq!(r.rsc, Rsc::CREATED, "{r:?}");
-}
-
-async fn next_sgn(notes: &mut Notifications) -> Value {
-    let n = tokio::time::timeout(WAIT, notes.next())
-        .await
-        .expect("notification in time")
-        .expect("stream open");
-    let sgn = n.request.pc.clone().unwrap()["m2m:sgn"].clone();
-    n.respond(Rsc::OK);
-    sgn
-}
-
-async fn nothing_within(notes: &mut Notifications, d: Duration) {
-    if let Ok(Some(n)) = tokio::time::timeout(d, notes.next()).await {
-        panic!("unexpected notification: {:?}", n.request.pc);
-    }
 }
 
 fn sub(nu: Value, extra: Value) -> Value {

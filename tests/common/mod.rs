@@ -611,3 +611,21 @@ async fn ae_with(
     assert_eq!(r.rsc, Rsc::CREATED, "{r:?}");
     (c, notes)
 }
+
+/// The next notification's `m2m:sgn`, answered 2000; it must come within [`WAIT`].
+pub async fn next_sgn(notes: &mut m2mhub::client::Notifications) -> Value {
+    let n = tokio::time::timeout(WAIT, notes.next())
+        .await
+        .expect("notification in time")
+        .expect("stream open");
+    let sgn = n.request.pc.clone().unwrap()["m2m:sgn"].clone();
+    n.respond(m2mhub::onem2m::Rsc::OK);
+    sgn
+}
+
+/// Fails if a notification comes within `d`.
+pub async fn nothing_within(notes: &mut m2mhub::client::Notifications, d: Duration) {
+    if let Ok(Some(n)) = tokio::time::timeout(d, notes.next()).await {
+        panic!("unexpected notification: {:?}", n.request.pc);
+    }
+}
